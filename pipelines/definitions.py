@@ -1,0 +1,38 @@
+"""The one code location: a thin merge of the per-stage definitions, with project-wide policy applied once."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor, multiprocess_executor
+
+from dagster import BetaWarning, PreviewWarning
+
+# The single-run backfill policy is marked beta; it is what keeps a year one run instead of 365.
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
+
+from assets import extract as extract_assets
+from assets.partitions import daily_partitions
+from resources import build_resources, current_profile
+from sensors import extract as extract_sensors
+
+# The main job: every asset, over a partition range. Locally it runs in one process (a multiprocess
+# step costs seconds of start-up); elsewhere steps fan out to processes.
+main_job = define_asset_job(
+    "main",
+    selection=AssetSelection.all(),
+    partitions_def=daily_partitions,
+    description="The whole graph: extract, and every stage downstream of it.",
+)
+
+_executor = in_process_executor if current_profile() == "local" else multiprocess_executor.configured(
+    {"max_concurrent": int(os.environ.get("TRIBUTARY_MAX_CONCURRENT", "2"))}
+)
+
+defs = Definitions.merge(
+    extract_assets.defs,
+    extract_sensors.defs,
+    Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
+)

@@ -1,0 +1,56 @@
+"""The relational source as a Dagster resource: a SQLite file locally, PostgreSQL (RDS on AWS) otherwise."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+from pipelines.sourcedb import SourceError, check_tables, create_engine
+
+
+class SourceDatabaseResource(ConfigurableResource):
+    """The operational database that `tributary seed` fills and the extract assets read."""
+
+    dsn: str | None = Field(default=None, description="SQLAlchemy URL, postgresql:// DSN or SQLite file path.")
+    secret_id: str | None = Field(
+        default=None, description="Secrets Manager secret with the RDS credentials (used when dsn is empty)."
+    )
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    def resolved_dsn(self) -> str:
+        if self.dsn:
+            return self.dsn
+        if self.secret_id:
+            return _dsn_from_secret(self.secret_id, self.region, self.endpoint_url)
+        raise SourceError("no source database configured: set TRIBUTARY_SOURCE_DSN (or TRIBUTARY_SOURCE_SECRET_ID)")
+
+    def get_engine(self, *, tables: list[str] | None = None) -> sa.Engine:
+        """A checked engine: raises SourceError in one line when the database or a table is missing."""
+        if self._engine is None:
+            self._engine = create_engine(self.resolved_dsn())
+        if tables:
+            check_tables(self._engine, tables)
+        return self._engine
+
+
+def _dsn_from_secret(secret_id: str, region: str, endpoint_url: str | None) -> str:
+    """Build a DSN from an RDS-style secret (username, password, host, port, dbname)."""
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
+    try:
+        secret = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    except Exception as exc:  # botocore raises many kinds; all mean the same thing to the user
+        raise SourceError(f"cannot read the source database secret {secret_id!r}: {exc}") from None
+    user = quote(secret["username"], safe="")
+    password = quote(secret.get("password", ""), safe="")
+    return (
+        f"postgresql+psycopg://{user}:{password}@{secret['host']}:{secret.get('port', 5432)}/"
+        f"{secret.get('dbname', 'postgres')}"
+    )
