@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+import functools
 from dataclasses import dataclass
 
 import polars as pl
@@ -56,15 +57,21 @@ def arrow_schema(table: SourceTable) -> pa.Schema:
     return pl.Schema(table.columns).to_arrow()
 
 
-def partition_query(table: SourceTable) -> sa.Select:
-    """The extraction query: one day's rows for partitioned tables (bound, never formatted), all rows otherwise."""
-    t = sql_metadata().tables[table.name]
-    query = sa.select(*(t.c[c] for c in table.columns))
+def partition_query(table: SourceTable) -> sa.TextClause:
+    """The extraction query: one day's rows for partitioned tables, all rows otherwise.
+
+    Values are bound (`:year`...), never formatted into the SQL. Plain text rather than a typed select:
+    the drivers' own values go straight to polars, and `conform` types them in one vectorized pass.
+    """
+    sql = f"SELECT {', '.join(table.columns)} FROM {table.name}"
     if table.partitioned:
-        query = query.where(
-            t.c.year == sa.bindparam("year"), t.c.month == sa.bindparam("month"), t.c.day == sa.bindparam("day")
-        )
-    return query.order_by(*(t.c[c] for c in table.primary_key))
+        sql += " WHERE year = :year AND month = :month AND day = :day"
+    return _text(f"{sql} ORDER BY {', '.join(table.primary_key)}")
+
+
+@functools.cache
+def _text(sql: str) -> sa.TextClause:
+    return sa.text(sql)
 
 
 def query_parameters(table: SourceTable, date: dt.date | None) -> dict[str, int]:
@@ -94,24 +101,23 @@ def conform(batch: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
 
 
 def read_batches(
-    engine: sa.Engine, table: SourceTable, date: dt.date | None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    conn: sa.Connection, table: SourceTable, date: dt.date | None, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pl.DataFrame]:
     """Stream a partition's rows in chunks of at most `chunk_rows` (a server-side cursor on PostgreSQL)."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
-        for batch in pl.read_database(
-            partition_query(table),
-            conn,
-            iter_batches=True,
-            batch_size=chunk_rows,
-            schema_overrides=table.columns,
-            execute_options={"parameters": query_parameters(table, date)},
-        ):
-            yield conform(batch, table)
+    overrides = {c: t for c, t in table.columns.items() if not isinstance(t, pl.Datetime)}
+    for batch in pl.read_database(
+        partition_query(table),
+        conn.execution_options(stream_results=True, max_row_buffer=chunk_rows),
+        iter_batches=True,
+        batch_size=chunk_rows,
+        schema_overrides=overrides,
+        execute_options={"parameters": query_parameters(table, date)},
+    ):
+        yield conform(batch, table)
 
 
 def extract(
-    engine: sa.Engine,
+    source: sa.Engine | sa.Connection,
     lake: Lake,
     table_name: str,
     *,
@@ -120,7 +126,14 @@ def extract(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     preview_rows: int = 5,
 ) -> Extracted:
-    """Extract one partition (or a snapshot when `date` is None) and publish it. Safe to re-run."""
+    """Extract one partition (or a snapshot when `date` is None) and publish it. Safe to re-run.
+
+    Pass a connection to extract many partitions over one connection.
+    """
+    if isinstance(source, sa.Engine):
+        with source.connect() as conn:
+            return extract(conn, lake, table_name, date=date, run_id=run_id, chunk_rows=chunk_rows,
+                           preview_rows=preview_rows)
     table = TABLES[table_name]
     label = (date or dt.datetime.now(dt.UTC).date()).isoformat()
     rel = f"{raw_dir(table_name, label)}/{run_id}.parquet"
@@ -130,7 +143,7 @@ def extract(
     preview = pl.DataFrame(schema=table.columns)
     writer = lake.parquet_writer(rel, schema)
     try:
-        for batch in read_batches(engine, table, date, chunk_rows=chunk_rows):
+        for batch in read_batches(source, table, date, chunk_rows=chunk_rows):
             if batch.height == 0:
                 continue
             writer.write_table(batch.to_arrow().cast(schema))

@@ -77,6 +77,7 @@ class Lake:
             "connect_timeout": 5,
             "request_timeout": 30,
             "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=4),
+            "allow_bucket_creation": True,  # used only by check(create=True), for test endpoints
         }
         if self.access_key_id:
             kwargs.update(access_key=self.access_key_id, secret_key=self.secret_access_key)

@@ -5,6 +5,7 @@ No Dagster here: the seed command, the extract assets and the benchmarks all sha
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import zipfile
@@ -102,6 +103,7 @@ def _sa_type(dtype: pl.DataType) -> sa.types.TypeEngine:
     raise TypeError(f"no SQL type for {dtype}")
 
 
+@functools.cache
 def sql_metadata() -> sa.MetaData:
     """SQLAlchemy tables for the operational schema: keys, types, and the indexes extraction relies on."""
     metadata = sa.MetaData()

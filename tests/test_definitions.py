@@ -1,0 +1,54 @@
+"""The one code location loads on every profile, with the expected graph, and without touching the network."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from dagster import AssetKey
+
+EXPECTED_ASSETS = {AssetKey(["raw", t]) for t in ("flights", "weather", "airports", "planes", "airlines")}
+
+
+def _load():
+    import pipelines.definitions as module
+
+    return importlib.reload(module).defs
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"TRIBUTARY_PROFILE": "localstack", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"},  # nothing listens there
+        {"TRIBUTARY_PROFILE": "aws", "TRIBUTARY_LAKE_BUCKET": "b", "TRIBUTARY_SOURCE_SECRET_ID": "s"},
+    ],
+)
+def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    defs = _load()
+    graph = defs.resolve_asset_graph()
+    assert EXPECTED_ASSETS <= set(graph.get_all_asset_keys())
+    assert {g for k in EXPECTED_ASSETS for g in [graph.get(k).group_name]} == {"extract"}
+    assert defs.resolve_job_def("main") and defs.resolve_job_def("daily_extract")
+    assert defs.resolve_sensor_def("source_change_capture")
+    assert defs.resolve_schedule_def("daily_extract_schedule")
+    flights = graph.get(AssetKey(["raw", "flights"]))
+    assert flights.partitions_def.get_partition_keys()[0] == "2013-01-01"
+    assert flights.partitions_def.get_partition_keys()[-1] == "2013-12-31"
+
+
+def test_unknown_profile_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resources import ProfileError, build_resources
+
+    monkeypatch.setenv("TRIBUTARY_PROFILE", "prod")
+    with pytest.raises(ProfileError, match="unknown TRIBUTARY_PROFILE 'prod'"):
+        build_resources()
+
+
+def test_aws_profile_without_a_bucket_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resources import ProfileError, build_resources
+
+    with pytest.raises(ProfileError, match="TRIBUTARY_LAKE_ROOT"):
+        build_resources("aws")
