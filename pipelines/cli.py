@@ -151,6 +151,19 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
 
 
+@main.command()
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_fail_cleanly
+def query(sql: str, fmt: str) -> None:
+    """Run SQL over the warehouse and standardized tables (e.g. "SELECT * FROM fact_flights LIMIT 5")."""
+    from pipelines.query import render, run_sql
+    from resources import resolved
+
+    out = render(run_sql(resolved("lake").get_lake(), sql), fmt)
+    click.echo(out, nl=not out.endswith("\n"))
+
+
 def _source_tables(keys) -> list[str]:
     return [k.path[1] for k in keys if k.path[0] == "raw" and len(k.path) == 2 and k.path[1] != "telemetry"]
 

@@ -125,7 +125,10 @@ class Lake:
                     raise LakeError(f"lake bucket {self.bucket!r} does not exist ({where})")
                 self.fs.create_dir(self.bucket)
         except OSError as exc:
-            raise LakeError(f"cannot reach the lake {where}: {_first_line(exc)}") from None
+            reason = _first_line(exc)
+            if "NETWORK_CONNECTION" in reason or "Could not connect" in reason:
+                raise LakeError(f"cannot reach the lake {where}: nothing answers at that endpoint") from None
+            raise LakeError(f"the lake {where} refused the request: {reason}") from None
 
     # -- files ----------------------------------------------------------------------------------
 
