@@ -1,0 +1,68 @@
+"""Data quality with Great Expectations: run a suite over a polars frame and say what failed. No Dagster.
+
+Great Expectations takes a few seconds to import, so it is imported when a suite first runs, not when the
+definitions load.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+SuiteFactory = Callable[[Any], Sequence[Any]]
+"""Builds a suite's expectations from the `great_expectations.expectations` module."""
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    suite: str
+    success: bool
+    evaluated: int
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.success:
+            return f"{self.suite}: all {self.evaluated} expectations met"
+        return f"{self.suite}: {len(self.failures)} of {self.evaluated} expectations failed: " + "; ".join(self.failures)
+
+
+@functools.cache
+def _context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def validate(df: pl.DataFrame, suite_name: str, build: SuiteFactory) -> QualityReport:
+    """Validate `df` against the expectations `build(gx.expectations)` returns."""
+    import great_expectations as gx
+
+    context = _context()
+    source = context.data_sources.add_or_update_pandas(f"{suite_name}_source")
+    asset = source.add_dataframe_asset(f"{suite_name}_{id(df)}")
+    try:
+        batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
+            batch_parameters={"dataframe": df.to_pandas(use_pyarrow_extension_array=True)}
+        )
+        suite = gx.ExpectationSuite(name=suite_name, expectations=list(build(gx.expectations)))
+        result = batch.validate(suite)
+    finally:
+        source.delete_asset(asset.name)  # the context lives as long as the process: keep it empty
+    failures = []
+    for item in result.results:
+        if not item.success:
+            config = item.expectation_config
+            column = config.kwargs.get("column") or config.kwargs.get("column_list") or ""
+            unexpected = item.result.get("unexpected_count") if item.result else None
+            detail = f" ({unexpected} unexpected)" if unexpected else ""
+            failures.append(f"{config.type}({column}){detail}")
+    return QualityReport(suite=suite_name, success=bool(result.success), evaluated=len(result.results), failures=failures)
