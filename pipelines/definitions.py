@@ -18,6 +18,7 @@ from assets import standardize as standardize_assets
 from assets import warehouse as warehouse_assets
 from assets.partitions import daily_partitions
 from resources import build_resources, current_profile
+from sensors import automation as automation_sensors
 from sensors import extract as extract_sensors
 
 # The main job: every asset, over a partition range. Locally it runs in one process (a multiprocess
@@ -38,5 +39,6 @@ defs = Definitions.merge(
     standardize_assets.defs,
     warehouse_assets.defs,
     extract_sensors.defs,
+    automation_sensors.defs,
     Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
 )

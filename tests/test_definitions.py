@@ -8,6 +8,11 @@ import pytest
 from dagster import AssetKey
 
 EXPECTED_ASSETS = {AssetKey(["raw", t]) for t in ("flights", "weather", "airports", "planes", "airlines")}
+EXPECTED_GROUPS = {
+    "standardize": {AssetKey(["standardized", t]) for t in ("flights", "weather", "airports", "planes", "airlines")},
+    "warehouse": {AssetKey(["warehouse", t]) for t in ("fact_flights", "dim_airport", "dim_carrier", "dim_plane",
+                                                      "dim_date", "route_daily_kpis", "carrier_monthly_kpis")},
+}
 
 
 def _load():
@@ -32,7 +37,11 @@ def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest
     assert EXPECTED_ASSETS <= set(graph.get_all_asset_keys())
     assert {g for k in EXPECTED_ASSETS for g in [graph.get(k).group_name]} == {"extract"}
     assert defs.resolve_job_def("main") and defs.resolve_job_def("daily_extract")
+    for group, keys in EXPECTED_GROUPS.items():
+        assert {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group} == keys
+    assert graph.get(AssetKey(["warehouse", "fact_flights"])).parent_keys >= {AssetKey(["standardized", "flights"])}
     assert defs.resolve_sensor_def("source_change_capture")
+    assert defs.resolve_sensor_def("follow_upstream")
     assert defs.resolve_schedule_def("daily_extract_schedule")
     flights = graph.get(AssetKey(["raw", "flights"]))
     assert flights.partitions_def.get_partition_keys()[0] == "2013-01-01"

@@ -91,7 +91,8 @@ def open_image(data: bytes, limits: Limits) -> Image.Image:
     except Refused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise Refused(RULE_IMAGE_TOO_LARGE, str(exc).splitlines()[0]) from None
+        raise Refused(RULE_IMAGE_TOO_LARGE, f"{str(exc).splitlines()[0].rstrip('.')}; the limit here is "
+                                            f"{limits.max_image_pixels:,} px (refused before decoding)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise Refused(RULE_UNREADABLE_IMAGE, f"corrupt or truncated image: {str(exc).splitlines()[0]}") from None
     return image

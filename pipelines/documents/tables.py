@@ -90,3 +90,29 @@ def quarantine(lake: Lake, rel: str, rows: Sequence[dict] | Sequence[Rejected], 
                             "rule": r["rule"], "reason": r["reason"], "run_id": run_id, "quarantined_at": now})
     frame = pl.DataFrame(records, schema=QUARANTINE_COLUMNS).unique("item", keep="last")
     return upsert(lake, rel, frame, keys=["item"])
+
+
+def todo(lake: Lake, catalog: pl.DataFrame, *, kinds: Sequence[str], target: str, quarantine_rel: str,
+         reprocess: bool = False) -> pl.DataFrame:
+    """Landed documents of these kinds that the target has not read in this version (doc_id, sha256) and that
+    were not quarantined in this version; all of them with `reprocess`."""
+    docs = catalog.filter(pl.col("kind").is_in(list(kinds)))
+    if reprocess or docs.is_empty():
+        return docs
+    done = read(lake, target, ["doc_id", "doc_sha256"])
+    if done is not None:
+        docs = docs.join(done.unique(), left_on=["doc_id", "sha256"], right_on=["doc_id", "doc_sha256"], how="anti")
+    refused = read(lake, quarantine_rel, ["item", "doc_sha256"])
+    if refused is not None:
+        docs = docs.join(refused.unique(), left_on=["raw_path", "sha256"], right_on=["item", "doc_sha256"], how="anti")
+    return docs
+
+
+def read_bodies(lake: Lake, paths: Sequence[str], *, threads: int = 8) -> list[bytes]:
+    """Raw files in order; on S3 several requests are in flight at once."""
+    if lake.scheme == "file" or len(paths) < 2:
+        return [lake.read_bytes(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lake.read_bytes, paths))

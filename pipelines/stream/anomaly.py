@@ -1,17 +1,20 @@
 """Online anomaly detection on telemetry, one event at a time, and the fixed-threshold baseline it must beat.
 
-The detector keeps, per station and measurement, a rolling median of the last few readings (the level) and a
-rolling median of the absolute prediction errors (the scale, a MAD), both river `RollingQuantile`s: O(1)
-memory and a few microseconds per event, no refit. Three scores, each scaled so that 1.0 is the alarm:
+The detector keeps, per station and measurement, the last clean reading (the reference) and a rolling median
+of the absolute changes between clean readings (the scale, a MAD, as a river `RollingQuantile`): O(1) memory
+and a few microseconds per event, no refit. Three scores, each scaled so that 1.0 is the alarm:
 
-- spike: |reading - level| / (1.4826 * scale + floor), widened by sqrt(hours since the last informative
-  reading) because weather drifts while nothing is heard, over `spike_threshold`;
-- stuck: how many readings in a row repeated the previous one exactly, over `stuck_repeats` (every
-  measurement frozen is rare in this data: 45 single repeats in 26,115 hours, never two in a row);
+- spike: the reading jumps away from the reference *and* back at the station's next event, by more than
+  `spike_threshold` scales on both sides (changes are divided by sqrt(hours), as weather drifts while
+  nothing is heard). A front moves a reading and keeps it there; a spike comes back. Judging that takes the
+  next event, so an event's verdict is final one observation later (`update` returns the previous event);
+- stuck: how many readings in a row repeated the previous one exactly, over `stuck_repeats` (all
+  measurements frozen together is rare in this data: 45 single repeats in 26,115 hours, never two in a row);
 - gap: hours since the station's previous event, over `gap_hours`.
 
-The event's score is the largest; `flag` is score >= 1 and `kind` says which. Events must come in event-time
-order per station: the landing's watermark guarantees that for what it lands.
+The event's score is the largest; `flag` is score >= 1 and `kind` says which. A spike is not learnt from,
+so the reference stays clean. Events must come in event-time order per station: the landing's watermark
+guarantees that for what it lands.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from river import stats
 from pipelines.stream.events import MEASURES
 
 DETECTOR_MEASURES: Final = ("temp", "dewp", "humid", "pressure", "wind_speed")
-FLOORS: Final[dict[str, float]] = {"temp": 1.0, "dewp": 1.0, "humid": 2.0, "pressure": 0.3, "wind_speed": 2.0}
+FLOORS: Final[dict[str, float]] = {"temp": 1.0, "dewp": 1.0, "humid": 2.0, "pressure": 0.2, "wind_speed": 2.0}
 """The smallest scale per measurement, about its reporting resolution: a flat calm night has a MAD of 0."""
 
 BASELINE_BOUNDS: Final[dict[str, tuple[float, float]]] = {
@@ -54,34 +57,48 @@ SCORE_SCHEMA: Final = pl.Schema(
         "gap_score": pl.Float64(),
     }
 )
+_SCORE_FIELDS: Final = SCORE_SCHEMA.names()
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    level_window: int = 5
-    scale_window: int = 72
+    scale_window: int = 48
     warmup: int = 6
-    spike_threshold: float = 6.0
+    spike_threshold: float = 3.0
     stuck_repeats: int = 2
     gap_hours: float = 3.0
 
 
 @dataclass
 class _Series:
-    """One station's measurement: its rolling level and rolling scale."""
+    """One station's measurement: its last clean reading and the rolling scale of clean changes."""
 
-    level: stats.RollingQuantile
     scale: stats.RollingQuantile
-    seen: int = 0
+    reference: float | None = None
+    reference_time: dt.datetime | None = None
+    learnt: int = 0
+
+
+@dataclass
+class _Pending:
+    """An event scored on its past (stuck, gap, the jump from the reference), awaiting the station's next event."""
+
+    event_id: str
+    event_time: dt.datetime
+    reading: dict[str, float | None]
+    jumps: dict[str, tuple[float, float]]  # measure -> (change from the reference per sqrt(hour), scale)
+    repeat: bool
+    stuck: float
+    gap: float
 
 
 @dataclass
 class _Station:
     last_time: dt.datetime | None = None
-    informative_time: dt.datetime | None = None  # last reading that was not a repeat
     last_reading: tuple | None = None
     repeats: int = 0
     series: dict[str, _Series] = field(default_factory=dict)
+    pending: _Pending | None = None
 
 
 class OnlineDetector:
@@ -92,77 +109,110 @@ class OnlineDetector:
         self.stations: dict[str, _Station] = {}
         self.events = 0
 
+    def frontier(self) -> dict[str, dt.datetime]:
+        """The event time of the last event seen, per station (its verdict may still be pending)."""
+        return {name: s.last_time for name, s in self.stations.items() if s.last_time is not None}
+
     def _series(self, station: _Station, measure: str) -> _Series:
         series = station.series.get(measure)
         if series is None:
-            series = _Series(stats.RollingQuantile(q=0.5, window_size=self.config.level_window),
-                             stats.RollingQuantile(q=0.5, window_size=self.config.scale_window))
-            station.series[measure] = series
+            series = station.series[measure] = _Series(stats.RollingQuantile(q=0.5, window_size=self.config.scale_window))
         return series
 
-    def frontier(self) -> dict[str, dt.datetime]:
-        """The event time of the last event scored, per station."""
-        return {name: s.last_time for name, s in self.stations.items() if s.last_time is not None}
+    def _finalize(self, station_id: str, station: _Station, pending: _Pending,
+                  following: tuple[dt.datetime, dict[str, float | None]] | None) -> tuple:
+        """The verdict on a pending event, given the station's next event (None: there is none yet, judge alone)."""
+        cfg = self.config
+        spike, measure = 0.0, None
+        for m, (jump, scale) in pending.jumps.items():
+            if following is None:
+                continue
+            after_time, after = following
+            x, y = pending.reading.get(m), after.get(m)
+            if x is None or y is None or math.isnan(y):
+                continue
+            back = (x - y) / math.sqrt(max(1.0, (after_time - pending.event_time).total_seconds() / 3600))
+            if jump * back > 0:  # away from the reference and back again, on the same side
+                z = min(abs(jump), abs(back)) / scale / cfg.spike_threshold
+                if z > spike:
+                    spike, measure = z, m
+        for m, (jump, _scale) in pending.jumps.items():
+            if following is not None and measure == m and spike >= 1.0:
+                continue  # a spike is not learnt from: the reference stays clean
+            series = self._series(station, m)
+            x = pending.reading[m]
+            if series.reference is not None:
+                series.scale.update(abs(jump) if jump == jump else 0.0)
+                series.learnt += 1
+            series.reference, series.reference_time = x, pending.event_time
+        score = max(spike, pending.stuck, pending.gap)
+        flag = score >= 1.0
+        kind = None
+        if flag:
+            kind = "spike" if score == spike else "stuck" if score == pending.stuck else "gap"
+        return (pending.event_id, station_id, pending.event_time, score, flag, kind,
+                measure if kind == "spike" else None, spike, pending.stuck, pending.gap)
 
-    def update(self, station_id: str, event_time: dt.datetime, reading: dict[str, float | None]) -> tuple:
-        """Score one event, then learn from it: (score, flag, kind, measure, spike, stuck, gap)."""
+    def update(self, station_id: str, event_id: str, event_time: dt.datetime,
+               reading: dict[str, float | None]) -> tuple | None:
+        """Take one event; return the final verdict on the station's previous event (a SCORE_SCHEMA row), if any."""
         cfg = self.config
         station = self.stations.setdefault(station_id, _Station())
         if station.last_time is not None and event_time <= station.last_time:
             raise ValueError(f"{station_id} event at {event_time} is not after {station.last_time}: "
                              "events must come in event-time order per station")
-        hours = math.inf if station.last_time is None else (event_time - station.last_time).total_seconds() / 3600
-        gap = 0.0 if math.isinf(hours) else max(0.0, (hours - 1) / (cfg.gap_hours - 1))
+        verdict = None
+        if station.pending is not None:
+            verdict = self._finalize(station_id, station, station.pending, (event_time, reading))
 
+        hours = None if station.last_time is None else (event_time - station.last_time).total_seconds() / 3600
+        gap = 0.0 if hours is None else max(0.0, (hours - 1) / (cfg.gap_hours - 1))
         values = tuple(reading.get(m) for m in MEASURES)
         repeat = station.last_reading is not None and values == station.last_reading
         station.repeats = station.repeats + 1 if repeat else 0
-        stuck = station.repeats / cfg.stuck_repeats
-
-        spike, measure = 0.0, None
-        since = 1.0 if station.informative_time is None else max(
-            1.0, (event_time - station.informative_time).total_seconds() / 3600)
+        jumps: dict[str, tuple[float, float]] = {}
         if not repeat:
-            widen = math.sqrt(since)
             for m in DETECTOR_MEASURES:
                 x = reading.get(m)
                 if x is None or math.isnan(x):
                     continue
                 series = self._series(station, m)
-                if series.seen >= cfg.warmup:
-                    error = x - series.level.get()
-                    z = abs(error) / ((1.4826 * series.scale.get() + FLOORS[m]) * widen) / cfg.spike_threshold
-                    if z > spike:
-                        spike, measure = z, m
-                if series.seen >= 1:
-                    series.scale.update(abs(x - series.level.get()))
-                series.level.update(x)
-                series.seen += 1
-            station.informative_time = event_time
-        station.last_time = event_time
-        station.last_reading = values
+                if series.reference is None:
+                    jumps[m] = (0.0, math.inf)
+                    continue
+                since = max(1.0, (event_time - series.reference_time).total_seconds() / 3600)
+                scale = 1.4826 * series.scale.get() + FLOORS[m] if series.learnt >= cfg.warmup else math.inf
+                jumps[m] = ((x - series.reference) / math.sqrt(since), scale)
+        station.pending = _Pending(event_id, event_time, dict(reading), jumps, repeat,
+                                   station.repeats / cfg.stuck_repeats, gap)
+        station.last_time, station.last_reading = event_time, values
         self.events += 1
+        return verdict
 
-        score = max(spike, stuck, gap)
-        flag = score >= 1.0
-        kind = None
-        if flag:
-            kind = "spike" if score == spike else "stuck" if score == stuck else "gap"
-        return score, flag, kind, measure if kind == "spike" else None, spike, stuck, gap
+    def flush(self) -> list[tuple]:
+        """Judge the events still waiting for a next one (the end of a replay): on their past alone."""
+        verdicts = []
+        for station_id, station in self.stations.items():
+            if station.pending is not None:
+                verdicts.append(self._finalize(station_id, station, station.pending, None))
+                station.pending = None
+        return verdicts
 
-    def score(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Score a frame of events (sorted here by event time); the loop is the online part, by design."""
+    def score(self, events: pl.DataFrame, *, flush: bool = False) -> pl.DataFrame:
+        """Score a frame of events (taken in event-time order); the loop is the online part, by design.
+
+        Returns the verdicts that became final: every event but each station's last, unless `flush`.
+        """
         ordered = events.sort("event_time", "station")
-        rows = []
-        names = ("station", "event_time", *MEASURES)
-        for row in ordered.select(*names).iter_rows():
-            station, event_time, *vals = row
-            rows.append(self.update(station, event_time, dict(zip(MEASURES, vals))))
-        scored = pl.DataFrame(rows, schema=["score", "flag", "kind", "measure", "spike_score", "stuck_score",
-                                            "gap_score"], orient="row",
-                              schema_overrides={"kind": pl.String, "measure": pl.String})
-        return pl.concat([ordered.select("event_id", "station", "event_time"), scored], how="horizontal").cast(
-            SCORE_SCHEMA)
+        verdicts = []
+        for station, event_id, event_time, *vals in ordered.select("station", "event_id", "event_time",
+                                                                    *MEASURES).iter_rows():
+            verdict = self.update(station, event_id, event_time, dict(zip(MEASURES, vals)))
+            if verdict is not None:
+                verdicts.append(verdict)
+        if flush:
+            verdicts += self.flush()
+        return pl.DataFrame(verdicts, schema=SCORE_SCHEMA, orient="row").sort("event_time", "station")
 
     def dumps(self) -> bytes:
         return pickle.dumps(self)

@@ -108,7 +108,7 @@ def offline_run(weather: pl.DataFrame, *, seed: int, limit: int | None = None, s
     std = standardize(records, state=LandingState(), batch=1, run_id="offline")
     quarantine = pl.concat([std.quarantine.select("rule", "key"),
                             std.late.select(pl.lit(RULE_LATE).alias("rule"), pl.col("event_id").alias("key"))])
-    detector = OnlineDetector(config).score(std.events)
+    detector = OnlineDetector(config).score(std.events, flush=True)
     return OfflineRun(replay.truth, records, std.events, quarantine, detector, baseline(std.events))
 
 

@@ -192,7 +192,11 @@ def manifest_path(batch: int) -> str:
 
 def committed_state(lake: Lake, table: DeltaTable | None = None) -> LandingState:
     """The state after the last committed batch, from its manifest."""
-    batch = committed_batch(lake, table)
+    return state_at(lake, committed_batch(lake, table))
+
+
+def state_at(lake: Lake, batch: int) -> LandingState:
+    """The state after a committed batch (the empty state for batch 0)."""
     if batch == 0:
         return LandingState()
     doc = lake.read_json(manifest_path(batch))
@@ -389,7 +393,7 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _create_or_merge(lake: Lake, rel: str, frame: pl.DataFrame, *, table: DeltaTable | None, predicate: str,
+def insert_new(lake: Lake, rel: str, frame: pl.DataFrame, *, table: DeltaTable | None, predicate: str,
                      partition_by: Sequence[str] = (), commit: CommitProperties | None = None) -> tuple[int | None, int]:
     """Insert-only MERGE (create the table if needed); (new version or None when nothing changed, rows inserted)."""
     if table is None:
@@ -474,7 +478,7 @@ def land(
     lake.publish_json(manifest_path(plan.batch), manifest)
     stage("manifest_written")
 
-    q_version, _ = _create_or_merge(lake, QUARANTINE, quarantine, table=delta.open_table(lake, QUARANTINE),
+    q_version, _ = insert_new(lake, QUARANTINE, quarantine, table=delta.open_table(lake, QUARANTINE),
                                     predicate="t.shard = s.shard AND t.sequence = s.sequence")
     stage("quarantine_committed")
 
@@ -482,7 +486,7 @@ def land(
         app_transactions=[Transaction(APP_ID, plan.batch)],
         custom_metadata={"tributary.batch": json.dumps(plan.to_json())},
     )
-    version, inserted = _create_or_merge(lake, STANDARDIZED, std.events, table=table, partition_by=["date"],
+    version, inserted = insert_new(lake, STANDARDIZED, std.events, table=table, partition_by=["date"],
                                          predicate="t.date = s.date AND t.event_id = s.event_id", commit=commit)
     if version is None:  # nothing new to insert: commit the batch number alone
         assert table is not None

