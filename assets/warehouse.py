@@ -118,6 +118,7 @@ def fact_flights(context: AssetExecutionContext, lake: LakeResource) -> Material
         reports.append(validate(df, "fact_flights", lambda e: suites.fact_flights(e, **members)))
         rows += df.height
         preview = df if preview is None else preview
+        context.log.info(f"fact_flights: through {chunk[-1]}, {rows:,} rows (Delta version {version})")
     return MaterializeResult(
         metadata=delta_metadata(rows=rows, uri=the_lake.uri("warehouse/fact_flights"), version=version,
                                 schema=preview.schema, preview=preview, single=len(days) == 1),
@@ -174,6 +175,7 @@ def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> Mate
                                         first=chunk[0], last=chunk[-1])
         reports.append(validate(df, "route_daily_kpis", suites.route_daily_kpis))
         rows += df.height
+        context.log.info(f"route_daily_kpis: through {chunk[-1]}, {rows:,} route-days")
         frames.append(df.group_by("flight_date").agg(pl.col("flights").sum()))
     daily = pl.concat(frames).sort("flight_date")
     metadata = delta_metadata(rows=rows, uri=the_lake.uri("warehouse/route_daily_kpis"), version=version,
