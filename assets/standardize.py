@@ -23,7 +23,7 @@ from assets.metadata import delta_metadata, quarantine_metadata
 from assets.partitions import chunks, daily_partitions, days_in_run
 from pipelines import delta, standardize, suites
 from pipelines.lake import Lake
-from pipelines.quality import QualityReport, validate
+from pipelines.quality import BatchValidator, QualityReport, validate
 from pipelines.raw import PARTITION_DATE, scan_days, scan_snapshot
 from resources.lake import LakeResource
 
@@ -65,12 +65,6 @@ def _share_check(good: int, bad: int, limit: float) -> AssetCheckResult:
         description=f"{bad:,} of {good + bad:,} rows quarantined ({share:.3%}); the limit is {limit:.2%}",
         metadata={"quarantine_share": share, "limit": limit},
     )
-
-
-def _merge_reports(reports: list[QualityReport], suite: str) -> QualityReport:
-    failures = [f for r in reports for f in r.failures]
-    return QualityReport(suite=suite, success=all(r.success for r in reports),
-                         evaluated=max((r.evaluated for r in reports), default=0), failures=failures)
 
 
 def _checks(key: list[str], *, blocking_share: bool) -> list[AssetCheckSpec]:
@@ -130,7 +124,8 @@ def standardized_weather(
     the_lake = lake.get_lake()
     days = days_in_run(context)
     good_rows = bad_rows = 0
-    quarantined, reports, preview = [], [], None
+    quarantined, preview = [], None
+    checker = BatchValidator("standardized_weather", suites.standardized_weather)
     for chunk in chunks(days):
         raw = _load_days(the_lake, "weather", chunk)
         result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=context.run_id)
@@ -141,14 +136,14 @@ def standardized_weather(
                               first=chunk[0], last=chunk[-1])
         good_rows, bad_rows = good_rows + result.good.height, bad_rows + q.height
         quarantined.append(q)
-        reports.append(validate(result.good, "standardized_weather", suites.standardized_weather))
+        checker.add(result.good)
         preview = result.good if preview is None else preview
     metadata = delta_metadata(rows=good_rows, uri=the_lake.uri("standardized/weather"), version=version,
                               schema=preview.schema, preview=preview, single=len(days) == 1)
     metadata.update(quarantine_metadata(pl.concat(quarantined)))
     return MaterializeResult(
         metadata=metadata,
-        check_results=[_quality_check(_merge_reports(reports, "standardized_weather")),
+        check_results=[_quality_check(checker.report()),
                        _share_check(good_rows, bad_rows, config.max_quarantine_share)],
     )
 
@@ -172,7 +167,8 @@ def standardized_flights(
     days = days_in_run(context)
     refs = {name: delta.scan(the_lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
     good_rows = bad_rows = 0
-    quarantined, reports, preview = [], [], None
+    quarantined, preview = [], None
+    checker = BatchValidator("standardized_flights", suites.standardized_flights)
     started = time.monotonic()
     for i, chunk in enumerate(chunks(days), start=1):
         raw = _load_days(the_lake, "flights", chunk)
@@ -189,7 +185,7 @@ def standardized_flights(
                               first=chunk[0], last=chunk[-1])
         good_rows, bad_rows = good_rows + result.good.height, bad_rows + q.height
         quarantined.append(q)
-        reports.append(validate(result.good, "standardized_flights", suites.standardized_flights))
+        checker.add(result.good)
         preview = result.good if preview is None else preview
         context.log.info(f"flights: {chunk[-1]} done ({i} chunk(s)), {good_rows:,} rows, {bad_rows:,} quarantined, "
                          f"{good_rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
@@ -198,7 +194,7 @@ def standardized_flights(
     metadata.update(quarantine_metadata(pl.concat(quarantined)))
     return MaterializeResult(
         metadata=metadata,
-        check_results=[_quality_check(_merge_reports(reports, "standardized_flights")),
+        check_results=[_quality_check(checker.report()),
                        _share_check(good_rows, bad_rows, config.max_quarantine_share)],
     )
 

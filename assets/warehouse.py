@@ -17,10 +17,10 @@ from dagster import (
 from assets.automation import follows_upstream
 from assets.metadata import delta_metadata
 from assets.partitions import chunks, daily_partitions, days_in_run
-from assets.standardize import _checks, _merge_reports, _quality_check
+from assets.standardize import _checks, _quality_check
 from pipelines import delta, suites, warehouse
 from pipelines.lake import Lake
-from pipelines.quality import validate
+from pipelines.quality import BatchValidator, validate
 from resources.lake import LakeResource
 
 GROUP = "warehouse"
@@ -109,20 +109,21 @@ def fact_flights(context: AssetExecutionContext, lake: LakeResource) -> Material
         "airports": delta.scan(the_lake, "warehouse/dim_airport").select("faa").collect()["faa"].to_list(),
         "tailnums": delta.scan(the_lake, "warehouse/dim_plane").select("tailnum").collect()["tailnum"].to_list(),
     }
-    rows, reports, preview = 0, [], None
+    rows, preview = 0, None
+    checker = BatchValidator("fact_flights", lambda e: suites.fact_flights(e, **members))
     for chunk in chunks(days):
         flights = delta.scan(the_lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
         df = warehouse.fact_flights(flights).collect()
         version = delta.overwrite_range(the_lake, "warehouse/fact_flights", df, partition_by="flight_date",
                                         first=chunk[0], last=chunk[-1])
-        reports.append(validate(df, "fact_flights", lambda e: suites.fact_flights(e, **members)))
+        checker.add(df)
         rows += df.height
         preview = df if preview is None else preview
         context.log.info(f"fact_flights: through {chunk[-1]}, {rows:,} rows (Delta version {version})")
     return MaterializeResult(
         metadata=delta_metadata(rows=rows, uri=the_lake.uri("warehouse/fact_flights"), version=version,
                                 schema=preview.schema, preview=preview, single=len(days) == 1),
-        check_results=[_quality_check(_merge_reports(reports, "fact_flights"))],
+        check_results=[_quality_check(checker.report())],
     )
 
 
@@ -167,13 +168,14 @@ def _chart_metadata(the_lake: Lake, name: str, png: bytes) -> dict:
 def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
     days = days_in_run(context)
-    rows, reports, frames = 0, [], []
+    rows, frames = 0, []
+    checker = BatchValidator("route_daily_kpis", suites.route_daily_kpis)
     for chunk in chunks(days):
         fact = delta.scan(the_lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
         df = warehouse.route_daily_kpis(fact).collect()
         version = delta.overwrite_range(the_lake, "warehouse/route_daily_kpis", df, partition_by="flight_date",
                                         first=chunk[0], last=chunk[-1])
-        reports.append(validate(df, "route_daily_kpis", suites.route_daily_kpis))
+        checker.add(df)
         rows += df.height
         context.log.info(f"route_daily_kpis: through {chunk[-1]}, {rows:,} route-days")
         frames.append(df.group_by("flight_date").agg(pl.col("flights").sum()))
@@ -182,7 +184,7 @@ def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> Mate
                               schema=df.schema, preview=df, single=len(days) == 1)
     metadata.update(_chart_metadata(the_lake, "route_daily_kpis", _chart(daily, "flight_date", "flights", "Flights per day")))
     return MaterializeResult(metadata=metadata,
-                             check_results=[_quality_check(_merge_reports(reports, "route_daily_kpis"))])
+                             check_results=[_quality_check(checker.report())])
 
 
 @asset(

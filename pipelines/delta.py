@@ -76,18 +76,26 @@ def overwrite_range(
     if target is None:
         write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", partition_by=[partition_by],
                         storage_options=_options(lake))
-    else:
-        write_deltalake(target, df.to_arrow(), mode="overwrite", predicate=range_predicate(partition_by, first, last),
-                        schema_mode=schema_mode)
-    return version(lake, rel)  # type: ignore[return-value]
+        return version(lake, rel)  # type: ignore[return-value]
+    write_deltalake(target, df.to_arrow(), mode="overwrite", predicate=range_predicate(partition_by, first, last),
+                    schema_mode=schema_mode)
+    return _after_write(target)
+
+
+def _after_write(target: DeltaTable) -> int:
+    """The version just committed, without opening the table again (opening costs with the file count)."""
+    target.update_incremental()
+    return target.version()
 
 
 def overwrite(lake: Lake, rel: str, df: pl.DataFrame) -> int:
     """Replace a whole (small) table in one commit; return the version."""
     target = open_table(lake, rel)
-    write_deltalake(target if target is not None else lake.uri(rel), df.to_arrow(), mode="overwrite",
-                    schema_mode="overwrite", storage_options=None if target is not None else _options(lake))
-    return version(lake, rel)  # type: ignore[return-value]
+    if target is None:
+        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=_options(lake))
+        return version(lake, rel)  # type: ignore[return-value]
+    write_deltalake(target, df.to_arrow(), mode="overwrite", schema_mode="overwrite")
+    return _after_write(target)
 
 
 def merge(lake: Lake, rel: str, df: pl.DataFrame, *, keys: Sequence[str]) -> int:
@@ -103,4 +111,5 @@ def merge(lake: Lake, rel: str, df: pl.DataFrame, *, keys: Sequence[str]) -> int
             .when_not_matched_insert_all()
             .execute()
         )
+        return _after_write(target)
     return version(lake, rel)  # type: ignore[return-value]
