@@ -32,9 +32,10 @@ ui: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-## bench: the extract benchmark (prints figures)
+## bench: the extract and warehouse benchmarks at scale 1 (prints figures; see benchmarks/ for more scales)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/extract.py --scales 1
+	$(BIN)/python benchmarks/warehouse.py --scales 1
 
 clean:
 	rm -rf .tributary

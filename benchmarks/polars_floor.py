@@ -1,0 +1,154 @@
+"""The floor of `benchmarks/warehouse.py`: extract -> standardize -> warehouse as a plain polars script.
+
+The same work the graph's assets do, with Dagster taken away and nothing else: the same per-day extraction
+(`pipelines.extract.extract`, raw Parquet and manifests), the same pure transforms (`pipelines.standardize`,
+`pipelines.warehouse`), the same month chunks, the same Delta writes (`pipelines.delta`: partition-scoped
+overwrite, MERGE for the dimensions), in the same stage order as the graph runs its steps. What it leaves
+out is what the graph adds around the work: the Dagster instance (run, step and materialization events),
+asset metadata and previews, the Great Expectations suites of the asset checks, and the KPI charts.
+
+    python benchmarks/polars_floor.py HOME DSN FIRST LAST     (prints one JSON line: rows, stages, peak RSS)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import polars as pl  # noqa: E402
+
+from pipelines import delta, standardize, warehouse  # noqa: E402
+from pipelines.extract import extract  # noqa: E402
+from pipelines.lake import Lake  # noqa: E402
+from pipelines.raw import PARTITION_DATE, scan_days, scan_snapshot  # noqa: E402
+from pipelines.source import PARTITIONED_TABLES, SNAPSHOT_TABLES  # noqa: E402
+from pipelines.sourcedb import create_engine  # noqa: E402
+
+CHUNK_DAYS = 31
+"""As `assets.partitions.chunks`: work in month-sized pieces."""
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _chunks(days: list[dt.date]) -> list[list[dt.date]]:
+    return [days[i : i + CHUNK_DAYS] for i in range(0, len(days), CHUNK_DAYS)]
+
+
+def _quarantine_with_day(quarantine: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """As the standardize assets: each quarantined row tagged with the raw partition it came from."""
+    ids = raw.select(pl.col("id").alias("_id"), pl.col(PARTITION_DATE).alias("partition_date"))
+    return (
+        quarantine.with_columns(pl.col("raw").str.json_path_match("$.id").cast(pl.Int64).alias("_id"))
+        .join(ids, on="_id", how="left")
+        .drop("_id")
+    )
+
+
+def _codes(lake: Lake, *columns: str) -> list[str]:
+    flights = delta.scan(lake, "standardized/flights")
+    return (
+        pl.concat([flights.select(pl.col(c).alias("code")) for c in columns])
+        .drop_nulls().unique().collect(engine="streaming")["code"].to_list()
+    )
+
+
+def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
+    lake = Lake(root=str(home / "lake"))
+    lake.check()
+    engine = create_engine(dsn)
+    run_id = uuid.uuid4().hex
+    days = _days(first, last)
+    stages: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = round(now - mark, 2)
+        mark = now
+
+    # extract: every day of the partitioned tables, then the reference snapshots (raw Parquet + manifests)
+    rows = {}
+    with engine.connect() as conn:
+        for table in PARTITIONED_TABLES:
+            rows[table] = sum(extract(conn, lake, table, date=day, run_id=run_id).rows for day in days)
+        for table in SNAPSHOT_TABLES:
+            extract(conn, lake, table, date=None, run_id=run_id)
+    stage("extract")
+
+    # standardize: reference tables whole, weather then flights by month chunk
+    for table, fn in (("airports", standardize.standardize_airports), ("planes", standardize.standardize_planes),
+                      ("airlines", standardize.standardize_airlines)):
+        result = fn(scan_snapshot(lake, table).collect(), run_id=run_id)
+        delta.overwrite(lake, f"standardized/{table}", result.good)
+        delta.overwrite(lake, f"quarantine/{table}", result.quarantine)
+    for chunk in _chunks(days):
+        raw = scan_days(lake, "weather", chunk).collect()
+        result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=run_id)
+        delta.overwrite_range(lake, "standardized/weather", result.good, partition_by="obs_date",
+                              first=chunk[0], last=chunk[-1])
+        delta.overwrite_range(lake, "quarantine/weather", _quarantine_with_day(result.quarantine, raw),
+                              partition_by="partition_date", first=chunk[0], last=chunk[-1])
+    refs = {name: delta.scan(lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
+    good = 0
+    for chunk in _chunks(days):
+        raw = scan_days(lake, "flights", chunk).collect()
+        weather = (
+            delta.scan(lake, "standardized/weather")
+            .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
+            .collect()
+        )
+        result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=run_id, **refs)
+        delta.overwrite_range(lake, "standardized/flights", result.good, partition_by="flight_date",
+                              first=chunk[0], last=chunk[-1])
+        delta.overwrite_range(lake, "quarantine/flights", _quarantine_with_day(result.quarantine, raw),
+                              partition_by="partition_date", first=chunk[0], last=chunk[-1])
+        good += result.good.height
+    stage("standardize")
+
+    # warehouse: dimensions (MERGE), the fact and route KPIs by month chunk, carrier KPIs recomputed whole
+    delta.merge(lake, "warehouse/dim_airport",
+                warehouse.dim_airport(refs["airports"], include_codes=_codes(lake, "origin", "dest")), keys=["faa"])
+    delta.merge(lake, "warehouse/dim_plane",
+                warehouse.dim_plane(refs["planes"], include_tailnums=_codes(lake, "tailnum")), keys=["tailnum"])
+    delta.merge(lake, "warehouse/dim_carrier", warehouse.dim_carrier(refs["airlines"]), keys=["carrier"])
+    delta.overwrite(lake, "warehouse/dim_date", warehouse.dim_date(first, last))
+    fact_rows = 0
+    for chunk in _chunks(days):
+        flights = delta.scan(lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
+        df = warehouse.fact_flights(flights).collect()
+        delta.overwrite_range(lake, "warehouse/fact_flights", df, partition_by="flight_date",
+                              first=chunk[0], last=chunk[-1])
+        fact_rows += df.height
+    for chunk in _chunks(days):
+        fact = delta.scan(lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
+        df = warehouse.route_daily_kpis(fact).collect()
+        delta.overwrite_range(lake, "warehouse/route_daily_kpis", df, partition_by="flight_date",
+                              first=chunk[0], last=chunk[-1])
+    kpis = warehouse.carrier_monthly_kpis(delta.scan(lake, "warehouse/fact_flights")).collect(engine="streaming")
+    delta.overwrite(lake, "warehouse/carrier_monthly_kpis", kpis.sort("carrier", "year", "month"))
+    stage("warehouse")
+    return {"rows": rows["flights"], "weather_rows": rows["weather"], "good": good, "fact_rows": fact_rows,
+            "stages": stages}
+
+
+def main(argv: list[str]) -> None:
+    home, dsn, first, last = argv
+    out = run(Path(home), dsn, dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
