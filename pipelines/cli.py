@@ -131,6 +131,14 @@ def run(selection: str, start: str | None, end: str | None) -> None:
         raise ValueError(f"bad --select {selection!r}: {exc}") from None
     if not keys:
         raise ValueError(f"--select {selection!r} matches no asset")
+    from pipelines.definitions import main_job
+
+    in_job = main_job.selection.resolve(graph)
+    if keys - in_job:
+        outside = ", ".join(sorted(k.to_user_string() for k in keys - in_job)[:5])
+        if selection != "*":
+            raise ValueError(f"not part of the main job: {outside} (the stream lands through its sensor)")
+        keys = keys & in_job
 
     from resources import resolved
 
@@ -179,6 +187,15 @@ def _failure_reason(result) -> str:
             return f"step {event.step_key}: {error.message.strip().splitlines()[-1] if error else 'unknown'}"
     return "see the run's log"
 
+
+def _register_stages() -> None:
+    """Each stage brings its own command group."""
+    from pipelines.stream.cli import stream
+
+    main.add_command(stream)
+
+
+_register_stages()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,17 +15,20 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from assets import extract as extract_assets
 from assets import standardize as standardize_assets
+from assets import stream as stream_assets
 from assets import warehouse as warehouse_assets
 from assets.partitions import daily_partitions
 from resources import build_resources, current_profile
 from sensors import automation as automation_sensors
 from sensors import extract as extract_sensors
+from sensors import stream as stream_sensors
 
 # The main job: every asset, over a partition range. Locally it runs in one process (a multiprocess
 # step costs seconds of start-up); elsewhere steps fan out to processes.
 main_job = define_asset_job(
     "main",
-    selection=AssetSelection.all(),
+    # The stream lands by its own sensor, batch by batch; it is not a daily job's work.
+    selection=AssetSelection.all() - AssetSelection.groups("stream"),
     partitions_def=daily_partitions,
     description="The whole graph: extract, standardize, warehouse, and every stage downstream of it.",
 )
@@ -38,7 +41,10 @@ defs = Definitions.merge(
     extract_assets.defs,
     standardize_assets.defs,
     warehouse_assets.defs,
+    stream_assets.defs,
+    Definitions(assets=stream_assets.lineage_assets),
     extract_sensors.defs,
     automation_sensors.defs,
+    stream_sensors.defs,
     Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
 )

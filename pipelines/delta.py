@@ -15,7 +15,7 @@ from deltalake.exceptions import TableNotFoundError
 from pipelines.lake import Lake
 
 
-def _options(lake: Lake) -> dict[str, str]:
+def storage_options(lake: Lake) -> dict[str, str]:
     opts = dict(lake.storage_options)
     if lake.scheme == "s3":
         # S3 now has conditional writes (If-None-Match), which delta-rs uses to commit safely from many
@@ -27,7 +27,7 @@ def _options(lake: Lake) -> dict[str, str]:
 def open_table(lake: Lake, rel: str) -> DeltaTable | None:
     """The Delta table at a lake path, or None when it does not exist yet."""
     try:
-        return DeltaTable(lake.uri(rel), storage_options=_options(lake))
+        return DeltaTable(lake.uri(rel), storage_options=storage_options(lake))
     except TableNotFoundError:
         return None
 
@@ -39,7 +39,7 @@ def version(lake: Lake, rel: str) -> int | None:
 
 def scan(lake: Lake, rel: str, *, version: int | None = None) -> pl.LazyFrame:
     """A lazy scan of a Delta table (projection and predicates pushed down to the files)."""
-    return pl.scan_delta(lake.uri(rel), version=version, storage_options=_options(lake) or None)
+    return pl.scan_delta(lake.uri(rel), version=version, storage_options=storage_options(lake) or None)
 
 
 def _literal(value: object) -> str:
@@ -75,7 +75,7 @@ def overwrite_range(
     target = open_table(lake, rel)
     if target is None:
         write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", partition_by=[partition_by],
-                        storage_options=_options(lake))
+                        storage_options=storage_options(lake))
         return version(lake, rel)  # type: ignore[return-value]
     write_deltalake(target, df.to_arrow(), mode="overwrite", predicate=range_predicate(partition_by, first, last),
                     schema_mode=schema_mode)
@@ -92,7 +92,7 @@ def overwrite(lake: Lake, rel: str, df: pl.DataFrame) -> int:
     """Replace a whole (small) table in one commit; return the version."""
     target = open_table(lake, rel)
     if target is None:
-        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=_options(lake))
+        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=storage_options(lake))
         return version(lake, rel)  # type: ignore[return-value]
     write_deltalake(target, df.to_arrow(), mode="overwrite", schema_mode="overwrite")
     return _after_write(target)
@@ -102,7 +102,7 @@ def merge(lake: Lake, rel: str, df: pl.DataFrame, *, keys: Sequence[str]) -> int
     """Upsert `df` on `keys` (update matches, insert the rest) in one commit; return the version."""
     target = open_table(lake, rel)
     if target is None:
-        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=_options(lake))
+        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=storage_options(lake))
     else:
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         (

@@ -60,8 +60,9 @@ class Lake:
         return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
 
     def uri(self, rel: str = "") -> str:
-        """The full URI of a lake path, as deltalake, polars and people see it."""
-        prefix = f"s3://{self._base}" if self.scheme == "s3" else Path(self._base).as_uri()
+        """The full location of a lake path as deltalake, polars and people see it: `s3://...` or an absolute
+        path (not a file:// URI, whose percent-encoding of spaces polars' Delta reader does not undo)."""
+        prefix = f"s3://{self._base}" if self.scheme == "s3" else self._base
         return f"{prefix}/{rel}".rstrip("/") if rel else prefix
 
     def path(self, rel: str) -> str:

@@ -14,6 +14,7 @@ from dagster import EnvVar
 
 from resources.lake import LakeResource
 from resources.source_db import SourceDatabaseResource
+from resources.stream import stream_resource
 
 Profile = Literal["local", "localstack", "aws"]
 PROFILES: tuple[Profile, ...] = ("local", "localstack", "aws")
@@ -99,7 +100,7 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         region=region,
         endpoint_url=endpoint if profile != "local" else None,
     )
-    return {"lake": lake, "source_db": source_db}
+    return {"lake": lake, "source_db": source_db, "stream": stream_resource(profile)}
 
 
 def resolved(name: str, profile: str | None = None) -> Any:

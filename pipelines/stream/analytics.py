@@ -83,17 +83,25 @@ def update_windows(lake: Lake, *, lateness: dt.timedelta = LATENESS) -> Analytic
     # Windows between the old and the new watermark turn complete: their dates are rewritten too.
     moved = [t.date() for t in before.values()] + [t.date() for t in after.values()]
     dates = new_dates.to_list() + moved
+    target = delta.open_table(lake, WINDOWS_TABLE)
+    commit = _commit(landed, WINDOWS_APP)
+    if not dates:  # the batches landed no event (all quarantined): record that they were seen
+        empty = pl.DataFrame(schema=WINDOW_SCHEMA).to_arrow()
+        if target is None:
+            write_deltalake(lake.uri(WINDOWS_TABLE), empty, mode="overwrite", partition_by=["date"],
+                            storage_options=delta.storage_options(lake), commit_properties=commit)
+        else:
+            write_deltalake(target, empty, mode="append", commit_properties=commit)
+        return AnalyticsResult(WINDOWS_TABLE, batch=landed, version=delta.version(lake, WINDOWS_TABLE))
     first, last = min(dates), max(dates)
     window_events = events.filter(
         pl.col("date").is_between(first - dt.timedelta(days=1), last)
         & (pl.col("event_time") >= dt.datetime.combine(first, dt.time(), dt.timezone.utc) - LOOKBACK)
     )
     windows = rolling_windows(window_events, watermarks=after).filter(pl.col("date").is_between(first, last))
-    target = delta.open_table(lake, WINDOWS_TABLE)
-    commit = _commit(landed, WINDOWS_APP)
     if target is None:
         write_deltalake(lake.uri(WINDOWS_TABLE), windows.to_arrow(), mode="overwrite", partition_by=["date"],
-                        storage_options=delta._options(lake), commit_properties=commit)
+                        storage_options=delta.storage_options(lake), commit_properties=commit)
     else:
         write_deltalake(target, windows.to_arrow(), mode="overwrite", commit_properties=commit,
                         predicate=delta.range_predicate("date", first, last))
@@ -107,18 +115,19 @@ def _state_path(batch: int) -> str:
     return f"{DETECTOR_STATE}/{batch:010d}.pkl"
 
 
-def load_detector(lake: Lake, batch: int, config: DetectorConfig = DetectorConfig()) -> OnlineDetector:
+def load_detector(lake: Lake, batch: int, config: DetectorConfig | None = None) -> OnlineDetector:
     """The detector as it was after the landing batch `batch` (a new one for batch 0)."""
     if batch == 0:
-        return OnlineDetector(config)
+        return OnlineDetector(config or DetectorConfig())
     try:
         return OnlineDetector.loads(lake.read_bytes(_state_path(batch)))
     except FileNotFoundError:
-        raise RuntimeError(f"anomalies reflect batch {batch} but the detector state {_state_path(batch)} is missing") from None
+        raise RuntimeError(f"anomalies reflect batch {batch} but the detector state {_state_path(batch)} "
+                           "is missing") from None
 
 
 def update_anomalies(lake: Lake, *, lateness: dt.timedelta = LATENESS,
-                     config: DetectorConfig = DetectorConfig()) -> AnalyticsResult:
+                     config: DetectorConfig | None = None) -> AnalyticsResult:
     """Feed the detector the events that passed the watermark since its last run; append its verdicts."""
     source = delta.open_table(lake, STANDARDIZED)
     landed = committed_batch(lake, source)

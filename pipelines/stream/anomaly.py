@@ -104,8 +104,8 @@ class _Station:
 class OnlineDetector:
     """Scores events one at a time and learns from each; its state pickles (`dumps`/`loads`) between runs."""
 
-    def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
-        self.config = config
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
         self.stations: dict[str, _Station] = {}
         self.events = 0
 
@@ -116,7 +116,8 @@ class OnlineDetector:
     def _series(self, station: _Station, measure: str) -> _Series:
         series = station.series.get(measure)
         if series is None:
-            series = station.series[measure] = _Series(stats.RollingQuantile(q=0.5, window_size=self.config.scale_window))
+            scale = stats.RollingQuantile(q=0.5, window_size=self.config.scale_window)
+            series = station.series[measure] = _Series(scale)
         return series
 
     def _finalize(self, station_id: str, station: _Station, pending: _Pending,
@@ -207,7 +208,7 @@ class OnlineDetector:
         verdicts = []
         for station, event_id, event_time, *vals in ordered.select("station", "event_id", "event_time",
                                                                     *MEASURES).iter_rows():
-            verdict = self.update(station, event_id, event_time, dict(zip(MEASURES, vals)))
+            verdict = self.update(station, event_id, event_time, dict(zip(MEASURES, vals, strict=True)))
             if verdict is not None:
                 verdicts.append(verdict)
         if flush:

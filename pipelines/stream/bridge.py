@@ -74,7 +74,8 @@ class MqttBridge:
         try:
             client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:
-            raise TransportError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc.strerror or exc}") from None
+            where = f"{self.host}:{self.port}"
+            raise TransportError(f"cannot reach the MQTT broker at {where}: {exc.strerror or exc}") from None
         client.loop_start()
         try:
             if not self._connected.wait(10):
@@ -93,6 +94,6 @@ class MqttBridge:
                     break
             self._flush(client)
         finally:
-            client.loop_stop()
             client.disconnect()
+            client.loop_stop()
         return self.forwarded

@@ -15,9 +15,11 @@ from typing import Final
 
 import polars as pl
 
+from pipelines import delta
+from pipelines.lake import Lake
 from pipelines.stream.anomaly import DetectorConfig, OnlineDetector, baseline
 from pipelines.stream.events import ANALYTIC_FAULTS, DELIVERY_FAULTS, encode, observations, plan_replay
-from pipelines.stream.landing import RULE_LATE, LandingState, standardize
+from pipelines.stream.landing import QUARANTINE, RAW, RULE_LATE, STANDARDIZED, LandingState, payload_text, standardize
 from pipelines.stream.transports import RECORD_SCHEMA, shard_index, shard_name
 
 SCORES_SCHEMA: Final = pl.Schema(
@@ -55,7 +57,8 @@ def score_detection(truth: pl.DataFrame, detector: pl.DataFrame, base: pl.DataFr
         wanted = ANALYTIC_FAULTS if fault == "any" else (fault,)
         labelled = _ids(truth.filter(pl.col("fault").is_in(wanted))) & universe
         for method, flags in (("detector", detector), ("baseline", base)):
-            found = flags.filter(pl.col("flag") & pl.col("kind").is_in(wanted)) if fault != "any" else flags.filter("flag")
+            typed = pl.col("flag") if fault == "any" else pl.col("flag") & pl.col("kind").is_in(wanted)
+            found = flags.filter(typed)
             rows.append(_row(fault, method, labelled, _ids(found)))
     return pl.DataFrame(rows, schema=SCORES_SCHEMA)
 
@@ -90,7 +93,7 @@ class OfflineRun:
 
 
 def offline_run(weather: pl.DataFrame, *, seed: int, limit: int | None = None, shards: int = 2,
-                config: DetectorConfig = DetectorConfig()) -> OfflineRun:
+                config: DetectorConfig | None = None) -> OfflineRun:
     """Produce, land as one batch and score, without a transport or a lake: the evaluation's reference run."""
     replay = plan_replay(observations(weather, limit=limit), seed=seed)
     sent = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -110,6 +113,26 @@ def offline_run(weather: pl.DataFrame, *, seed: int, limit: int | None = None, s
                             std.late.select(pl.lit(RULE_LATE).alias("rule"), pl.col("event_id").alias("key"))])
     detector = OnlineDetector(config).score(std.events, flush=True)
     return OfflineRun(replay.truth, records, std.events, quarantine, detector, baseline(std.events))
+
+
+def lake_scores(lake: Lake, truth: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(detection, landing) scores of what the lake holds: the anomalies table, standardized, quarantine, raw."""
+    from pipelines.stream.analytics import ANOMALIES_TABLE
+
+    missing = [rel for rel in (STANDARDIZED, QUARANTINE, ANOMALIES_TABLE) if delta.open_table(lake, rel) is None]
+    if missing:
+        raise ValueError(f"nothing to evaluate yet: {', '.join(missing)} not in the lake (land the stream first)")
+    anomalies = delta.scan(lake, ANOMALIES_TABLE).select("event_id", "flag", "kind", "baseline_flag").collect()
+    detector = anomalies.select("event_id", "flag", "kind")
+    base = anomalies.select("event_id", flag=pl.col("baseline_flag").fill_null(False)).with_columns(
+        kind=pl.when(pl.col("flag")).then(pl.lit("spike")))
+    landed = delta.scan(lake, STANDARDIZED).select("event_id", "out_of_order").collect()
+    quarantine = delta.scan(lake, QUARANTINE).select("rule", "key").collect()
+    raw = pl.scan_parquet(lake.uri(f"{RAW}/**/*.parquet"), storage_options=lake.storage_options or None,
+                          hive_partitioning=False).select("payload").collect()
+    raw_ids = payload_text(raw["payload"]).str.extract(r'"event_id"\s*:\s*"([^"]*)"').alias("event_id")
+    return (score_detection(truth, detector, base),
+            score_landing(truth, landed=landed, quarantine=quarantine, raw_ids=raw_ids))
 
 
 def report(detection: pl.DataFrame, landing: pl.DataFrame | None = None) -> str:

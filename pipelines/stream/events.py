@@ -162,9 +162,8 @@ def plan_replay(obs: pl.DataFrame, *, seed: int, rates: FaultRates = FaultRates(
     rng = np.random.default_rng(seed)
     by_station = obs.with_row_index("pos").sort("station", "event_time")
     n = by_station.height
-    stations = by_station["station"].to_numpy()
-    runs = [(int(i[0]), int(i[-1]) + 1) for _, i in by_station.with_row_index("r").group_by("station", maintain_order=True)
-            .agg(pl.col("r")).iter_rows()]
+    rows_by_station = by_station.with_row_index("r").group_by("station", maintain_order=True).agg(pl.col("r"))
+    runs = [(int(rows[0]), int(rows[-1]) + 1) for _, rows in rows_by_station.iter_rows()]
     values = {m: by_station[m].to_numpy(allow_copy=True).copy() for m in MEASURES}
     blocked = np.zeros(n, dtype=bool)
     labels: list[tuple[int, str, str]] = []  # (row, fault, detail)
@@ -212,11 +211,11 @@ def plan_replay(obs: pl.DataFrame, *, seed: int, rates: FaultRates = FaultRates(
     labels += [(int(r), "out_of_order", f"{delay[r]}h late") for r in picks["out_of_order"]]
     dup_delay = rng.integers(rates.duplicate_delay_hours[0], rates.duplicate_delay_hours[1] + 1,
                              size=picks["duplicate"].size)
-    labels += [(int(r), "duplicate", f"again {d}h later") for r, d in zip(picks["duplicate"], dup_delay)]
+    labels += [(int(r), "duplicate", f"again {d}h later") for r, d in zip(picks["duplicate"], dup_delay, strict=True)]
     malformed = np.full(n, None, dtype=object)
-    kinds = rng.choice(MALFORMED_KINDS, size=picks["malformed"].size)
+    kinds = rng.permutation(np.resize(np.array(MALFORMED_KINDS), picks["malformed"].size))  # every kind, in turn
     malformed[picks["malformed"]] = kinds
-    labels += [(int(r), "malformed", str(k)) for r, k in zip(picks["malformed"], kinds)]
+    labels += [(int(r), "malformed", str(k)) for r, k in zip(picks["malformed"], kinds, strict=True)]
 
     events = by_station.with_columns(
         *[pl.Series(m, values[m]).fill_nan(None) for m in MEASURES],
@@ -227,7 +226,8 @@ def plan_replay(obs: pl.DataFrame, *, seed: int, rates: FaultRates = FaultRates(
     )
     sent = events.filter(~pl.col("dropped"))
     originals = sent.with_columns(copy=pl.lit(0, pl.Int8))
-    dup_rows = pl.DataFrame({"row": picks["duplicate"], "delay_h": dup_delay}, schema={"row": pl.Int64, "delay_h": pl.Int64})
+    dup_rows = pl.DataFrame({"row": picks["duplicate"], "delay_h": dup_delay},
+                            schema={"row": pl.Int64, "delay_h": pl.Int64})
     copies = (
         events.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)).drop("delay_h")
         .join(dup_rows, on="row").drop("row").with_columns(copy=pl.lit(1, pl.Int8))
@@ -239,6 +239,16 @@ def plan_replay(obs: pl.DataFrame, *, seed: int, rates: FaultRates = FaultRates(
         .sort("slot_time", "held", "pos", "copy")
         .select("event_id", "station", "event_time", *MEASURES, "malformed", "cut", "copy", "slot_time")
     )
+
+    # A delayed event is out of order only if a later event of its station overtook it (not when the hours
+    # after it are missing anyway): label what the stream really holds.
+    overtaken = (
+        deliveries.filter(pl.col("copy") == 0).with_row_index("i")
+        .filter(pl.col("event_time") < pl.col("event_time").cum_max().shift(1).over("station", order_by="i"))
+    )["event_id"]
+    still_in_order = set(by_station["event_id"].gather(picks["out_of_order"]).to_list()) - set(overtaken.to_list())
+    labels = [(r, f, d) for r, f, d in labels
+              if not (f == "out_of_order" and by_station["event_id"][r] in still_in_order)]
 
     row_ids = by_station["event_id"]
     injected = pl.DataFrame(
@@ -301,7 +311,8 @@ def encode(deliveries: pl.DataFrame, *, produced_at: dt.datetime) -> list[bytes]
         pl.when(kind == "truncated").then(good.str.slice(0, pl.min_horizontal(pl.col("cut"), good.str.len_chars() - 1)))
         .when(kind == "not_a_number").then(good.str.replace(r'"temp":[^,}]*', '"temp":"n/a"'))
         .when(kind == "missing_key").then(good.str.replace(r'"station":"[^"]*",', ""))
-        .when(kind == "invalid_date").then(good.str.replace(r'"event_time":"[^"]*"', '"event_time":"2013-02-30T25:61:00Z"'))
+        .when(kind == "invalid_date")
+        .then(good.str.replace(r'"event_time":"[^"]*"', '"event_time":"2013-02-30T25:61:00Z"'))
         .when(kind == "out_of_range").then(good.str.replace(r'"humid":[^,}]*', '"humid":180.0'))
         .otherwise(good)
     )

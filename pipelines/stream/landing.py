@@ -28,9 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
@@ -230,7 +228,8 @@ def read_batch(source: Source, plan: BatchPlan) -> pl.DataFrame:
 # -- pure transforms -------------------------------------------------------------------------------------------
 
 
-def _payload_text(payload: pl.Series) -> pl.Series:
+def payload_text(payload: pl.Series) -> pl.Series:
+    """Payload bytes as text; null for the rare payload that is not UTF-8."""
     try:
         return payload.cast(pl.String)
     except pl.exceptions.PolarsError:  # some record is not UTF-8: decode the batch one by one
@@ -244,13 +243,11 @@ def _payload_text(payload: pl.Series) -> pl.Series:
 
 
 def _ndjson(texts: pl.Series) -> io.BytesIO:
-    """The texts as one newline-delimited buffer, taken from Arrow's value buffer instead of joined in Python."""
-    array = (texts + "\n").to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)
-    start, end = int(offsets[array.offset]), int(offsets[array.offset + len(array)])
-    return io.BytesIO(memoryview(array.buffers()[2])[start:end])
+    """Texts known to hold no line break, as one newline-delimited buffer (written by polars, not joined in Python)."""
+    buffer = io.BytesIO()
+    texts.to_frame("t").write_csv(buffer, include_header=False, quote_style="never")
+    buffer.seek(0)
+    return buffer
 
 
 def _parse_time(col: pl.Expr) -> pl.Expr:
@@ -264,7 +261,7 @@ def _parse_time(col: pl.Expr) -> pl.Expr:
 
 def parse(records: pl.DataFrame) -> pl.DataFrame:
     """Records with their event fields typed and `rule`: the first rule the record breaks, null when valid."""
-    text = _payload_text(records["payload"])
+    text = payload_text(records["payload"])
     frame = records.with_columns(text.alias("text"), canonical=text.str.contains(CANONICAL).fill_null(False))
     canonical = frame.filter(pl.col("canonical"))
     general = frame.filter(~pl.col("canonical"))
@@ -288,7 +285,8 @@ def parse(records: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(**numbers)
     parsed = pl.concat([f for f in (fast, slow) if f is not None], how="diagonal_relaxed").sort("ordinal")
 
-    blank = {k: pl.col(k).is_null() | (pl.col(k).str.strip_chars() == "") for k in ("event_id", "station", "event_time")}
+    keys = ("event_id", "station", "event_time")
+    blank = {k: pl.col(k).is_null() | (pl.col(k).str.strip_chars() == "") for k in keys}
     not_finite = pl.any_horizontal([(pl.col(m).is_nan() | pl.col(m).is_infinite()).fill_null(False) for m in MEASURES])
     out_of_range = pl.any_horizontal([~pl.col(m).is_between(*RANGES[m]).fill_null(True) for m in MEASURES])
     future = pl.col("event_time") > pl.col("arrival").dt.cast_time_unit("us") + FUTURE_TOLERANCE
@@ -311,7 +309,8 @@ def parse(records: pl.DataFrame) -> pl.DataFrame:
 def _quarantine_rows(frame: pl.DataFrame, *, run_id: str, batch: int) -> pl.DataFrame:
     key = pl.coalesce(pl.col("event_id"), pl.col("text").str.extract(r'"event_id"\s*:\s*"([^"]*)"'))
     return frame.select(
-        table=pl.lit("telemetry"), rule="rule", key=key, raw=pl.coalesce(pl.col("text"), pl.col("payload").bin.encode("base64")),
+        table=pl.lit("telemetry"), rule="rule", key=key,
+        raw=pl.coalesce(pl.col("text"), pl.col("payload").bin.encode("base64")),
         run_id=pl.lit(run_id), shard="shard", sequence="sequence", arrival="arrival", batch=pl.lit(batch, pl.Int64),
     ).cast(QUARANTINE_SCHEMA)  # fmt: skip
 
@@ -389,17 +388,17 @@ def raw_files(records: pl.DataFrame, *, batch: int) -> list[tuple[str, pl.DataFr
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    pq.write_table(frame.to_arrow(), buffer, compression="zstd")
+    pq.write_table(frame.to_arrow(), buffer, compression="zstd", compression_level=1)
     return buffer.getvalue()
 
 
 def insert_new(lake: Lake, rel: str, frame: pl.DataFrame, *, table: DeltaTable | None, predicate: str,
-                     partition_by: Sequence[str] = (), commit: CommitProperties | None = None) -> tuple[int | None, int]:
+               partition_by: Sequence[str] = (), commit: CommitProperties | None = None) -> tuple[int | None, int]:
     """Insert-only MERGE (create the table if needed); (new version or None when nothing changed, rows inserted)."""
     if table is None:
         # delta._options adds the S3 conditional-put option that lets delta-rs commit without a lock.
         write_deltalake(lake.uri(rel), frame.to_arrow(), mode="overwrite", partition_by=list(partition_by) or None,
-                        storage_options=delta._options(lake), commit_properties=commit)
+                        storage_options=delta.storage_options(lake), commit_properties=commit)
         return 0, frame.height
     if frame.is_empty():
         return None, 0

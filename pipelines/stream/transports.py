@@ -34,7 +34,7 @@ RECORD_SCHEMA: Final = pl.Schema(
     {
         "shard": pl.String(),
         "sequence": pl.String(),
-        "arrival": pl.Datetime("ms", "UTC"),
+        "arrival": pl.Datetime("us", "UTC"),
         "partition_key": pl.String(),
         "payload": pl.Binary(),
     }
@@ -161,16 +161,31 @@ class Spool(Sink, Source):
         end = data.rfind(b"\n")
         return data[: end + 1] if end >= 0 else b""
 
+    @staticmethod
+    def _tail(path: Path) -> tuple[int, bytes | None]:
+        """(where the complete lines end, the last complete line or None), reading only as much as needed."""
+        size = path.stat().st_size
+        window = 1 << 16
+        with open(path, "rb") as f:
+            while True:
+                start = max(0, size - window)
+                f.seek(start)
+                data = f.read()
+                end = data.rfind(b"\n")
+                if end >= 0:
+                    before = data.rfind(b"\n", 0, end)
+                    if before >= 0 or start == 0:
+                        return start + end + 1, data[before + 1 : end]
+                elif start == 0:
+                    return 0, None
+                window *= 4
+
     def _last_sequence(self, shard: str) -> int | None:
         """The last complete record's sequence number (reads only the tail of the last segment)."""
         for _first, path in reversed(self._segments(shard)):
-            size = path.stat().st_size
-            with open(path, "rb") as f:
-                f.seek(max(0, size - 65536))
-                tail = self._complete(f.read())
-            lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
-            if lines and lines[-1]:
-                return int(lines[-1].split(b"\t", 1)[0])
+            _end, line = self._tail(path)
+            if line:
+                return int(line.split(b"\t", 1)[0])
         return None
 
     def put(self, records: Sequence[Record]) -> int:
@@ -216,16 +231,10 @@ class Spool(Sink, Source):
 
     def _trim_partial(self, path: Path) -> None:
         """Cut a line left half-written by a crashed writer, so the next line starts clean."""
-        size = path.stat().st_size
-        if size == 0:
-            return
-        with open(path, "r+b") as f:
-            f.seek(size - 1)
-            if f.read(1) == b"\n":
-                return
-            f.seek(max(0, size - (1 << 20)))
-            keep = f.tell() + len(self._complete(f.read()))
-            f.truncate(keep)
+        end, _line = self._tail(path)
+        if end != path.stat().st_size:
+            with open(path, "r+b") as f:
+                f.truncate(end)
 
     def latest(self, shard: str, *, after: str | None, limit: int) -> str | None:
         last = self._last_sequence(shard)
@@ -268,7 +277,7 @@ class Spool(Sink, Source):
             .select(
                 pl.lit(shard).alias("shard"),
                 pl.col("sequence").cast(pl.String),
-                pl.from_epoch("arrival", time_unit="ms").dt.replace_time_zone("UTC"),
+                pl.from_epoch("arrival", time_unit="ms").dt.replace_time_zone("UTC").dt.cast_time_unit("us"),
                 "partition_key",
                 pl.when(payload.str.starts_with("!")).then(payload.str.slice(1).str.decode("base64"))
                 .otherwise(payload.cast(pl.Binary)).alias("payload"),
@@ -360,7 +369,7 @@ class KinesisStream(Sink, Source):
                 if not result.get("FailedRecordCount"):
                     break
                 # Throttled entries fail one by one; send those again, with backoff.
-                pending = [r for r, out in zip(pending, result["Records"]) if out.get("ErrorCode")]
+                pending = [r for r, out in zip(pending, result["Records"], strict=True) if out.get("ErrorCode")]
                 time.sleep(min(2.0, 0.05 * 2**attempt))
             else:
                 raise TransportError(f"Kinesis refused {len(pending)} record(s) after 10 attempts (throttled)")
@@ -438,7 +447,8 @@ class MqttSink(Sink):
             try:
                 client.connect(self.host, self.port, keepalive=30)
             except OSError as exc:
-                raise TransportError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc.strerror or exc}") from None
+                where = f"{self.host}:{self.port}"
+                raise TransportError(f"cannot reach the MQTT broker at {where}: {exc.strerror or exc}") from None
             client.loop_start()
             self._client = client
         return self._client
@@ -450,11 +460,12 @@ class MqttSink(Sink):
         for info in infos:
             info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
             if not info.is_published():
-                raise TransportError(f"the MQTT broker at {self.host}:{self.port} did not acknowledge within {self.timeout:.0f}s")
+                raise TransportError(f"the MQTT broker at {self.host}:{self.port} did not acknowledge within "
+                                     f"{self.timeout:.0f}s")
         return len(records)
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.loop_stop()
             self._client.disconnect()
+            self._client.loop_stop()
             self._client = None

@@ -78,7 +78,8 @@ def rolling_windows(
             date=pl.col("window_end").dt.date(),
             wind_vector_speed=speed,
             # Meteorological direction: where the wind comes from, 0-360; undefined in a calm.
-            wind_vector_dir=pl.when(speed > 0).then((pl.arctan2(-pl.col("_u"), -pl.col("_v")).degrees() + 360) % 360),
+            wind_vector_dir=pl.when(speed > 1e-6)
+            .then((pl.arctan2(-pl.col("_u"), -pl.col("_v")).degrees() + 360) % 360),
             complete=(pl.col("window_end") <= pl.col("_watermark")).fill_null(False),
         )
         .select(WINDOW_SCHEMA.names())
