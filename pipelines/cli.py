@@ -190,9 +190,11 @@ def _failure_reason(result) -> str:
 
 def _register_stages() -> None:
     """Each stage brings its own command group."""
+    from pipelines.ml.cli import model
     from pipelines.stream.cli import stream
 
     main.add_command(stream)
+    main.add_command(model)
 
 
 _register_stages()

@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from assets import extract as extract_assets
+from assets import ml as ml_assets
 from assets import standardize as standardize_assets
 from assets import stream as stream_assets
 from assets import warehouse as warehouse_assets
@@ -21,6 +22,7 @@ from assets.partitions import daily_partitions
 from resources import build_resources, current_profile
 from sensors import automation as automation_sensors
 from sensors import extract as extract_sensors
+from sensors import ml as ml_sensors
 from sensors import stream as stream_sensors
 
 # The main job: every asset, over a partition range. Locally it runs in one process (a multiprocess
@@ -30,7 +32,7 @@ main_job = define_asset_job(
     # The stream lands by its own sensor, batch by batch; it is not a daily job's work.
     selection=AssetSelection.all() - AssetSelection.groups("stream"),
     partitions_def=daily_partitions,
-    description="The whole graph: extract, standardize, warehouse, and every stage downstream of it.",
+    description="The whole graph: extract, standardize, warehouse, ML, and every stage downstream of it.",
 )
 
 _executor = in_process_executor if current_profile() == "local" else multiprocess_executor.configured(
@@ -43,8 +45,10 @@ defs = Definitions.merge(
     warehouse_assets.defs,
     stream_assets.defs,
     Definitions(assets=stream_assets.lineage_assets),
+    ml_assets.defs,
     extract_sensors.defs,
     automation_sensors.defs,
     stream_sensors.defs,
+    ml_sensors.defs,
     Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
 )

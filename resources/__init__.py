@@ -13,6 +13,7 @@ from typing import Any, Literal
 from dagster import EnvVar
 
 from resources.lake import LakeResource
+from resources.mlflow import mlflow_resource
 from resources.source_db import SourceDatabaseResource
 from resources.stream import stream_resource
 
@@ -100,7 +101,7 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         region=region,
         endpoint_url=endpoint if profile != "local" else None,
     )
-    return {"lake": lake, "source_db": source_db, "stream": stream_resource(profile)}
+    return {"lake": lake, "source_db": source_db, "stream": stream_resource(profile), "mlflow": mlflow_resource(profile)}
 
 
 def resolved(name: str, profile: str | None = None) -> Any:

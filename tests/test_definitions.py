@@ -42,6 +42,10 @@ def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest
     assert graph.get(AssetKey(["warehouse", "fact_flights"])).parent_keys >= {AssetKey(["standardized", "flights"])}
     assert defs.resolve_sensor_def("source_change_capture")
     assert defs.resolve_sensor_def("follow_upstream")
+    assert {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "ml"} == {
+        AssetKey(["ml", t]) for t in ("delay_features", "delay_model", "delay_model_evaluation", "drift_report")}
+    assert defs.resolve_sensor_def("delay_model_drift") and defs.resolve_schedule_def("ml_weekly_retrain")
+    assert defs.resolve_job_def("ml_retrain")
     assert defs.resolve_schedule_def("daily_extract_schedule")
     flights = graph.get(AssetKey(["raw", "flights"]))
     assert flights.partitions_def.get_partition_keys()[0] == "2013-01-01"

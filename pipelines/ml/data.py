@@ -1,0 +1,62 @@
+"""The ML stage's reads and writes in the lake: the warehouse tables it builds on, its own tables. No Dagster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from pipelines import delta
+from pipelines.lake import Lake
+from pipelines.ml.features import FACT_COLUMNS, build_features
+
+FACT: Final = "warehouse/fact_flights"
+DIM_PLANE: Final = "warehouse/dim_plane"
+DIM_AIRPORT: Final = "warehouse/dim_airport"
+DIM_DATE: Final = "warehouse/dim_date"
+FEATURES: Final = "ml/delay_features"
+DRIFT_REPORT: Final = "ml/drift_report"
+
+
+class MissingTableError(LookupError):
+    """A table the ML stage reads has not been materialized; the message says which and what to run."""
+
+
+def require(lake: Lake, rel: str) -> int:
+    """The Delta version of a table the stage needs; MissingTableError when it is not there."""
+    version = delta.version(lake, rel)
+    if version is None:
+        zone = rel.split("/", 1)[0]
+        raise MissingTableError(
+            f"{rel} does not exist in the lake {lake.uri()}: materialize it first "
+            f"(tributary run --select 'group:{'warehouse' if zone == 'warehouse' else 'ml'}')"
+        )
+    return version
+
+
+@dataclass(frozen=True)
+class WarehouseVersions:
+    fact_flights: int
+    dim_plane: int
+    dim_airport: int
+    dim_date: int
+
+
+def features_from_warehouse(lake: Lake) -> tuple[pl.DataFrame, WarehouseVersions]:
+    """The feature table built from the warehouse as it stands, and the table versions it was read at."""
+    versions = WarehouseVersions(*(require(lake, rel) for rel in (FACT, DIM_PLANE, DIM_AIRPORT, DIM_DATE)))
+    fact = delta.scan(lake, FACT, version=versions.fact_flights).select(FACT_COLUMNS)
+    features = build_features(
+        fact,
+        planes=delta.scan(lake, DIM_PLANE, version=versions.dim_plane).collect(),
+        airports=delta.scan(lake, DIM_AIRPORT, version=versions.dim_airport).collect(),
+        dates=delta.scan(lake, DIM_DATE, version=versions.dim_date).collect(),
+    )
+    return features, versions
+
+
+def read_features(lake: Lake) -> tuple[pl.DataFrame, int]:
+    """ml/delay_features at its current version, and that version (what a model run records)."""
+    version = require(lake, FEATURES)
+    return delta.scan(lake, FEATURES, version=version).collect(), version

@@ -1,0 +1,327 @@
+"""Train the delay model: XGBoost tuned by Optuna with early stopping, every trial and the final fit in MLflow.
+
+No Dagster. The flow: split by time; tune on train with early stopping on validate (one nested MLflow run per
+trial); refit the best parameters on train + validate (the two most recent months matter most to a model
+that is used on the months after); score the holdout beside the baseline; log the model as a pyfunc with
+a signature and explicit requirements; register it as `delay_model` and give it the alias `challenger`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipelines.ml import registry
+from pipelines.ml.baseline import fit_baseline
+from pipelines.ml.features import CATEGORICAL_FEATURES, LABEL, model_inputs
+from pipelines.ml.metrics import score
+from pipelines.ml.split import Parts, TimeSplit, split
+from pipelines.ml.tracking import MlflowSettings, activate
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How hard to search. The defaults keep the model's share of a main-job run to a minute or two on two cores."""
+
+    n_trials: int = 4
+    max_rounds: int = 300
+    early_stopping_rounds: int = 25
+    timeout_seconds: float | None = None
+    seed: int = 13
+    nthread: int = 0
+    """XGBoost threads; 0 uses every core."""
+    refit_on_validation: bool = True
+    train_sample: int | None = None
+    """Train on at most this many (randomly drawn, seeded) training flights; None uses all of them."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_version: str
+    model_uri: str
+    params: dict[str, Any]
+    best_iteration: int
+    validation: dict[str, float]
+    holdout: dict[str, float]
+    baseline_holdout: dict[str, float]
+    trials: int
+    seconds: float
+    time_split: TimeSplit
+    importance: dict[str, float] = field(default_factory=dict)
+
+
+def search_space(trial) -> dict[str, Any]:
+    """The hyper-parameters Optuna explores (XGBoost names)."""
+    return {
+        "max_depth": trial.suggest_int("max_depth", 3, 9),
+        "eta": trial.suggest_float("eta", 0.05, 0.3, log=True),
+        "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 50.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.6, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        "lambda": trial.suggest_float("lambda", 1e-3, 10.0, log=True),
+        "gamma": trial.suggest_float("gamma", 1e-3, 5.0, log=True),
+    }
+
+
+FIRST_TRIAL: dict[str, Any] = {
+    "max_depth": 6, "eta": 0.1, "min_child_weight": 1.0, "subsample": 1.0, "colsample_bytree": 1.0,
+    "lambda": 1.0, "gamma": 1e-3,
+}
+"""XGBoost's defaults (nearly): the search starts from a known-good point, so two trials are never worse."""
+
+
+def spec_for(train: pl.DataFrame, inputs: list[str]) -> dict[str, Any]:
+    """The encoding the model is trained with: feature order and each categorical's training vocabulary."""
+    categories = {c: sorted(train[c].drop_nulls().unique().to_list()) for c in inputs if c in CATEGORICAL_FEATURES}
+    return {"features": inputs, "categories": categories, "label": LABEL, "predict_nthread": 1}
+
+
+def _matrix(frame: pl.DataFrame, spec: dict[str, Any]) -> np.ndarray:
+    from pipelines.ml.pyfunc_model import encode
+
+    return encode(frame.select(spec["features"]).to_pandas(), spec)
+
+
+def _base_params(config: TuningConfig) -> dict[str, Any]:
+    return {
+        "objective": "binary:logistic",
+        "eval_metric": ["logloss", "auc"],  # early stopping follows the last one
+        "tree_method": "hist",
+        "max_bin": 256,
+        "nthread": config.nthread,
+        "seed": config.seed,
+        "verbosity": 0,
+    }
+
+
+def _calibration_figure(y: np.ndarray, p: np.ndarray, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=80)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.plot(predicted, observed, marker="o", label="model")
+    ax.set_xlabel("predicted P(late)")
+    ax.set_ylabel("observed late share")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def _importance_figure(importance: dict[str, float], top: int = 20):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = sorted(importance.items(), key=lambda kv: kv[1])[-top:]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(items) + 1), dpi=80)
+    ax.barh([k for k, _ in items], [v for _, v in items])
+    ax.set_xlabel("total gain")
+    ax.set_title("Feature importance (gain)")
+    return fig
+
+
+def train_and_register(
+    features: pl.DataFrame,
+    settings: MlflowSettings,
+    *,
+    config: TuningConfig | None = None,
+    data_version: int | None = None,
+    data_uri: str | None = None,
+    time_split: TimeSplit | None = None,
+    tags: dict[str, str] | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> TrainResult:
+    """Tune, fit, track and register a model on a feature table; the new version becomes the challenger."""
+    import mlflow
+    import optuna
+    import xgboost as xgb
+
+    config = config or TuningConfig()
+    if config.n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, not {config.n_trials}")
+    started = time.monotonic()
+    inputs = model_inputs(features.columns)
+    time_split = time_split or TimeSplit.latest(features["flight_date"])
+    parts = split(features, time_split)
+    baseline = fit_baseline(parts.train)  # on the whole training period, whatever the model samples
+    train = parts.train
+    if config.train_sample is not None and train.height > config.train_sample:
+        train = train.sample(config.train_sample, seed=config.seed).sort("flight_date")
+    parts = Parts(train=train, validate=parts.validate, holdout=parts.holdout)
+    spec = spec_for(parts.train, inputs)
+    x_train, x_val, x_hold = (_matrix(p, spec) for p in (parts.train, parts.validate, parts.holdout))
+    y_train, y_val, y_hold = (p[LABEL].cast(pl.Int8).to_numpy() for p in (parts.train, parts.validate, parts.holdout))
+    d_train = xgb.QuantileDMatrix(x_train, y_train, max_bin=256, feature_names=inputs)
+    d_val = xgb.DMatrix(x_val, y_val, feature_names=inputs)
+    base = _base_params(config)
+    baseline_holdout = score(y_hold, baseline.predict(parts.holdout))
+    baseline_val = score(y_val, baseline.predict(parts.validate))
+
+    log(f"split {time_split.as_params()}: {parts.train.height:,} / {parts.validate.height:,} / "
+        f"{parts.holdout.height:,} labelled flights; baseline holdout ROC-AUC {baseline_holdout['roc_auc']:.4f}")
+    experiment_id = activate(settings)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data_params = {
+        "features_delta_version": -1 if data_version is None else data_version,
+        "features_uri": data_uri or "",
+        "train_rows": parts.train.height,
+        "validate_rows": parts.validate.height,
+        "holdout_rows": parts.holdout.height,
+        "features": len(inputs),
+        **time_split.as_params(),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name="delay_model", tags=tags) as parent:
+        mlflow.log_params({**data_params, "n_trials": config.n_trials, "max_rounds": config.max_rounds,
+                           "early_stopping_rounds": config.early_stopping_rounds, "seed": config.seed,
+                           "refit_on_validation": config.refit_on_validation})
+        mlflow.log_metrics({f"baseline_validation_{k}": v for k, v in baseline_val.items()})
+        mlflow.log_metrics({f"baseline_holdout_{k}": v for k, v in baseline_holdout.items()})
+
+        boosters: dict[int, Any] = {}
+
+        def objective(trial) -> float:
+            params = search_space(trial)
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{trial.number}", nested=True):
+                began = time.monotonic()
+                booster = xgb.train({**base, **params}, d_train, num_boost_round=config.max_rounds,
+                                    evals=[(d_val, "validation")], early_stopping_rounds=config.early_stopping_rounds,
+                                    verbose_eval=False)
+                p_val = booster.predict(d_val, iteration_range=(0, booster.best_iteration + 1))
+                metrics = score(y_val, p_val)
+                mlflow.log_params({**params, "trial": trial.number})
+                mlflow.log_metrics({f"validation_{k}": v for k, v in metrics.items()}
+                                   | {"best_iteration": booster.best_iteration, "seconds": time.monotonic() - began})
+            boosters[trial.number] = booster
+            log(f"trial {trial.number}: validation ROC-AUC {metrics['roc_auc']:.4f} after "
+                f"{booster.best_iteration + 1} rounds ({time.monotonic() - began:.1f}s) {params}")
+            trial.set_user_attr("best_iteration", booster.best_iteration)
+            trial.set_user_attr("metrics", metrics)
+            return metrics["roc_auc"]
+
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
+        study.enqueue_trial(FIRST_TRIAL)
+        study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_seconds)
+        best = study.best_trial
+        best_params = {**base, **best.params}
+        best_iteration = int(best.user_attrs["best_iteration"])
+        validation = best.user_attrs["metrics"]
+
+        if config.refit_on_validation:
+            rounds = math.ceil((best_iteration + 1) * (parts.train.height + parts.validate.height) / parts.train.height)
+            d_all = xgb.QuantileDMatrix(np.vstack([x_train, x_val]), np.concatenate([y_train, y_val]),
+                                        max_bin=256, feature_names=inputs)
+            booster = xgb.train(best_params, d_all, num_boost_round=rounds)
+        else:
+            rounds = best_iteration + 1
+            booster = boosters[best.number][: best_iteration + 1]
+        p_hold = booster.inplace_predict(x_hold)
+        log(f"final fit: {rounds} rounds on {'train + validate' if config.refit_on_validation else 'train'}")
+        holdout = score(y_hold, p_hold)
+        importance = {k: float(v) for k, v in booster.get_score(importance_type="total_gain").items()}
+
+        mlflow.log_params({**{f"best_{k}": v for k, v in best.params.items()}, "best_trial": best.number,
+                           "rounds": rounds})
+        mlflow.log_metrics({f"validation_{k}": v for k, v in validation.items()}
+                           | {f"holdout_{k}": v for k, v in holdout.items()}
+                           | {"best_iteration": best_iteration, "trials": len(study.trials),
+                              "holdout_roc_auc_lift": holdout["roc_auc"] - baseline_holdout["roc_auc"]})
+        _log_figure(_calibration_figure(y_hold, p_hold, "Calibration on the holdout"), "plots/calibration.png")
+        _log_figure(_importance_figure(importance), "plots/feature_importance.png")
+        mlflow.log_dict(dict(sorted(importance.items(), key=lambda kv: -kv[1])), "feature_importance.json")
+        mlflow.log_dict(spec, "model_spec.json")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path, booster_path = Path(tmp, "spec.json"), Path(tmp, "booster.ubj")
+            spec_path.write_text(json.dumps(spec))
+            booster.save_model(booster_path)
+            from pipelines.ml.pyfunc_model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
+
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_CODE),
+                artifacts={SPEC_ARTIFACT: str(spec_path), BOOSTER_ARTIFACT: str(booster_path)},
+                signature=signature(inputs),
+                input_example=parts.holdout.select(inputs).head(3).to_pandas(),
+                pip_requirements=pip_requirements(),
+                registered_model_name=settings.model_name,
+                metadata={"label": "is_late: arrival more than 15 minutes late", "features": inputs},
+            )
+        version = str(info.registered_model_version)
+        log(f"registered {settings.model_name} v{version}: holdout ROC-AUC {holdout['roc_auc']:.4f} "
+            f"(baseline {baseline_holdout['roc_auc']:.4f})")
+        registry.set_challenger(settings, version, run_id=parent.info.run_id,
+                                tags={"features_delta_version": str(data_params["features_delta_version"]),
+                                      "validation_roc_auc": f"{validation['roc_auc']:.6f}",
+                                      "holdout_roc_auc": f"{holdout['roc_auc']:.6f}"})
+    return TrainResult(
+        run_id=parent.info.run_id,
+        experiment_id=experiment_id,
+        model_version=version,
+        model_uri=f"models:/{settings.model_name}/{version}",
+        params=best.params,
+        best_iteration=best_iteration,
+        validation=validation,
+        holdout=holdout,
+        baseline_holdout=baseline_holdout,
+        trials=len(study.trials),
+        seconds=time.monotonic() - started,
+        time_split=time_split,
+        importance=importance,
+    )
+
+
+def signature(inputs: list[str]):
+    """Strings for the categories, doubles for the rest: every column must be there, any value may be missing
+    (the trees route missing values); the output is P(late) per row."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    columns = [ColSpec("string" if c in CATEGORICAL_FEATURES else "double", c, required=True) for c in inputs]
+    return ModelSignature(inputs=Schema(columns), outputs=Schema([TensorSpec(np.dtype("float64"), (-1,), "p_late")]))
+
+
+def _log_figure(fig, path: str) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    try:
+        mlflow.log_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def pip_requirements() -> list[str]:
+    """What serving installs: xgboost pinned to the version that wrote the booster, the rest bounded."""
+    import mlflow
+    import numpy
+    import pandas
+    import xgboost
+
+    def major(module) -> str:
+        return module.__version__.split(".")[0]
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"xgboost=={xgboost.__version__}",
+        f"numpy>={numpy.__version__},<{int(major(numpy)) + 1}",
+        f"pandas>={pandas.__version__},<{int(major(pandas)) + 1}",
+    ]

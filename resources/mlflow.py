@@ -1,0 +1,86 @@
+"""MLflow as a Dagster resource: a SQLite store on `local`, a tracking server on `localstack` and `aws`.
+
+- local: tracking and registry in `sqlite:///<TRIBUTARY_HOME>/mlflow.db`, artifacts in `<lake>/mlflow`.
+- localstack, aws: the tracking server at `TRIBUTARY_MLFLOW_TRACKING_URI`, whose backend store is PostgreSQL
+  and whose artifacts go where the server is told (`mlflow server --artifacts-destination s3://...`), or to
+  `TRIBUTARY_MLFLOW_ARTIFACT_LOCATION` for a new experiment.
+
+Building it touches nothing: the server is asked for its health only when a run uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from pipelines.ml.tracking import EXPERIMENT, MODEL_NAME, MlflowSettings, MlflowUnavailable
+
+LOCALSTACK_TRACKING_URI = "http://127.0.0.1:5000"
+"""Where `mlflow server` listens by default: the tracking server beside LocalStack."""
+
+
+class MlflowResource(ConfigurableResource):
+    """Where runs, registered models and their artifacts live."""
+
+    tracking_uri: str | None = Field(
+        default=None, description="sqlite:///path/mlflow.db, or the http(s) URL of an MLflow tracking server."
+    )
+    registry_uri: str | None = Field(default=None, description="Model registry store; the tracking URI when unset.")
+    artifact_location: str | None = Field(
+        default=None,
+        description="Artifact root of the experiment when it is created (a lake folder or s3:// prefix); the "
+                    "server's own default when unset.",
+    )
+    experiment: str = EXPERIMENT
+    model_name: str = MODEL_NAME
+
+    def settings(self) -> MlflowSettings:
+        """The stores as plain settings for pipelines.ml; MlflowUnavailable when no tracking URI is set."""
+        if not self.tracking_uri:
+            raise MlflowUnavailable(
+                "no MLflow tracking server configured: set TRIBUTARY_MLFLOW_TRACKING_URI (e.g. http://mlflow:5000)"
+            )
+        return MlflowSettings(
+            tracking_uri=self.tracking_uri,
+            registry_uri=self.registry_uri or None,
+            artifact_location=self.artifact_location or None,
+            experiment=self.experiment,
+            model_name=self.model_name,
+        )
+
+
+def _env(name: str, default):
+    from resources import _env as profile_env
+
+    return profile_env(name, default)
+
+
+def _local_lake_uri() -> str:
+    root = os.environ.get("TRIBUTARY_LAKE_ROOT")
+    if root and root.startswith("s3://"):
+        return root.rstrip("/")
+    from resources import home
+
+    path = root.removeprefix("file://") if root else os.path.join(home(), "lake")
+    return Path(path).expanduser().resolve().as_uri()
+
+
+def mlflow_resource(profile: str) -> MlflowResource:
+    """The MLflow resource of a profile; every field can be overridden by its environment variable."""
+    from resources import home
+
+    if profile == "local":
+        store = Path(home(), "mlflow.db").expanduser().resolve()
+        tracking = f"sqlite:///{store}"
+        artifacts = f"{_local_lake_uri()}/mlflow"
+    else:
+        tracking = LOCALSTACK_TRACKING_URI if profile == "localstack" else None
+        artifacts = None
+    return MlflowResource(
+        tracking_uri=_env("TRIBUTARY_MLFLOW_TRACKING_URI", tracking),
+        registry_uri=_env("TRIBUTARY_MLFLOW_REGISTRY_URI", None),
+        artifact_location=_env("TRIBUTARY_MLFLOW_ARTIFACT_LOCATION", artifacts),
+    )

@@ -1,0 +1,103 @@
+"""The server profile: an MLflow tracking server on loopback, PostgreSQL as its store, a moto S3 bucket for artifacts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.ml import registry
+from pipelines.ml.tracking import QUIET_ENV, MlflowSettings
+from pipelines.ml.train import TuningConfig, train_and_register
+from resources.mlflow import mlflow_resource
+
+pytestmark = pytest.mark.e2e
+
+STARTUP_SECONDS = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(pg_dsn: str, s3_endpoint: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`mlflow server` on a free loopback port; yields (its URL, the artifact bucket)."""
+    import boto3
+
+    bucket = f"mlflow-{uuid.uuid4().hex[:10]}"
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
+    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket=bucket)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "mlflow-server.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", pg_dsn, "--artifacts-destination", f"s3://{bucket}/mlflow"],
+        env={**os.environ, **QUIET_ENV, **aws}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start: {(tmp_path / 'mlflow-server.log').read_text()[-2000:]}")
+            time.sleep(1)
+        yield url, bucket
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_training_and_promotion_through_a_tracking_server(
+    mlflow_server: tuple[str, str], s3_endpoint: str, features: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    url, bucket = mlflow_server
+    monkeypatch.setenv("TRIBUTARY_PROFILE", "localstack")
+    monkeypatch.setenv("TRIBUTARY_MLFLOW_TRACKING_URI", url)
+    settings: MlflowSettings = mlflow_resource("localstack").process_config_and_initialize().settings()
+    assert settings.tracking_uri == url and settings.artifact_location is None  # the server's S3 destination
+
+    result = train_and_register(features, settings, config=TuningConfig(
+        n_trials=1, max_rounds=30, train_sample=20_000, nthread=1))
+    assert result.model_version == "1"
+    assert result.holdout["roc_auc"] > result.baseline_holdout["roc_auc"]
+    assert registry.alias_version(settings, registry.CHALLENGER) == "1"
+    registry.promote(settings, "1", reason="e2e")
+    assert [v.aliases for v in registry.list_versions(settings)] == [("champion",)]
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                      region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="mlflow/").get("Contents", [])]
+    assert any(k.endswith("plots/calibration.png") for k in keys)
+    assert any(k.endswith("MLmodel") for k in keys) and any(k.endswith("booster.ubj") for k in keys)
+
+    import mlflow
+
+    model = mlflow.pyfunc.load_model("models:/delay_model@champion")
+    holdout = features.filter(pl.col("flight_date") >= pl.date(2013, 11, 1)).head(5)
+    assert model.predict(holdout.select(model.metadata.get_input_schema().input_names()).to_pandas()).shape == (5,)
