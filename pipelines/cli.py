@@ -137,7 +137,7 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     if keys - in_job:
         outside = ", ".join(sorted(k.to_user_string() for k in keys - in_job)[:5])
         if selection != "*":
-            raise ValueError(f"not part of the main job: {outside} (the stream lands through its sensor)")
+            raise ValueError(f"not part of the main job: {outside} (the stream and the documents land through their sensors)")
         keys = keys & in_job
 
     from resources import resolved
@@ -175,7 +175,9 @@ def query(sql: str, fmt: str) -> None:
 
 
 def _source_tables(keys) -> list[str]:
-    return [k.path[1] for k in keys if k.path[0] == "raw" and len(k.path) == 2 and k.path[1] != "telemetry"]
+    from pipelines.source import TABLES
+
+    return [k.path[1] for k in keys if k.path[0] == "raw" and len(k.path) == 2 and k.path[1] in TABLES]
 
 
 def _failure_reason(result) -> str:
@@ -190,11 +192,12 @@ def _failure_reason(result) -> str:
 
 def _register_stages() -> None:
     """Each stage brings its own command group."""
+    from pipelines.documents.cli import docs, search
     from pipelines.ml.cli import model
     from pipelines.stream.cli import stream
 
-    main.add_command(stream)
-    main.add_command(model)
+    for command in (stream, model, docs, search):
+        main.add_command(command)
 
 
 _register_stages()

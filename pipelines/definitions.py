@@ -13,6 +13,7 @@ from dagster import BetaWarning, PreviewWarning
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
+from assets import documents as documents_assets
 from assets import extract as extract_assets
 from assets import ml as ml_assets
 from assets import standardize as standardize_assets
@@ -21,6 +22,7 @@ from assets import warehouse as warehouse_assets
 from assets.partitions import daily_partitions
 from resources import build_resources, current_profile
 from sensors import automation as automation_sensors
+from sensors import documents as documents_sensors
 from sensors import extract as extract_sensors
 from sensors import ml as ml_sensors
 from sensors import stream as stream_sensors
@@ -29,8 +31,8 @@ from sensors import stream as stream_sensors
 # step costs seconds of start-up); elsewhere steps fan out to processes.
 main_job = define_asset_job(
     "main",
-    # The stream lands by its own sensor, batch by batch; it is not a daily job's work.
-    selection=AssetSelection.all() - AssetSelection.groups("stream"),
+    # The stream and the documents land by their own sensors, batch by batch; not a daily job's work.
+    selection=AssetSelection.all() - AssetSelection.groups("stream", "documents"),
     partitions_def=daily_partitions,
     description="The whole graph: extract, standardize, warehouse, ML, and every stage downstream of it.",
 )
@@ -46,9 +48,11 @@ defs = Definitions.merge(
     stream_assets.defs,
     Definitions(assets=stream_assets.lineage_assets),
     ml_assets.defs,
+    documents_assets.defs,
     extract_sensors.defs,
     automation_sensors.defs,
     stream_sensors.defs,
     ml_sensors.defs,
+    documents_sensors.defs,
     Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
 )

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from dagster import EnvVar
 
+from resources.documents import documents_resource
 from resources.lake import LakeResource
 from resources.mlflow import mlflow_resource
 from resources.source_db import SourceDatabaseResource
@@ -101,7 +102,8 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         region=region,
         endpoint_url=endpoint if profile != "local" else None,
     )
-    return {"lake": lake, "source_db": source_db, "stream": stream_resource(profile), "mlflow": mlflow_resource(profile)}
+    return {"lake": lake, "source_db": source_db, "stream": stream_resource(profile), "mlflow": mlflow_resource(profile),
+            "documents": documents_resource(profile)}
 
 
 def resolved(name: str, profile: str | None = None) -> Any:

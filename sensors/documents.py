@@ -28,7 +28,8 @@ def plan_landing(cursor: dict, new: dict) -> tuple[dict, str | None]:
     """
     if not new:
         return cursor, None
-    following = {"store": new.get("store", cursor.get("store", {})), "landing": new.get("landing", cursor.get("landing", ""))}
+    following = {"store": new.get("store", cursor.get("store", {})),
+                 "landing": new.get("landing", cursor.get("landing", ""))}
     digest = hashlib.sha256(json.dumps(following, sort_keys=True).encode()).hexdigest()[:16]
     return following, f"documents:{digest}"
 

@@ -46,6 +46,10 @@ def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest
         AssetKey(["ml", t]) for t in ("delay_features", "delay_model", "delay_model_evaluation", "drift_report")}
     assert defs.resolve_sensor_def("delay_model_drift") and defs.resolve_schedule_def("ml_weekly_retrain")
     assert defs.resolve_job_def("ml_retrain")
+    assert {AssetKey(["raw", "documents"]), AssetKey(["standardized", "maintenance_events"]),
+            AssetKey(["standardized", "document_text"]), AssetKey(["standardized", "document_embeddings"])} <= set(
+        graph.get_all_asset_keys())
+    assert defs.resolve_sensor_def("documents_landing")
     assert defs.resolve_schedule_def("daily_extract_schedule")
     flights = graph.get(AssetKey(["raw", "flights"]))
     assert flights.partitions_def.get_partition_keys()[0] == "2013-01-01"

@@ -22,7 +22,7 @@ import json
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Literal
@@ -40,6 +40,7 @@ _LR = ("left", "right")
 _ENG = ("number 1", "number 2")
 _FA = ("forward", "aft")
 _SEAT = ("captain side", "first officer side")
+_HYD = "hydraulic fluid"
 COMPONENTS: tuple[tuple[str, str, str, tuple[str, ...], str | None, tuple[str, ...]], ...] = (
     ("21", "air conditioning pack valve", "AC pack valve", _LR, None, ("inoperative", "intermittent", "noise")),
     ("21", "cabin pressure controller", "cabin pressure controller", ("",), None, ("intermittent", "inoperative")),
@@ -49,16 +50,16 @@ COMPONENTS: tuple[tuple[str, str, str, tuple[str, ...], str | None, tuple[str, .
     ("26", "cargo fire detection loop", "cargo fire detector", _FA, None, ("intermittent", "chafing")),
     ("27", "aileron trim tab", "aileron tab", _LR, None, ("loose", "crack", "wear")),
     ("27", "elevator hinge bracket", "elevator hinge", _LR, None, ("crack", "corrosion", "wear")),
-    ("27", "rudder power control unit", "rudder actuator", ("",), "hydraulic fluid", ("leak", "vibration")),
+    ("27", "rudder power control unit", "rudder actuator", ("",), _HYD, ("leak", "vibration")),
     ("27", "flap track fairing", "flap fairing", _LR, None, ("crack", "loose", "damage")),
     ("28", "fuel quantity indicator", "fuel gauge", _LR, None, ("intermittent", "inoperative")),
     ("28", "fuel boost pump", "fuel pump", _LR, "fuel", ("leak", "low_pressure", "noise")),
-    ("29", "engine driven hydraulic pump", "hydraulic pump", _ENG, "hydraulic fluid", ("leak", "low_pressure", "noise")),
-    ("29", "hydraulic reservoir", "hydraulic tank", ("system A", "system B"), "hydraulic fluid", ("leak", "low_pressure")),
+    ("29", "engine driven hydraulic pump", "hydraulic pump", _ENG, _HYD, ("leak", "low_pressure", "noise")),
+    ("29", "hydraulic reservoir", "hydraulic tank", ("system A", "system B"), _HYD, ("leak", "low_pressure")),
     ("30", "pitot probe heater", "pitot heat", _SEAT, None, ("inoperative", "intermittent")),
     ("30", "wing anti-ice valve", "wing anti ice valve", _LR, None, ("inoperative", "overheat")),
-    ("32", "main landing gear actuator", "main gear actuator", _LR, "hydraulic fluid", ("leak", "corrosion", "wear", "noise")),
-    ("32", "nose wheel steering actuator", "nose gear steering", ("",), "hydraulic fluid", ("leak", "vibration", "wear")),
+    ("32", "main landing gear actuator", "main gear actuator", _LR, _HYD, ("leak", "corrosion", "wear", "noise")),
+    ("32", "nose wheel steering actuator", "nose gear steering", ("",), _HYD, ("leak", "vibration", "wear")),
     ("32", "brake assembly", "brakes", _LR, None, ("wear", "overheat", "vibration")),
     ("32", "main wheel tire", "main tire", _LR, None, ("wear", "damage", "low_pressure")),
     ("33", "landing light", "landing lamp", _LR, None, ("inoperative", "damage")),
@@ -73,25 +74,34 @@ COMPONENTS: tuple[tuple[str, str, str, tuple[str, ...], str | None, tuple[str, .
     ("56", "cockpit windshield", "windshield", _LR, None, ("crack", "delamination", "damage")),
     ("71", "engine cowl latch", "cowling latch", _ENG, None, ("loose", "damage", "wear")),
     ("72", "engine fan blade", "fan blade", _ENG, None, ("damage", "crack", "vibration")),
-    ("78", "thrust reverser sleeve", "thrust reverser", _ENG, "hydraulic fluid", ("leak", "damage", "noise")),
+    ("78", "thrust reverser sleeve", "thrust reverser", _ENG, _HYD, ("leak", "damage", "noise")),
     ("79", "engine oil filter", "oil filter", _ENG, "engine oil", ("leak", "low_pressure", "contamination")),
 )
 
 # symptom -> (how a mechanic writes it, how a person searches for it, what was done); {x} is the part
 SYMPTOMS: dict[str, tuple[str, str, str]] = {
-    "leak": ("{fluid} leak found at the {x}", "{fluidq} leak on the {x}", "replaced seals on the {x}, leak check satisfactory"),
-    "crack": ("crack found in the {x}", "cracked {x}", "replaced the {x}, inspection of the surrounding structure satisfactory"),
-    "corrosion": ("corrosion found on the {x}", "rust on the {x}", "removed corrosion and applied protective treatment to the {x}"),
-    "chafing": ("chafed wiring found at the {x}", "wire chafing at the {x}", "repaired wiring and installed protective sleeve at the {x}"),
-    "inoperative": ("{x} inoperative during functional test", "{x} not working", "replaced the {x}, functional test satisfactory"),
-    "intermittent": ("intermittent fault reported on the {x}", "{x} fails intermittently", "cleaned connectors and replaced the {x}"),
+    "leak": ("{fluid} leak found at the {x}", "{fluidq} leak on the {x}",
+             "replaced seals on the {x}, leak check satisfactory"),
+    "crack": ("crack found in the {x}", "cracked {x}",
+              "replaced the {x}, inspection of the surrounding structure satisfactory"),
+    "corrosion": ("corrosion found on the {x}", "rust on the {x}",
+                  "removed corrosion and applied protective treatment to the {x}"),
+    "chafing": ("chafed wiring found at the {x}", "wire chafing at the {x}",
+                "repaired wiring and installed protective sleeve at the {x}"),
+    "inoperative": ("{x} inoperative during functional test", "{x} not working",
+                    "replaced the {x}, functional test satisfactory"),
+    "intermittent": ("intermittent fault reported on the {x}", "{x} fails intermittently",
+                     "cleaned connectors and replaced the {x}"),
     "wear": ("{x} worn beyond limits", "excessive wear on the {x}", "replaced the worn {x}"),
     "loose": ("loose fasteners found on the {x}", "{x} fasteners loose", "replaced fasteners and torqued the {x}"),
-    "noise": ("abnormal noise reported from the {x}", "strange noise coming from the {x}", "replaced the {x}, ground run satisfactory"),
-    "vibration": ("excessive vibration reported at the {x}", "{x} vibrating", "balanced and secured the {x}, no vibration on run up"),
+    "noise": ("abnormal noise reported from the {x}", "strange noise coming from the {x}",
+              "replaced the {x}, ground run satisfactory"),
+    "vibration": ("excessive vibration reported at the {x}", "{x} vibrating",
+                  "balanced and secured the {x}, no vibration on run up"),
     "damage": ("impact damage found on the {x}", "dent on the {x}", "blended damage on the {x} within limits"),
     "overheat": ("overheat indication from the {x}", "{x} running hot", "replaced the {x} and its temperature sensor"),
-    "low_pressure": ("low pressure indication on the {x}", "{x} low pressure", "serviced the {x} and corrected the pressure"),
+    "low_pressure": ("low pressure indication on the {x}", "{x} low pressure",
+                     "serviced the {x} and corrected the pressure"),
     "low_voltage": ("low voltage reading on the {x}", "{x} voltage low", "recharged and capacity tested the {x}"),
     "delamination": ("delamination found in the {x}", "{x} delaminating", "replaced the {x}"),
     "contamination": ("metal particles found in the {x}", "metal in the {x}", "replaced the {x} and sampled the oil"),
@@ -458,8 +468,14 @@ def generate(
     files: list[GeneratedFile] = []
     pending_report: list[Event] = []
     wo_number = 40_000
-    for event, kind in zip(events, kinds):
+    inspected: dict[str, Event] = {}
+    for event, kind in zip(events, kinds, strict=True):
         if kind == "inspection_report":
+            if pending_report:  # one inspection: every finding is on the first one's aircraft, day and airport
+                first = pending_report[0]
+                event = replace(event, tailnum=first.tailnum, at=first.at, station=first.station,
+                                inspector=first.inspector)
+                inspected[event.event_id] = event
             pending_report.append(event)
             if len(pending_report) < report_sizes[counters[kind]]:
                 continue
@@ -506,7 +522,7 @@ def generate(
     if hostile:
         files.extend(hostile_files(events[-1].at if events else dt.datetime(2013, 12, 31, tzinfo=dt.UTC),
                                    oversize_bytes=oversize_bytes))
-    return Corpus(files=files, events={e.event_id: e for e in events})
+    return Corpus(files=files, events={e.event_id: inspected.get(e.event_id, e) for e in events})
 
 
 def billion_laughs(levels: int = 9) -> bytes:
@@ -547,26 +563,31 @@ def hostile_files(at: dt.datetime, *, oversize_bytes: int) -> list[GeneratedFile
                        "reported_at": _iso(at), "station": "EWR", "ata_chapter": "32-41",
                        "finding": {"description": "Truncated in transit", "severity": "minor"}}).encode()
     no_tail = json.dumps({"record_id": "MR-HOSTILE-2", "schema_version": 3, "reported_at": _iso(at),
-                          "station": "EWR", "ata_chapter": 32, "finding": {"description": "No tail", "severity": "minor"}})
+                          "station": "EWR", "ata_chapter": 32,
+                          "finding": {"description": "No tail", "severity": "minor"}})
     truncated_jpeg = render_page(["WORK ORDER WO-HOSTILE", "cut short in transit"], np.random.default_rng(0))
     oversize = EmailMessage()
     oversize["Subject"] = "oversize"
     oversize.set_content("x" * 10)
-    oversize.add_attachment(b"\xff" * oversize_bytes, maintype="application", subtype="octet-stream", filename="big.bin")
+    oversize.add_attachment(b"\xff" * oversize_bytes, maintype="application", subtype="octet-stream",
+                            filename="big.bin")
     oversize.set_boundary("=====tributary-hostile-oversize=====")
 
-    def f(doc_id: str, kind: Kind, ext: str, ctype: str, body: bytes, what: str) -> GeneratedFile:
-        return GeneratedFile(doc_id, kind, f"{doc_id}.{ext}", ctype, body, None, at, (), "", hostile=what)
+    types = {"json": "application/json", "xml": "application/xml", "png": "image/png", "jpg": "image/jpeg",
+             "eml": "message/rfc822"}
+
+    def f(doc_id: str, kind: Kind, ext: str, body: bytes, what: str) -> GeneratedFile:
+        return GeneratedFile(doc_id, kind, f"{doc_id}.{ext}", types[ext], body, None, at, (), "", hostile=what)
 
     return [
-        f("mr-hostile-truncated", "maintenance_record", "json", "application/json", good[: len(good) // 2], "truncated JSON"),
-        f("mr-hostile-no-tail", "maintenance_record", "json", "application/json", no_tail.encode(), "missing tail number"),
-        f("ir-hostile-billion-laughs", "inspection_report", "xml", "application/xml", billion_laughs(), "billion laughs"),
-        f("ir-hostile-xxe", "inspection_report", "xml", "application/xml", external_entity(), "external entity"),
-        f("wo-hostile-bomb", "work_order_scan", "png", "image/png", png_bomb(), "decompression bomb"),
-        f("wo-hostile-truncated", "work_order_scan", "jpg", "image/jpeg", truncated_jpeg[: len(truncated_jpeg) // 3],
+        f("mr-hostile-truncated", "maintenance_record", "json", good[: len(good) // 2], "truncated JSON"),
+        f("mr-hostile-no-tail", "maintenance_record", "json", no_tail.encode(), "missing tail number"),
+        f("ir-hostile-billion-laughs", "inspection_report", "xml", billion_laughs(), "billion laughs"),
+        f("ir-hostile-xxe", "inspection_report", "xml", external_entity(), "external entity"),
+        f("wo-hostile-bomb", "work_order_scan", "png", png_bomb(), "decompression bomb"),
+        f("wo-hostile-truncated", "work_order_scan", "jpg", truncated_jpeg[: len(truncated_jpeg) // 3],
           "truncated image"),
-        f("em-hostile-oversize", "email", "eml", "message/rfc822", oversize.as_bytes(), "oversize file"),
+        f("em-hostile-oversize", "email", "eml", oversize.as_bytes(), "oversize file"),
     ]
 
 

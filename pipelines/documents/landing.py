@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -146,11 +146,16 @@ def _refusal(doc_id: str, source_key: str, error: Refused, batch_id: str) -> dic
     return {"doc_id": doc_id, "item": source_key, "rule": error.rule, "reason": error.reason, "batch_id": batch_id}
 
 
-def land(store: DocumentStore, lake: Lake, *, run_id: str, limits: Limits = Limits(), prefix: str = LANDING,
-         max_documents: int = 5_000, now: dt.datetime | None = None) -> Landed:
+def land(store: DocumentStore, lake: Lake, *, run_id: str, limits: Limits | None = None, prefix: str = LANDING,
+         max_documents: int = 5_000, now: dt.datetime | None = None,
+         before_publish: Callable[[Landed], None] | None = None) -> Landed:
     """Copy every document that arrived after the lake's watermark into `raw/documents`, then publish the
-    batch manifest and move the watermark. Oversize and unsupported files are refused, not copied."""
+    batch manifest and move the watermark. Oversize and unsupported files are refused, not copied.
+
+    `before_publish` runs after the copies and before the watermark moves (the asset quarantines the refused
+    documents there), so a run killed in between does all of it again rather than skip part of it."""
     now = now or dt.datetime.now(dt.UTC)
+    limits = limits or Limits()
     batch_id = f"{_compact(now)}-{run_id}"
     state = read_state(lake)
     out = Landed(batch_id=batch_id, state_before=state)
@@ -159,7 +164,7 @@ def land(store: DocumentStore, lake: Lake, *, run_id: str, limits: Limits = Limi
     for item in items:
         arrived = item.arrived_at
         stamp = _compact(dt.datetime.fromisoformat(arrived.replace("Z", "+00:00")))
-        suffix = ".json" if item.content_type == "application/json" else ".xml" if "xml" in item.content_type else ".bin"
+        suffix = {"application/json": ".json", "application/xml": ".xml"}.get(item.content_type, ".bin")
         kind = item.kind or KINDS_BY_SUFFIX.get(suffix, ("unknown", ""))[0]
         try:
             check_size(len(item.body), limits)
@@ -196,6 +201,8 @@ def land(store: DocumentStore, lake: Lake, *, run_id: str, limits: Limits = Limi
     out.state_after = new_state
     if not items and not files:
         return out
+    if before_publish is not None:
+        before_publish(out)
     out.manifest = f"{MANIFESTS}/{batch_id}.json"
     lake.publish_json(out.manifest, {
         "batch_id": batch_id, "run_id": run_id, "landed_at": now.isoformat(), "documents": out.entries,

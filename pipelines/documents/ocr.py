@@ -1,6 +1,6 @@
 """OCR with the PP-OCRv4 models that ship inside `rapidocr-onnxruntime` (detection, orientation, recognition).
 
-Two things are added to the library's own pipeline, because typed forms need them:
+Three things are added to the library's own pipeline, because typed forms need them:
 
 - spaces: the recognizer was trained mostly on Chinese and drops many spaces between English words. Each
   recognized character comes with its column in the recognizer's output; a gap much wider than the line's
@@ -52,17 +52,32 @@ class OcrEngine:
     def __init__(self, *, threads: int | None = None, min_confidence: float = 0.5) -> None:
         try:
             from rapidocr_onnxruntime import RapidOCR
+            from rapidocr_onnxruntime.utils import infer_engine
         except ImportError as exc:
             raise RuntimeError(f"OCR needs the rapidocr-onnxruntime package: {exc}") from None
-        threads = threads or max(1, min(4, os.cpu_count() or 1))
+        threads = threads or int(os.environ.get("TRIBUTARY_OCR_THREADS", "0")) or max(1, min(4, os.cpu_count() or 1))
+        self.threads = threads
         self.min_confidence = min_confidence
-        self._engine = RapidOCR(
-            det_limit_type="max",  # read the page at its own resolution; the default upscales it
-            det_limit_side_len=1600,
-            rec_batch_num=1,
-            intra_op_num_threads=threads,
-            inter_op_num_threads=1,
-        )
+        # onnxruntime's worker threads spin while they wait; on a busy 2-core machine (another step, another
+        # test worker) that spinning doubled the CPU per page and the wall time. Off for the sessions made here.
+        original = infer_engine.OrtInferSession._init_sess_opts
+
+        def no_spinning(config):
+            options = original(config)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return options
+
+        infer_engine.OrtInferSession._init_sess_opts = staticmethod(no_spinning)
+        try:
+            self._engine = RapidOCR(
+                det_limit_type="max",  # read the page at its own resolution; the default upscales it
+                det_limit_side_len=1600,
+                rec_batch_num=1,
+                intra_op_num_threads=threads,
+                inter_op_num_threads=1,
+            )
+        finally:
+            infer_engine.OrtInferSession._init_sess_opts = staticmethod(original)
 
     def read(self, image: Image.Image) -> OcrResult:
         started = time.perf_counter()
@@ -76,7 +91,7 @@ class OcrEngine:
         crops = upright(eng, eng.get_crop_img_list(img, boxes))
         recognized, _ = eng.text_rec(crops, True)
         items, confidences = [], []
-        for box, (text, confidence, info) in zip(boxes, recognized):
+        for box, (text, confidence, info) in zip(boxes, recognized, strict=True):
             if confidence < self.min_confidence or not text.strip():
                 continue
             _, words, columns, _, _ = info

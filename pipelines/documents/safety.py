@@ -60,7 +60,8 @@ def parse_xml(data: bytes) -> Element:
         return fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except EntitiesForbidden as exc:
         kind = "external entity" if exc.sysid or exc.pubid else "entity declaration"
-        raise Refused(RULE_XML_FORBIDDEN, f"{kind} {exc.name!r} refused (entity expansion and XXE are not allowed)") from None
+        raise Refused(RULE_XML_FORBIDDEN,
+                      f"{kind} {exc.name!r} refused (entity expansion and XXE are not allowed)") from None
     except (ExternalReferenceForbidden, DTDForbidden) as exc:
         raise Refused(RULE_XML_FORBIDDEN, f"external reference refused: {exc}") from None
     except DefusedXmlException as exc:

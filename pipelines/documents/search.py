@@ -77,7 +77,8 @@ class SearchIndex:
         if delta.open_table(lake, DOCUMENT_EMBEDDINGS) is None or delta.open_table(lake, DOCUMENT_TEXT) is None:
             raise DocumentError("no documents are searchable yet: materialize the documents group "
                                 "(standardized/document_text and standardized/document_embeddings) first")
-        embeddings = delta.scan(lake, DOCUMENT_EMBEDDINGS).select("text_id", "chunk", "chunk_text", "embedding").collect()
+        embeddings = (delta.scan(lake, DOCUMENT_EMBEDDINGS).select("text_id", "chunk", "chunk_text", "embedding")
+                      .collect())
         texts = delta.scan(lake, DOCUMENT_TEXT).select("text_id", "doc_id", "kind", "title", "tailnum",
                                                         "doc_date").collect()
         return cls.from_frames(embeddings, texts)
@@ -230,7 +231,8 @@ def render(result: SearchResult, fmt: Literal["table", "json"] = "table") -> str
             p = h.plane
             desc = " ".join(str(p[k]) for k in ("manufacturer", "model") if p.get(k))
             extra = ", ".join(f"{p[k]} {k}" for k in ("engines", "seats") if p.get(k) is not None)
-            lines.append(f"   plane: {desc}" + (f" ({p['year']})" if p.get("year") else "") + (f", {extra}" if extra else ""))
+            year = f" ({p['year']})" if p.get("year") else ""
+            lines.append(f"   plane: {desc}{year}" + (f", {extra}" if extra else ""))
         for f in h.recent_flights:
             delays = " ".join(f"{k.split('_')[0]} {f[k]:+d}" for k in ("dep_delay", "arr_delay")
                               if isinstance(f.get(k), int))

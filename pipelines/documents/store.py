@@ -199,7 +199,8 @@ class DynamoDocumentStore:
             raise DocumentError(f"cannot reach {self.describe()}: nothing answers at that endpoint") from None
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise DocumentError(f"{self.describe()} refused the request: {exc.response['Error']['Message']}") from None
+                message = exc.response["Error"].get("Message", "")
+                raise DocumentError(f"{self.describe()} refused the request: {message}") from None
         except BotoCoreError as exc:
             raise DocumentError(f"cannot use {self.describe()}: {exc}") from None
         if not self.create:

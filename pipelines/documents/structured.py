@@ -157,7 +157,7 @@ def _extras(record: dict, known: set[str], prefix: str = "x") -> dict[str, str]:
 def flatten_json(body: bytes) -> list[dict]:
     """The event of one JSON maintenance record (a list of one), or Refused."""
     try:
-        record = json.loads(body)
+        record = json.loads(body.decode("utf-8-sig"))  # JSON is UTF-8 (RFC 8259); json.loads would guess
     except UnicodeDecodeError:
         raise Refused(RULE_INVALID_JSON, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:

@@ -73,6 +73,15 @@ def upsert(lake: Lake, rel: str, df: pl.DataFrame, *, keys: Sequence[str],
     return delta.version(lake, rel)
 
 
+def delete_rows(lake: Lake, rel: str, column: str, values: Sequence[str]) -> int | None:
+    """Delete the rows whose `column` is one of `values`, in one commit."""
+    table = delta.open_table(lake, rel)
+    if table is None or not values:
+        return None if table is None else table.version()
+    table.delete(f"{column} IN ({', '.join(_quote(v) for v in values)})")
+    return delta.version(lake, rel)
+
+
 def quarantine(lake: Lake, rel: str, rows: Sequence[dict] | Sequence[Rejected], *, run_id: str,
                items: dict[str, str] | None = None) -> int | None:
     """Record refused documents (with their rule and reason) in a quarantine table, once per item."""

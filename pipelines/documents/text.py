@@ -111,12 +111,13 @@ def extract_texts(
     *,
     ocr: OcrEngine | Callable[[], OcrEngine],
     run_id: str,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
     known_tails: set[str] | None = None,
     chunk: int = 32,
 ) -> tuple[pl.DataFrame, list[Rejected], TextStats]:
     """Texts of a batch of documents, the documents refused, and OCR throughput. `ocr` may be a factory, so
     a batch without images never loads the models."""
+    limits = limits or Limits()
     rows: list[dict] = []
     rejected: list[Rejected] = []
     stats = TextStats()

