@@ -2,6 +2,7 @@
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 import polars as pl
 from dagster import (
@@ -103,8 +104,44 @@ def _reference_asset(table: str, fn, suite):
     return _standardize
 
 
-def _load_days(the_lake: Lake, table: str, days: list[dt.date]) -> pl.DataFrame:
-    return scan_days(the_lake, table, days).collect()
+def _standardize_range(
+    context: AssetExecutionContext,
+    the_lake: Lake,
+    table: str,
+    *,
+    partition_by: str,
+    transform: Callable[[pl.DataFrame, list[dt.date]], standardize.Standardized],
+    suite,
+    max_quarantine_share: float,
+) -> MaterializeResult:
+    """The run's days in month chunks: raw -> `transform` -> partition-scoped overwrite of the table and of its
+    quarantine; one quality report and one quarantine share for the whole run."""
+    days = days_in_run(context)
+    good_rows = bad_rows = 0
+    quarantined, preview, version = [], None, None
+    checker = BatchValidator(f"standardized_{table}", suite)
+    started = time.monotonic()
+    for chunk in chunks(days):
+        raw = scan_days(the_lake, table, chunk).collect()
+        result = transform(raw.drop(PARTITION_DATE), chunk)
+        version = delta.overwrite_range(the_lake, f"standardized/{table}", result.good, partition_by=partition_by,
+                                        first=chunk[0], last=chunk[-1])
+        bad = _quarantine_with_day(result.quarantine, raw)
+        delta.overwrite_range(the_lake, f"quarantine/{table}", bad, partition_by=QUARANTINE_PARTITION,
+                              first=chunk[0], last=chunk[-1])
+        good_rows, bad_rows = good_rows + result.good.height, bad_rows + bad.height
+        quarantined.append(bad)
+        checker.add(result.good)
+        preview = result.good if preview is None else preview
+        context.log.info(f"{table}: through {chunk[-1]}, {good_rows:,} rows, {bad_rows:,} quarantined, "
+                         f"{good_rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
+    metadata = delta_metadata(rows=good_rows, uri=the_lake.uri(f"standardized/{table}"), version=version,
+                              schema=preview.schema, preview=preview, single=len(days) == 1)
+    metadata.update(quarantine_metadata(pl.concat(quarantined)))
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[_quality_check(checker.report()), _share_check(good_rows, bad_rows, max_quarantine_share)],
+    )
 
 
 @asset(
@@ -121,30 +158,10 @@ def _load_days(the_lake: Lake, table: str, days: list[dt.date]) -> pl.DataFrame:
 def standardized_weather(
     context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
 ) -> MaterializeResult:
-    the_lake = lake.get_lake()
-    days = days_in_run(context)
-    good_rows = bad_rows = 0
-    quarantined, preview = [], None
-    checker = BatchValidator("standardized_weather", suites.standardized_weather)
-    for chunk in chunks(days):
-        raw = _load_days(the_lake, "weather", chunk)
-        result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=context.run_id)
-        version = delta.overwrite_range(the_lake, "standardized/weather", result.good, partition_by="obs_date",
-                                        first=chunk[0], last=chunk[-1])
-        q = _quarantine_with_day(result.quarantine, raw)
-        delta.overwrite_range(the_lake, "quarantine/weather", q, partition_by=QUARANTINE_PARTITION,
-                              first=chunk[0], last=chunk[-1])
-        good_rows, bad_rows = good_rows + result.good.height, bad_rows + q.height
-        quarantined.append(q)
-        checker.add(result.good)
-        preview = result.good if preview is None else preview
-    metadata = delta_metadata(rows=good_rows, uri=the_lake.uri("standardized/weather"), version=version,
-                              schema=preview.schema, preview=preview, single=len(days) == 1)
-    metadata.update(quarantine_metadata(pl.concat(quarantined)))
-    return MaterializeResult(
-        metadata=metadata,
-        check_results=[_quality_check(checker.report()),
-                       _share_check(good_rows, bad_rows, config.max_quarantine_share)],
+    return _standardize_range(
+        context, lake.get_lake(), "weather", partition_by="obs_date",
+        transform=lambda raw, _: standardize.standardize_weather(raw, run_id=context.run_id),
+        suite=suites.standardized_weather, max_quarantine_share=config.max_quarantine_share,
     )
 
 
@@ -164,38 +181,20 @@ def standardized_flights(
     context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
 ) -> MaterializeResult:
     the_lake = lake.get_lake()
-    days = days_in_run(context)
     refs = {name: delta.scan(the_lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
-    good_rows = bad_rows = 0
-    quarantined, preview = [], None
-    checker = BatchValidator("standardized_flights", suites.standardized_flights)
-    started = time.monotonic()
-    for i, chunk in enumerate(chunks(days), start=1):
-        raw = _load_days(the_lake, "flights", chunk)
+
+    def transform(raw: pl.DataFrame, chunk: list[dt.date]) -> standardize.Standardized:
+        # A day's flights meet the weather of their scheduled hour, which can fall on the neighbouring day in UTC.
         weather = (
             delta.scan(the_lake, "standardized/weather")
             .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
             .collect()
         )
-        result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=context.run_id, **refs)
-        version = delta.overwrite_range(the_lake, "standardized/flights", result.good, partition_by="flight_date",
-                                        first=chunk[0], last=chunk[-1])
-        q = _quarantine_with_day(result.quarantine, raw)
-        delta.overwrite_range(the_lake, "quarantine/flights", q, partition_by=QUARANTINE_PARTITION,
-                              first=chunk[0], last=chunk[-1])
-        good_rows, bad_rows = good_rows + result.good.height, bad_rows + q.height
-        quarantined.append(q)
-        checker.add(result.good)
-        preview = result.good if preview is None else preview
-        context.log.info(f"flights: {chunk[-1]} done ({i} chunk(s)), {good_rows:,} rows, {bad_rows:,} quarantined, "
-                         f"{good_rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
-    metadata = delta_metadata(rows=good_rows, uri=the_lake.uri("standardized/flights"), version=version,
-                              schema=preview.schema, preview=preview, single=len(days) == 1)
-    metadata.update(quarantine_metadata(pl.concat(quarantined)))
-    return MaterializeResult(
-        metadata=metadata,
-        check_results=[_quality_check(checker.report()),
-                       _share_check(good_rows, bad_rows, config.max_quarantine_share)],
+        return standardize.standardize_flights(raw, weather=weather, run_id=context.run_id, **refs)
+
+    return _standardize_range(
+        context, the_lake, "flights", partition_by="flight_date", transform=transform,
+        suite=suites.standardized_flights, max_quarantine_share=config.max_quarantine_share,
     )
 
 
