@@ -1,0 +1,473 @@
+"""IoT Jobs, here: the rollout configuration of AWS IoT Jobs, a controller that applies it, and the MQTT protocol.
+
+No Dagster. `RolloutConfig` holds exactly the fields of `CreateJob` (`jobExecutionsRolloutConfig`,
+`abortConfig`, `timeoutConfig`), so the same JSON drives the local controller and AWS; `cohorts` (1% canary,
+10%, all) is ours: AWS expresses it with the exponential rate or one job per thing group.
+
+`Rollout` is a pure state machine over a clock you pass in (seconds), so the MQTT service runs it in real
+time and the simulator in accelerated time. The MQTT topics are those of AWS IoT Jobs; Mosquitto accepts
+`$aws/...` topic names, so the prefix is `$aws` (configurable):
+
+    $aws/things/<thing>/jobs/notify-next        service -> device: {"execution": {"jobId", "jobDocument", ...}}
+    $aws/things/<thing>/jobs/start-next         device -> service on connect: "send me my pending job"
+    $aws/things/<thing>/jobs/<jobId>/update     device -> service: {"status": ..., "statusDetails": {...}}
+
+(AWS answers start-next on `.../start-next/accepted`; the service here answers with a notify-next, which
+the agent treats the same way.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"})
+FAILURES = frozenset({"FAILED", "REJECTED", "TIMED_OUT"})
+DEFAULT_PREFIX = "$aws"
+
+
+class RolloutConfigError(ValueError):
+    """A rollout configuration AWS would refuse; the message names the field."""
+
+
+@dataclass(frozen=True)
+class AbortCriterion:
+    failure_type: str = "FAILED"  # FAILED | REJECTED | TIMED_OUT | ALL
+    min_executed: int = 10
+    threshold_percentage: float = 20.0
+    action: str = "CANCEL"
+
+    def counts(self, status: str) -> bool:
+        return status in FAILURES if self.failure_type == "ALL" else status == self.failure_type
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The CreateJob rollout, abort and timeout configuration, plus cohorts."""
+
+    maximum_per_minute: int = 1000
+    base_rate_per_minute: int | None = 10
+    increment_factor: float = 2.0
+    increase_after: int = 20
+    increase_on: str = "numberOfSucceededThings"  # or numberOfNotifiedThings
+    abort: tuple[AbortCriterion, ...] = (AbortCriterion("ALL", 5, 20.0),)
+    in_progress_timeout_minutes: int = 10
+    cohorts: tuple[float, ...] = (0.01, 0.10, 1.0)
+    cohort_gate: float = 0.9
+    """A cohort starts once this share of the cohorts before it has finished (offline devices do not block)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.maximum_per_minute <= 1000:
+            raise RolloutConfigError("maximumPerMinute must be between 1 and 1000")
+        if self.base_rate_per_minute is not None:
+            if not 1 <= self.base_rate_per_minute <= 1000:
+                raise RolloutConfigError("exponentialRate.baseRatePerMinute must be between 1 and 1000")
+            if not 1.1 <= self.increment_factor <= 5:
+                raise RolloutConfigError("exponentialRate.incrementFactor must be between 1.1 and 5")
+            if self.increase_on not in ("numberOfNotifiedThings", "numberOfSucceededThings"):
+                raise RolloutConfigError("rateIncreaseCriteria needs numberOfNotifiedThings or numberOfSucceededThings")
+            if self.increase_after < 1:
+                raise RolloutConfigError(f"rateIncreaseCriteria.{self.increase_on} must be at least 1")
+        for c in self.abort:
+            if c.failure_type not in ("FAILED", "REJECTED", "TIMED_OUT", "ALL") or c.action != "CANCEL":
+                raise RolloutConfigError(f"abortConfig criterion {c} needs failureType FAILED|REJECTED|TIMED_OUT|ALL "
+                                         "and action CANCEL")
+            if c.min_executed < 1 or not 0 <= c.threshold_percentage <= 100:
+                raise RolloutConfigError("abortConfig needs minNumberOfExecutedThings >= 1, thresholdPercentage 0..100")
+        if not 1 <= self.in_progress_timeout_minutes <= 10080:
+            raise RolloutConfigError("timeoutConfig.inProgressTimeoutInMinutes must be between 1 and 10080")
+        if not self.cohorts or self.cohorts[-1] != 1.0 or list(self.cohorts) != sorted(self.cohorts):
+            raise RolloutConfigError("cohorts must rise to 1.0 (e.g. [0.01, 0.1, 1.0])")
+
+    def to_iot(self) -> dict[str, Any]:
+        """The CreateJob fields, as boto3's `iot.create_job(**config.to_iot(), ...)` takes them."""
+        rollout: dict[str, Any] = {"maximumPerMinute": self.maximum_per_minute}
+        if self.base_rate_per_minute is not None:
+            rollout["exponentialRate"] = {
+                "baseRatePerMinute": self.base_rate_per_minute,
+                "incrementFactor": self.increment_factor,
+                "rateIncreaseCriteria": {self.increase_on: self.increase_after},
+            }
+        return {
+            "jobExecutionsRolloutConfig": rollout,
+            "abortConfig": {"criteriaList": [
+                {"failureType": c.failure_type, "action": c.action, "thresholdPercentage": c.threshold_percentage,
+                 "minNumberOfExecutedThings": c.min_executed} for c in self.abort]},
+            "timeoutConfig": {"inProgressTimeoutInMinutes": self.in_progress_timeout_minutes},
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.to_iot(), "cohorts": list(self.cohorts), "cohortGate": self.cohort_gate}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RolloutConfig:
+        """Parse the CreateJob shape (plus `cohorts`, `cohortGate`); unknown top-level keys are refused."""
+        known = {"jobExecutionsRolloutConfig", "abortConfig", "timeoutConfig", "cohorts", "cohortGate"}
+        unknown = set(doc) - known
+        if unknown:
+            raise RolloutConfigError(f"unknown rollout field(s): {', '.join(sorted(unknown))}")
+        rollout = doc.get("jobExecutionsRolloutConfig", {})
+        kwargs: dict[str, Any] = {"maximum_per_minute": int(rollout.get("maximumPerMinute", 1000))}
+        exp = rollout.get("exponentialRate")
+        if exp:
+            criteria = exp.get("rateIncreaseCriteria", {})
+            if len(criteria) != 1:
+                raise RolloutConfigError("rateIncreaseCriteria needs exactly one of numberOfNotifiedThings, "
+                                         "numberOfSucceededThings")
+            (on, after), = criteria.items()
+            kwargs.update(base_rate_per_minute=int(exp["baseRatePerMinute"]),
+                          increment_factor=float(exp["incrementFactor"]), increase_on=on, increase_after=int(after))
+        else:
+            kwargs["base_rate_per_minute"] = None
+        if "abortConfig" in doc:
+            kwargs["abort"] = tuple(
+                AbortCriterion(c["failureType"], int(c["minNumberOfExecutedThings"]), float(c["thresholdPercentage"]),
+                               c.get("action", "CANCEL")) for c in doc["abortConfig"]["criteriaList"])
+        if "timeoutConfig" in doc:
+            kwargs["in_progress_timeout_minutes"] = int(doc["timeoutConfig"]["inProgressTimeoutInMinutes"])
+        if "cohorts" in doc:
+            kwargs["cohorts"] = tuple(float(c) for c in doc["cohorts"])
+        if "cohortGate" in doc:
+            kwargs["cohort_gate"] = float(doc["cohortGate"])
+        return cls(**kwargs)
+
+
+@dataclass
+class Execution:
+    thing: str
+    cohort: int
+    status: str = "PENDING"  # PENDING (not yet notified) -> QUEUED (notified) -> IN_PROGRESS -> terminal
+    notified_at: float | None = None
+    started_at: float | None = None
+    updated_at: float | None = None
+    details: dict = field(default_factory=dict)
+
+
+def spread(things: Iterable[str], salt: str) -> list[str]:
+    """A fixed pseudo-random order, so the canary is a sample of the fleet rather than its first names."""
+    return sorted(things, key=lambda t: hashlib.sha256(f"{salt}:{t}".encode()).hexdigest())
+
+
+class Rollout:
+    """One job over a fleet: whom to notify when, timeouts, and the abort rule. Times are seconds."""
+
+    def __init__(self, job_id: str, things: Iterable[str], document: dict, config: RolloutConfig, *,
+                 start: float = 0.0, cohorts: bool = True, burst: float = 1.0) -> None:
+        self.job_id, self.document, self.config = job_id, document, config
+        order = spread(things, job_id)
+        n = len(order)
+        bounds = [max(1, math.ceil(f * n)) for f in (config.cohorts if cohorts else (1.0,))]
+        self.executions: dict[str, Execution] = {}
+        for i, thing in enumerate(order):
+            cohort = next(k for k, b in enumerate(bounds) if i < b)
+            self.executions[thing] = Execution(thing, cohort)
+        self.order = order
+        self.cohort_count = len(bounds)
+        self.status = "IN_PROGRESS"
+        self.started, self.finished, self.aborted_at = start, None, None
+        self.abort_reason: str | None = None
+        self.rate = float(config.base_rate_per_minute or config.maximum_per_minute)
+        self._allowance, self._last, self._since_increase, self._next = burst, start, 0, 0
+
+    # -- notifications ---------------------------------------------------------------------------------
+
+    def _cohort_open(self, cohort: int) -> bool:
+        if cohort == 0:
+            return True
+        earlier = [e for e in self.executions.values() if e.cohort < cohort]
+        done = sum(e.status in TERMINAL for e in earlier)
+        return done >= self.config.cohort_gate * len(earlier) and not any(
+            e.status == "IN_PROGRESS" for e in earlier)
+
+    def due(self, now: float) -> list[str]:
+        """Things to notify now, within the rollout rate and the open cohorts."""
+        if self.status != "IN_PROGRESS":
+            return []
+        self._allowance = min(max(self.rate, self._allowance, 1.0),
+                              self._allowance + self.rate * (now - self._last) / 60.0)
+        self._last = now
+        out: list[str] = []
+        while self._next < len(self.order) and self._allowance >= 1.0:
+            execution = self.executions[self.order[self._next]]
+            if not self._cohort_open(execution.cohort):
+                break
+            execution.status, execution.notified_at = "QUEUED", now
+            self._allowance -= 1.0
+            self._next += 1
+            out.append(execution.thing)
+            if self.config.increase_on == "numberOfNotifiedThings":
+                self._count_towards_increase()
+        return out
+
+    def _count_towards_increase(self) -> None:
+        if self.config.base_rate_per_minute is None:
+            return
+        self._since_increase += 1
+        if self._since_increase >= self.config.increase_after:
+            self._since_increase = 0
+            self.rate = min(float(self.config.maximum_per_minute), self.rate * self.config.increment_factor)
+
+    def pending_for(self, thing: str) -> bool:
+        """Whether the thing has this job notified and unfinished (what start-next returns)."""
+        execution = self.executions.get(thing)
+        return bool(execution and execution.status in ("QUEUED", "IN_PROGRESS"))
+
+    # -- updates -----------------------------------------------------------------------------------------
+
+    def record(self, thing: str, status: str, details: dict | None, now: float) -> bool:
+        """A device's status update; False (ignored) for an unknown thing or a finished execution."""
+        execution = self.executions.get(thing)
+        if execution is None or execution.status in TERMINAL or execution.status == "PENDING":
+            return False
+        if status == "IN_PROGRESS" and execution.started_at is None:
+            execution.started_at = now
+        execution.status, execution.updated_at = status, now
+        execution.details = dict(details or {})
+        if status == "SUCCEEDED" and self.config.increase_on == "numberOfSucceededThings":
+            self._count_towards_increase()
+        return True
+
+    def tick(self, now: float) -> None:
+        """Time out executions IN_PROGRESS too long, apply the abort rule, notice completion."""
+        if self.status != "IN_PROGRESS":
+            return
+        limit = self.config.in_progress_timeout_minutes * 60
+        for e in self.executions.values():
+            if e.status == "IN_PROGRESS" and e.started_at is not None and now - e.started_at > limit:
+                e.status, e.updated_at = "TIMED_OUT", now
+        executed = [e for e in self.executions.values() if e.status in TERMINAL]
+        for criterion in self.config.abort:
+            failed = sum(criterion.counts(e.status) for e in executed)
+            if len(executed) >= criterion.min_executed and 100.0 * failed / len(executed) >= criterion.threshold_percentage:
+                self.abort(now, f"{failed} of {len(executed)} executed things {criterion.failure_type} "
+                                f"(>= {criterion.threshold_percentage:g}% after {criterion.min_executed})")
+                return
+        if self._next >= len(self.order) and all(e.status in TERMINAL for e in self.executions.values()):
+            self.status, self.finished = "COMPLETED", now
+
+    def abort(self, now: float, reason: str) -> None:
+        self.status, self.aborted_at, self.finished, self.abort_reason = "CANCELED", now, now, reason
+        for e in self.executions.values():
+            if e.status in ("PENDING", "QUEUED", "IN_PROGRESS"):
+                e.details = {**e.details, "canceled_from": e.status}
+                e.status, e.updated_at = "CANCELED", now
+
+    def exposed(self) -> list[str]:
+        """Things that were told about this job (and so may have taken its bundle)."""
+        return [e.thing for e in self.executions.values() if e.notified_at is not None]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.executions.values():
+            out[e.status] = out.get(e.status, 0) + 1
+        return out
+
+
+@dataclass
+class Campaign:
+    """A release rollout and, if it aborts, the rollback job that follows it to every exposed device."""
+
+    rollout: Rollout
+    rollback_document: dict | None
+    rollback: Rollout | None = None
+
+    def jobs(self) -> list[Rollout]:
+        return [r for r in (self.rollout, self.rollback) if r is not None]
+
+    def step(self, now: float) -> list[tuple[Rollout, str]]:
+        """Advance the clock: returns (job, thing) notifications to send now."""
+        out = [(self.rollout, t) for t in self.rollout.due(now)]
+        self.rollout.tick(now)
+        if self.rollout.status == "CANCELED" and self.rollback is None and self.rollback_document:
+            # Remediation goes out at the maximum rate to every exposed device, without cohorts or abort.
+            config = RolloutConfig(maximum_per_minute=self.rollout.config.maximum_per_minute,
+                                   base_rate_per_minute=None, abort=(),
+                                   in_progress_timeout_minutes=self.rollout.config.in_progress_timeout_minutes,
+                                   cohorts=(1.0,))
+            self.rollback = Rollout(f"{self.rollout.job_id}-rollback", self.rollout.exposed(),
+                                    self.rollback_document, config, start=now, cohorts=False,
+                                    burst=float(config.maximum_per_minute))
+        if self.rollback is not None:
+            out += [(self.rollback, t) for t in self.rollback.due(now)]
+            self.rollback.tick(now)
+        return out
+
+    def find(self, job_id: str) -> Rollout | None:
+        return next((r for r in self.jobs() if r.job_id == job_id), None)
+
+    @property
+    def done(self) -> bool:
+        if self.rollout.status == "COMPLETED":
+            return True
+        if self.rollout.status == "CANCELED":
+            return self.rollback is None and not self.rollback_document or (
+                self.rollback is not None and self.rollback.status != "IN_PROGRESS")
+        return False
+
+
+# -- MQTT --------------------------------------------------------------------------------------------------
+
+
+def topics(prefix: str, thing: str) -> dict[str, str]:
+    base = f"{prefix}/things/{thing}/jobs"
+    return {"notify": f"{base}/notify-next", "start_next": f"{base}/start-next", "update": base + "/{job_id}/update"}
+
+
+def notify_payload(job: Rollout, thing: str) -> bytes:
+    return json.dumps({"timestamp": int(time.time()), "execution": {
+        "jobId": job.job_id, "thingName": thing, "status": "QUEUED", "jobDocument": job.document}}).encode()
+
+
+def _client(client_id: str):
+    import paho.mqtt.client as mqtt
+
+    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+
+
+def _connect(client, host: str, port: int) -> None:
+    from pipelines.stream.transports import TransportError
+
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as exc:
+        raise TransportError(f"cannot reach the MQTT broker at {host}:{port}: {exc.strerror or exc}") from None
+
+
+class JobsService:
+    """The IoT Jobs side over MQTT: drives a Campaign in real time and records every status update."""
+
+    def __init__(self, campaign: Campaign, *, host: str = "127.0.0.1", port: int = 1883,
+                 prefix: str = DEFAULT_PREFIX, on_update: Callable[[str, str, str, dict, float], None] | None = None,
+                 client_id: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.campaign, self.host, self.port, self.prefix = campaign, host, port, prefix
+        self.on_update = on_update or (lambda *a: None)
+        self.client_id = client_id or f"tributary-jobs-{campaign.rollout.job_id}"
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.updates = 0
+        self._client = None
+
+    def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:
+        if not reason.is_failure:
+            client.subscribe(f"{self.prefix}/things/+/jobs/+/update", qos=1)
+            client.subscribe(f"{self.prefix}/things/+/jobs/start-next", qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        parts = msg.topic.split("/")
+        # <prefix...>/things/<thing>/jobs/<jobId>/update  |  <prefix...>/things/<thing>/jobs/start-next
+        i = parts.index("things")
+        thing = parts[i + 1]
+        with self.lock:
+            if parts[-1] == "start-next":
+                for job in reversed(self.campaign.jobs()):
+                    if job.pending_for(thing):
+                        client.publish(topics(self.prefix, thing)["notify"], notify_payload(job, thing), qos=1)
+                        break
+                return
+            job_id = parts[i + 3]
+            job = self.campaign.find(job_id)
+            if job is None:
+                return
+            try:
+                body = json.loads(msg.payload)
+            except ValueError:
+                return
+            status, details = str(body.get("status", "")), dict(body.get("statusDetails") or {})
+            now = self.clock()
+            if job.record(thing, status, details, now):
+                self.updates += 1
+                self.on_update(job_id, thing, status, details, now)
+
+    def run(self, *, timeout: float, poll: float = 0.05, stop: threading.Event | None = None,
+            progress: Callable[[Campaign], None] | None = None) -> Campaign:
+        """Notify, time out, abort and roll back until the campaign is done (or `timeout` seconds pass)."""
+        client = _client(self.client_id)
+        client.on_connect, client.on_message = self._on_connect, self._on_message
+        _connect(client, self.host, self.port)
+        client.loop_start()
+        deadline = time.monotonic() + timeout
+        try:
+            time.sleep(0.2)  # let the subscriptions land before the first notification
+            while time.monotonic() < deadline and not (stop and stop.is_set()):
+                with self.lock:
+                    now = self.clock()
+                    for job, thing in self.campaign.step(now):
+                        client.publish(topics(self.prefix, thing)["notify"], notify_payload(job, thing), qos=1)
+                    done = self.campaign.done
+                if progress:
+                    progress(self.campaign)
+                if done:
+                    break
+                time.sleep(poll)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        return self.campaign
+
+
+def run_device(agent, *, host: str = "127.0.0.1", port: int = 1883, prefix: str = DEFAULT_PREFIX,
+               stop: threading.Event | None = None, retry_after: float = 1.0,
+               log: Callable[[str], None] = lambda line: None) -> None:
+    """The agent's main loop on MQTT: finish an interrupted install, ask for the pending job, carry out jobs."""
+    from pipelines.edge.agent import handle_safely
+
+    thing = agent.device_id
+    names = topics(prefix, thing)
+    jobs: queue.Queue = queue.Queue()
+    connected = threading.Event()
+    client = _client(f"device-{thing}")
+
+    def on_connect(c, userdata, flags, reason, properties=None):
+        if not reason.is_failure:
+            c.subscribe(names["notify"], qos=1)
+            connected.set()
+
+    def on_subscribe(c, userdata, mid, reasons, properties=None):
+        c.publish(names["start_next"], b"{}", qos=1)
+
+    def on_message(c, userdata, msg):
+        try:
+            execution = json.loads(msg.payload).get("execution")
+        except ValueError:
+            return
+        if execution:
+            jobs.put(execution)
+
+    def report(job_id: str, status: str, details: dict) -> None:
+        body = {"status": status, "statusDetails": {k: str(v) for k, v in details.items()}}
+        client.publish(names["update"].format(job_id=job_id), json.dumps(body).encode(), qos=1)
+        log(f"{thing} {job_id} {status} {details}")
+
+    agent.report = report
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    _connect(client, host, port)
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise RuntimeError(f"the MQTT broker at {host}:{port} did not accept {thing}")
+        agent.recover()
+        done: set[str] = set()
+        while not (stop and stop.is_set()):
+            try:
+                execution = jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            job_id = execution["jobId"]
+            if job_id in done:
+                continue
+            outcome = handle_safely(agent, job_id, execution.get("jobDocument") or {})
+            if outcome is None:
+                jobs.put(execution)  # transient: try again shortly, the job stays IN_PROGRESS
+                time.sleep(retry_after)
+            else:
+                done.add(job_id)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,173 @@
+"""The bundle server: the repository folder over HTTP with byte ranges, and faults a fleet really meets.
+
+Starlette's FileResponse honours Range too; this handler is written by hand (about forty lines) because the
+simulator must break the body on purpose: cut the connection after some bytes, flip bytes, or end a
+response early as if the file were shorter. Faults are planned per device (the agent sends its id in
+`X-Device-Id`) and consumed one per request for a bundle, so a fault hits a chosen download exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+FaultKind = Literal["cut", "corrupt", "truncate"]
+DEVICE_HEADER = "x-device-id"
+CHUNK = 16 * 1024
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class _Cut(Exception):
+    """Raised inside a streaming body: uvicorn drops the connection mid-response."""
+
+
+@dataclass
+class FaultPlan:
+    """Faults per device, consumed in order by the device's next bundle (targets/) requests."""
+
+    faults: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    served: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Body bytes sent per device (metadata and bundles), for the resume-efficiency figure."""
+
+    def add(self, device: str, kind: FaultKind, *, at: float = 0.5) -> None:
+        """The device's next bundle response breaks after `at` of its bytes."""
+        with self.lock:
+            self.faults[device].append((kind, at))
+
+    def take(self, device: str | None) -> tuple[str, float] | None:
+        if not device:
+            return None
+        with self.lock:
+            queue = self.faults.get(device)
+            return queue.popleft() if queue else None
+
+    def count(self, device: str | None, n: int) -> None:
+        if device:
+            with self.lock:
+                self.served[device] += n
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> FaultPlan:
+        plan = cls()
+        for device, items in json.loads(Path(path).read_text()).items():
+            for kind, at in items:
+                plan.add(device, kind, at=at)
+        return plan
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) inclusive, or None for the whole file; ValueError when unsatisfiable."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        raise ValueError(header)
+    if not match.group(1):
+        first, last = max(0, size - int(match.group(2))), size - 1
+    else:
+        first = int(match.group(1))
+        last = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    if first >= size or first > last:
+        raise ValueError(header)
+    return first, last
+
+
+def create_app(root: str | Path, plan: FaultPlan | None = None) -> Starlette:
+    """An ASGI app serving `root` (the repository folder) read-only, with planned faults on targets/."""
+    base = Path(root).resolve()
+    plan = plan or FaultPlan()
+
+    async def serve(request: Request) -> Response:
+        rel = request.path_params["path"]
+        path = (base / rel).resolve()
+        if base not in path.parents or not path.is_file():
+            return PlainTextResponse("not found", status_code=404)
+        device = request.headers.get(DEVICE_HEADER)
+        size = path.stat().st_size
+        try:
+            span = _parse_range(request.headers.get("range"), size)
+        except ValueError:
+            return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+        first, last = span if span else (0, size - 1)
+        fault = plan.take(device) if rel.startswith("targets/") else None
+        length = last - first + 1
+        if fault and fault[0] == "truncate":
+            length = max(1, int(length * fault[1]))
+        headers = {"accept-ranges": "bytes", "content-length": str(length)}
+        if span:
+            headers["content-range"] = f"bytes {first}-{first + length - 1}/{size}"
+
+        def body():
+            sent, cut_after = 0, (int(length * fault[1]) if fault and fault[0] == "cut" else None)
+            with open(path, "rb") as handle:
+                handle.seek(first)
+                while sent < length:
+                    chunk = handle.read(min(CHUNK, length - sent))
+                    if cut_after is not None and sent + len(chunk) > cut_after:
+                        chunk = chunk[: cut_after - sent]
+                        if chunk:
+                            plan.count(device, len(chunk))
+                            yield chunk
+                        raise _Cut(f"fault: cut {device} after {cut_after} bytes")
+                    if fault and fault[0] == "corrupt" and sent <= length // 2 < sent + len(chunk):
+                        i = length // 2 - sent
+                        chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
+                    sent += len(chunk)
+                    plan.count(device, len(chunk))
+                    yield chunk
+
+        return StreamingResponse(body(), status_code=206 if span else 200, headers=headers,
+                                 media_type="application/octet-stream")
+
+    return Starlette(routes=[Route("/{path:path}", serve, methods=["GET"])])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class BundleServer:
+    """uvicorn in a background thread on a free loopback port (tests, the simulator, `edge serve-repo`)."""
+
+    def __init__(self, root: str | Path, *, plan: FaultPlan | None = None, host: str = "127.0.0.1",
+                 port: int | None = None) -> None:
+        import uvicorn
+
+        self.plan = plan or FaultPlan()
+        self.host, self.port = host, port or free_port(host)
+        config = uvicorn.Config(create_app(root, self.plan), host=self.host, port=self.port, log_level="critical",
+                                access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="bundle-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> BundleServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the bundle server did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)

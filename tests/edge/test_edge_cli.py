@@ -1,0 +1,36 @@
+"""`tributary edge` commands: one clear error line, and the status of a rollout at a glance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from click.testing import CliRunner
+
+from pipelines.edge import status as device_status
+from pipelines.edge.cli import edge
+from pipelines.lake import Lake
+
+
+def test_keygen_refuses_to_overwrite_with_one_line(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(edge, ["keygen", "--key-dir", str(tmp_path / "k")]).exit_code == 0
+    result = runner.invoke(edge, ["keygen", "--key-dir", str(tmp_path / "k")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: keys already exist") and len(result.output.strip().splitlines()) == 1
+
+
+def test_status_shows_counts_versions_and_progress(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIBUTARY_LAKE_ROOT", str(tmp_path / "lake"))
+    lake = Lake(str(tmp_path / "lake"))
+    now = dt.datetime.now(dt.UTC)
+    rows = [{"device_id": f"d{i}", "job_id": "release-2", "status": s, "version": v, "step": "", "reason": "",
+             "rollout_status": "IN_PROGRESS", "updated_at": now}
+            for i, (s, v) in enumerate([("SUCCEEDED", "2"), ("SUCCEEDED", "2"), ("IN_PROGRESS", "1"), ("QUEUED", "")])]
+    device_status.write(lake, pl.DataFrame(rows, schema=device_status.SCHEMA))
+    device_status.write(lake, pl.DataFrame(rows[:1], schema=device_status.SCHEMA))  # MERGE: no duplicate
+    assert device_status.read(lake).height == 4
+    result = CliRunner().invoke(edge, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "2/4 (50%)" in result.output
+    assert "SUCCEEDED 2" in result.output and "v2 2" in result.output and "v1 1" in result.output
