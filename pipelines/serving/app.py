@@ -1,0 +1,375 @@
+"""The endpoint as a raw ASGI app: the SageMaker container contract and the InvokeEndpoint API.
+
+Raw ASGI rather than Starlette on purpose: the model answers in tens of microseconds, and a framework's
+routing, request and response objects would cost more than the model (written by hand; ~200 lines).
+
+- `GET /ping`: 200 once the variants are loaded, 503 before.
+- `POST /invocations`, `POST /endpoints/<name>/invocations`: CSV or JSON (see parsing.py) ->
+  `{"predictions": [...]}`; the variant is named in `X-Amzn-Invoked-Production-Variant`.
+- `GET /metrics`: Prometheus text (metrics.py). `GET /status`: the config this worker serves.
+
+The config file is watched; a change is loaded in a thread and swapped in only once every model is in
+memory, so requests in flight finish on the old variants and none fails. Shadow copies run after the
+caller's response is sent. Every answered row is appended to the invocation spool (invocations.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipelines.serving import config as endpoint_config
+from pipelines.serving.invocations import SpoolWriter, flight_key
+from pipelines.serving.metrics import NO_VARIANT, Metrics
+from pipelines.serving.model import LoadedModel, ModelError
+from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Schema, parse
+from pipelines.serving.routing import Router, StickyStore, UnknownVariant
+
+log = logging.getLogger("tributary.serving")
+
+VARIANT_HEADER = b"x-amzn-invoked-production-variant"
+GENERATION_HEADER = b"x-tributary-config-generation"
+MODEL_VERSION_HEADER = b"x-tributary-model-version"
+CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+JSON = b"application/json"
+WATCH_SECONDS = 0.2
+FLUSH_SECONDS = 0.5
+SINGLE_VARIANT = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the app finds its config, models and state; read from TRIBUTARY_SERVE_* in each worker."""
+
+    config_path: str | None = None
+    model_dir: str | None = None
+    """A model folder served alone as `AllTraffic` while no config is published (the SageMaker container)."""
+    endpoint: str = endpoint_config.DEFAULT_ENDPOINT
+    spool_dir: str | None = None
+    state_dir: str | None = None
+    segment_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ.get
+        return cls(config_path=env("TRIBUTARY_SERVE_CONFIG") or None, model_dir=env("TRIBUTARY_SERVE_MODEL_DIR") or None,
+                   endpoint=env("TRIBUTARY_SERVE_ENDPOINT") or endpoint_config.DEFAULT_ENDPOINT,
+                   spool_dir=env("TRIBUTARY_SERVE_SPOOL") or None, state_dir=env("TRIBUTARY_SERVE_STATE") or None,
+                   segment_seconds=float(env("TRIBUTARY_SERVE_SEGMENT_SECONDS") or 30.0))
+
+
+class Served:
+    """A variant ready to answer: its model, input schema and config."""
+
+    __slots__ = ("name", "model", "schema", "version", "share", "version_header")
+
+    def __init__(self, name: str, model: LoadedModel, version: str, share: float = 1.0) -> None:
+        self.name = name
+        self.model = model
+        self.version = version
+        self.share = share
+        self.version_header = version.encode()
+        cats = [f for f, vocab in zip(model.features, model.categorical) if vocab is not None]
+        self.schema = Schema(model.features, cats)
+
+
+class Deployment:
+    """One endpoint config, fully loaded: swapped in as a whole."""
+
+    def __init__(self, config: endpoint_config.EndpointConfig, variants: dict[str, Served], shadow: Served | None,
+                 router: Router) -> None:
+        self.config = config
+        self.variants = variants
+        self.shadow = shadow
+        self.router = router
+        self.generation = (config.generation or "static").encode()
+
+
+class App:
+    """The ASGI callable (one per worker)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.metrics = Metrics()
+        self.deployment: Deployment | None = None
+        self.models: dict[str, LoadedModel] = {}
+        state = self.settings.state_dir
+        self.store = StickyStore(Path(state, "sticky.db") if state else None)
+        self.spool = SpoolWriter(self.settings.spool_dir, segment_seconds=self.settings.segment_seconds) \
+            if self.settings.spool_dir else None
+        self._seen: tuple | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.load_error: str | None = None
+
+    # -- configuration -----------------------------------------------------------------------------
+
+    def _stat(self) -> tuple | None:
+        if not self.settings.config_path:
+            return None
+        try:
+            st = os.stat(self.settings.config_path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _read_config(self) -> endpoint_config.EndpointConfig | None:
+        found = endpoint_config.load(self.settings.config_path) if self.settings.config_path else None
+        if found is None and self.settings.model_dir:
+            found = endpoint_config.EndpointConfig(
+                name=self.settings.endpoint,
+                variants=(endpoint_config.Variant(SINGLE_VARIANT, "", 1.0, self.settings.model_dir),))
+        return found
+
+    def _build(self, cfg: endpoint_config.EndpointConfig) -> Deployment:
+        """Load every model the config names (reusing loaded ones) into a new Deployment; runs in a thread."""
+        cache = dict(self.models)
+
+        def model(folder: str, version: str) -> LoadedModel:
+            if folder not in cache:
+                cache[folder] = LoadedModel.load(folder, version=version)
+            return cache[folder]
+
+        variants = {v.name: Served(v.name, model(v.model_dir, v.model_version), v.model_version)
+                    for v in cfg.variants}
+        shadow = None
+        if cfg.shadow:
+            shadow = Served(cfg.shadow.name, model(cfg.shadow.model_dir, cfg.shadow.model_version),
+                            cfg.shadow.model_version, cfg.shadow.sample_share)
+        router = Router([v.name for v in cfg.variants], [v.weight for v in cfg.variants],
+                        sticky_header=cfg.sticky_header, store=self.store)
+        used = {v.model_dir for v in cfg.variants} | ({cfg.shadow.model_dir} if cfg.shadow else set())
+        self.models = {k: m for k, m in cache.items() if k in used}
+        return Deployment(cfg, variants, shadow, router)
+
+    async def reload(self) -> bool:
+        """Load the config if it changed; swap only when every model loaded. False when it could not."""
+        seen = self._stat()
+        if seen == self._seen and self.deployment is not None:
+            return True
+        try:
+            cfg = await asyncio.to_thread(self._read_config)
+            if cfg is None:
+                self.load_error = "no endpoint config published and no model folder given"
+                return False
+            deployment = await asyncio.to_thread(self._build, cfg)
+        except Exception as exc:  # a bad publish must not take the running variants down
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if message != self.load_error:
+                log.error("endpoint config not applied, still serving the previous one: %s", message)
+            self.load_error = message
+            self._seen = seen if self.deployment is not None else None
+            return False
+        self.deployment, self._seen, self.load_error = deployment, seen, None
+        # Models and vocabularies live as long as the deployment: keep the collector from rescanning them.
+        gc.collect()
+        gc.freeze()
+        log.info("serving %s (%s)%s", cfg.name, ", ".join(f"{v.name}=v{v.model_version or '-'}@{v.weight:g}"
+                                                            for v in cfg.variants),
+                 f", shadow {cfg.shadow.name}=v{cfg.shadow.model_version}@{cfg.shadow.sample_share:g}"
+                 if cfg.shadow else "")
+        return True
+
+    async def _watch(self) -> None:
+        while True:
+            await self.reload()
+            await asyncio.sleep(WATCH_SECONDS)
+
+    async def _flush(self) -> None:
+        """Hand the buffered log to a thread every FLUSH_SECONDS: a disk stall (dirty-page writeback) must
+        not stop the event loop, which measured as multi-millisecond tails when the write ran inline."""
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            if self.spool is not None:
+                try:
+                    await asyncio.to_thread(self.spool.write, self.spool.take())
+                except OSError as exc:
+                    log.error("invocation log not written (kept serving): %s", exc)
+
+    # -- ASGI ----------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._flush())]
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in self._tasks:
+                    task.cancel()
+                if self.spool is not None:
+                    self.spool.close()
+                self.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: dict, receive, send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/invocations" or (path.startswith("/endpoints/") and path.endswith("/invocations")):
+            if method != "POST":
+                return await _answer(send, 405, {"error": "use POST for invocations"})
+            if path != "/invocations":
+                name = path[len("/endpoints/"):-len("/invocations")]
+                deployment = self.deployment
+                own = deployment.config.name if deployment else self.settings.endpoint
+                if name != own:
+                    return await _answer(send, 404, {"error": f"no endpoint named {name!r} here (this is {own!r})"})
+            return await self.invoke(scope, receive, send)
+        if path == "/ping":
+            if self.deployment is None:
+                return await _answer(send, 503, {"status": "loading", "error": self.load_error})
+            return await _answer(send, 200, {"status": "ok"})
+        if path == "/metrics":
+            body, content_type = self.metrics.exposition()
+            return await _raw(send, 200, body, content_type.encode())
+        if path == "/status":
+            deployment = self.deployment
+            return await _answer(send, 200 if deployment else 503, {
+                "pid": os.getpid(), "config": deployment.config.to_json() if deployment else None,
+                "error": self.load_error})
+        return await _answer(send, 404, {"error": f"no route {path}: use /ping, /invocations or /metrics"})
+
+    async def invoke(self, scope: dict, receive, send) -> None:
+        started = time.perf_counter_ns()
+        deployment = self.deployment
+        if deployment is None:
+            return await _answer(send, 503, {"error": "the models are still loading"})
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            name = deployment.router.pick(headers)
+        except UnknownVariant as exc:
+            self.metrics.child(deployment.config.name, NO_VARIANT)[1].inc()
+            return await _answer(send, 400, {"error": str(exc)}, NO_VARIANT.encode(), deployment.generation)
+        invocations, errors_4xx, errors_5xx, model_latency, overhead_latency = \
+            self.metrics.child(deployment.config.name, name)
+        invocations.inc()
+        variant_header = name.encode()
+        served = deployment.variants[name]
+        try:
+            body = await _body(headers, receive)
+            rows = parse(body, headers.get("content-type"), served.schema)
+            before_model = time.perf_counter_ns()
+            predictions = served.model.predict_rows(rows)
+            after_model = time.perf_counter_ns()
+        except BadInput as exc:
+            errors_4xx.inc()
+            return await _answer(send, exc.status, {"error": str(exc)}, variant_header, deployment.generation)
+        except ModelError as exc:
+            errors_4xx.inc()
+            return await _answer(send, 424, {"error": str(exc)}, variant_header, deployment.generation)
+        except Exception as exc:  # a bug: answer 500, count it, keep serving
+            log.exception("invocation failed")
+            errors_5xx.inc()
+            return await _answer(send, 500, {"error": f"internal error: {type(exc).__name__}"}, variant_header,
+                                 deployment.generation)
+        request_id = os.urandom(12).hex()
+        await _raw(send, 200, orjson.dumps({"predictions": predictions}), JSON, variant_header,
+                   deployment.generation, request_id.encode(), served.version_header)
+        done = time.perf_counter_ns()
+        model_us = (after_model - before_model) // 1000
+        overhead_us = max((done - started) // 1000 - model_us, 0)
+        model_latency.observe(model_us)
+        overhead_latency.observe(overhead_us)
+        attributes = headers.get(CUSTOM_ATTRIBUTES)
+        if self.spool is not None:
+            self._log(deployment, served, rows, predictions, request_id, model_us, overhead_us, attributes, False)
+        shadow = deployment.shadow
+        if shadow is not None and random.random() < shadow.share:
+            asyncio.get_running_loop().call_soon(self._shadow, deployment, served, rows, body, headers,
+                                                 request_id, attributes)
+
+    def _shadow(self, deployment: Deployment, served: Served, rows: list, body: bytes, headers: dict,
+                request_id: str, attributes: str | None) -> None:
+        """The shadow variant's answer to a copy of a request: counted and logged, never returned."""
+        shadow = deployment.shadow
+        invocations, errors_4xx, _, model_latency, _ = self.metrics.child(deployment.config.name, shadow.name)
+        invocations.inc()
+        try:
+            if shadow.schema.features != served.schema.features:
+                rows = parse(body, headers.get("content-type"), shadow.schema)
+            started = time.perf_counter_ns()
+            predictions = shadow.model.predict_rows(rows)
+            model_us = (time.perf_counter_ns() - started) // 1000
+        except (BadInput, ModelError) as exc:
+            errors_4xx.inc()
+            log.warning("shadow %s failed on request %s: %s", shadow.name, request_id, exc)
+            return
+        model_latency.observe(model_us)
+        if self.spool is not None:
+            self._log(deployment, shadow, rows, predictions, request_id, model_us, 0, attributes, True)
+
+    def _log(self, deployment: Deployment, served: Served, rows: list, predictions: list, request_id: str,
+             model_us: int, overhead_us: int, attributes: str | None, shadow: bool) -> None:
+        flight_id, flight_date = flight_key(attributes) if len(rows) == 1 else (None, None)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        features = served.schema.features
+        for i, (row, prediction) in enumerate(zip(rows, predictions)):
+            self.spool.append({
+                "request_id": request_id, "row": i, "shadow": shadow, "endpoint": deployment.config.name,
+                "variant": served.name, "model_version": served.version,
+                "features": orjson.dumps(dict(zip(features, row))).decode(), "prediction": prediction,
+                "model_latency_us": model_us, "overhead_latency_us": overhead_us, "invoked_at": now,
+                "flight_id": flight_id, "flight_date": flight_date, "custom_attributes": attributes,
+            })
+
+
+async def _body(headers: dict[str, str], receive) -> bytes:
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadInput(f"request body of {int(declared):,} bytes is over the limit of {MAX_BODY_BYTES:,}", 413)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadInput("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadInput(f"request body is over the limit of {MAX_BODY_BYTES:,} bytes", 413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _answer(send, status: int, doc: dict[str, Any], variant: bytes | None = None,
+                  generation: bytes | None = None) -> None:
+    await _raw(send, status, orjson.dumps(doc), JSON, variant, generation)
+
+
+async def _raw(send, status: int, body: bytes, content_type: bytes, variant: bytes | None = None,
+               generation: bytes | None = None, request_id: bytes | None = None,
+               model_version: bytes | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if variant is not None:
+        headers.append((VARIANT_HEADER, variant))
+    if generation is not None:
+        headers.append((GENERATION_HEADER, generation))
+    if request_id is not None:
+        headers.append((b"x-amzn-requestid", request_id))
+    if model_version is not None:
+        headers.append((MODEL_VERSION_HEADER, model_version))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app() -> App:
+    """The factory uvicorn calls in each worker (`--factory`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    return App()

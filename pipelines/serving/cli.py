@@ -1,0 +1,103 @@
+"""`tributary serve`: run the endpoint; `serve weights` re-weights it; `serve status` shows what it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+
+class _Failure(click.ClickException):
+    """One clear line and exit 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _guard(fn):
+    """The project's own errors become one line; anything else is a bug and keeps its traceback."""
+
+    def wrapper(*args, **kwargs):
+        from pipelines.ml.registry import RegistryError
+        from pipelines.ml.tracking import MlflowUnavailable
+        from pipelines.serving.model import ModelLoadError
+        from pipelines.serving.sagemaker import SageMakerError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, RegistryError, MlflowUnavailable, ModelLoadError, SageMakerError, OSError) as exc:
+            raise _Failure(str(exc)) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _resource():
+    from resources import current_profile
+    from resources.serving import serving_resource
+
+    return serving_resource(current_profile()).process_config_and_initialize()
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=lambda: os.cpu_count() or 1,
+              help="Worker processes (default: one per core).")
+@click.option("--config", "config_path", help="Endpoint config to watch. Default: the profile's (serving resource).")
+@click.option("--model-dir", type=click.Path(file_okay=False),
+              help="Serve this model folder (spec.json + booster) as variant AllTraffic until a config is published "
+                   "(the SageMaker container passes /opt/ml/model).")
+@click.option("--spool", "spool_dir", help="Invocation log spool folder. Default: the profile's.")
+@click.option("--state", "state_dir", help="Folder for sticky assignments and metrics files. Default: the profile's.")
+@click.option("--no-log", is_flag=True, help="Do not spool the invocation log.")
+@click.option("--access-log", is_flag=True, help="Log every request (slow; for debugging).")
+@click.pass_context
+@_guard
+def serve(ctx: click.Context, host: str, port: int, workers: int, config_path: str | None, model_dir: str | None,
+          spool_dir: str | None, state_dir: str | None, no_log: bool, access_log: bool) -> None:
+    """The delay-model endpoint (SageMaker container contract): /ping, /invocations, /metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipelines.serving.server import ServeOptions, serve as run_server
+
+    # Given every folder (the container's `serve` does), the profile's resource (and Dagster) is not needed.
+    complete = config_path and state_dir and (spool_dir or no_log)
+    resource = None if complete else _resource()
+    config_path = config_path or resource.config_path
+    click.echo(f"serving on http://{host}:{port} with {workers} worker(s); config {config_path}"
+               f"{f', model {model_dir}' if model_dir else ''}")
+    run_server(ServeOptions(
+        host=host, port=port, workers=workers, config_path=config_path, model_dir=model_dir,
+        endpoint=os.environ.get("TRIBUTARY_SERVING_ENDPOINT", "tributary-delay") if resource is None
+        else resource.endpoint_name,
+        state_dir=state_dir or resource.state_dir,
+        spool_dir=None if no_log else (spool_dir or resource.spool_dir), access_log=access_log))
+
+
+@serve.command()
+@click.argument("pairs", nargs=-1, required=True, metavar="VARIANT=WEIGHT...")
+@_guard
+def weights(pairs: tuple[str, ...]) -> None:
+    """Re-weight the running endpoint's variants, e.g. `champion=0.9 challenger=0.1` (no reload, no redeploy)."""
+    from pipelines.serving.config import parse_weights
+
+    result = _resource().reweight(parse_weights(list(pairs)), log=click.echo)
+    click.echo(f"{result['mode']}: " + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items()))
+
+
+@serve.command()
+@_guard
+def status() -> None:
+    """The endpoint config the service serves (local), as JSON."""
+    resource = _resource()
+    current = resource.current()
+    if current is None:
+        raise _Failure(f"no endpoint config at {resource.config_path}: materialize serving/delay_endpoint first")
+    click.echo(json.dumps(current.to_json(), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    serve()

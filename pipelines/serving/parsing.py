@@ -1,0 +1,231 @@
+"""Request bodies -> rows in the model's feature order, or a BadInput that says what was expected.
+
+Accepted, as `mlflow models serve` accepts them (and SageMaker's CSV): `text/csv`, one row per line in the
+signature's column order (a header line equal to the feature names is skipped); `application/json` with
+exactly one of `dataframe_split` ({"columns": [...], "data": [[...]]}), `dataframe_records` ([{...}]),
+`instances` (rows as objects or as lists in feature order) or `inputs` (columns as {"name": [...]}, or rows
+like `instances`). Categoricals stay strings; numbers become floats; empty or null is missing.
+Written by hand (orjson does the JSON): every error must name the column and row it is about.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+class BadInput(ValueError):
+    """A request the endpoint refuses; `status` is the HTTP answer (400, 413 or 415)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Schema:
+    """What a model reads: feature names in order and which of them are categorical (strings)."""
+
+    __slots__ = ("features", "categorical", "index")
+
+    def __init__(self, features: Sequence[str], categorical: Sequence[str]) -> None:
+        self.features = list(features)
+        cats = set(categorical)
+        self.categorical = [f in cats for f in self.features]
+        self.index = {name: i for i, name in enumerate(self.features)}
+
+    def expected(self) -> str:
+        return f"{len(self.features)} columns in this order: {', '.join(self.features)}"
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def parse(body: bytes, content_type: str | None, schema: Schema) -> list[list[Any]]:
+    """Rows (lists in `schema.features` order) from a request body; BadInput with the reason otherwise."""
+    kind = media_type(content_type)
+    if len(body) > MAX_BODY_BYTES:
+        raise BadInput(f"request body of {len(body):,} bytes is over the limit of {MAX_BODY_BYTES:,}", 413)
+    if kind == "text/csv":
+        rows = parse_csv(body, schema)
+    elif kind == "application/json":
+        rows = parse_json(body, schema)
+    else:
+        raise BadInput(f"unsupported content type {kind or '(none)'!r}: send text/csv or application/json", 415)
+    if not rows:
+        raise BadInput(f"the request holds no rows: send at least one row of {schema.expected()}")
+    return rows
+
+
+def parse_csv(body: bytes, schema: Schema) -> list[list[Any]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("the CSV body is not UTF-8 text") from None
+    width = len(schema.features)
+    rows: list[list[Any]] = []
+    lines = text.splitlines()
+    try:
+        records = list(csv.reader(lines, strict=True))
+    except csv.Error as exc:
+        raise BadInput(f"malformed CSV: {exc}") from None
+    for n, record in enumerate(records, start=1):
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # a blank line, e.g. the last newline
+        if n == 1 and [v.strip() for v in record] == schema.features:
+            continue  # a header naming the features in order
+        if len(record) != width:
+            raise BadInput(f"CSV line {n} has {len(record)} values; expected {schema.expected()}")
+        rows.append([_csv_value(v, j, n, schema) for j, v in enumerate(record)])
+    return rows
+
+
+def _csv_value(raw: str, j: int, row: int, schema: Schema) -> Any:
+    value = raw.strip()
+    if not value:
+        return None
+    if schema.categorical[j]:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(raw)}") from None
+
+
+def parse_json(body: bytes, schema: Schema) -> list[list[Any]]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadInput(f"the JSON body must be an object with exactly one of {', '.join(JSON_KEYS)}")
+    present = [k for k in JSON_KEYS if k in doc]
+    if len(present) != 1:
+        found = ", ".join(present) if present else "none of them"
+        raise BadInput(f"the JSON body needs exactly one of {', '.join(JSON_KEYS)} (found {found})")
+    key = present[0]
+    payload = doc[key]
+    if key == "dataframe_split":
+        return _split(payload, schema)
+    if key == "dataframe_records":
+        if not isinstance(payload, list):
+            raise BadInput("dataframe_records must be a list of objects (one per row)")
+        return [_record(r, i, schema, key) for i, r in enumerate(payload, start=1)]
+    if key == "inputs" and isinstance(payload, dict):
+        return _columns(payload, schema)
+    if not isinstance(payload, list):
+        raise BadInput(f"{key} must be a list of rows (objects, or lists in feature order)"
+                       + (" or an object of columns" if key == "inputs" else ""))
+    return [_record(r, i, schema, key) if isinstance(r, dict) else _positional(r, i, schema, key)
+            for i, r in enumerate(payload, start=1)]
+
+
+def _check_names(names: Sequence[Any], schema: Schema, where: str) -> None:
+    given = [str(n) for n in names]
+    missing = [f for f in schema.features if f not in set(given)]
+    unknown = [n for n in given if n not in schema.index]
+    if missing or unknown or len(given) != len(set(given)):
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown {', '.join(unknown)}")
+        if not parts:
+            parts.append("a column named twice")
+        raise BadInput(f"{where} columns do not match the model ({'; '.join(parts)}); expected {schema.expected()}")
+
+
+def _split(payload: Any, schema: Schema) -> list[list[Any]]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise BadInput('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
+    columns = payload.get("columns", schema.features)
+    if not isinstance(columns, list):
+        raise BadInput("dataframe_split columns must be a list of names")
+    in_order = columns == schema.features
+    if not in_order:
+        _check_names(columns, schema, "dataframe_split")
+        position = {name: k for k, name in enumerate(columns)}
+        order = [position[f] for f in schema.features]
+    rows = []
+    width = len(columns)
+    for i, raw in enumerate(payload["data"], start=1):
+        if not isinstance(raw, list) or len(raw) != width:
+            got = f"{len(raw)} values" if isinstance(raw, list) else type(raw).__name__
+            raise BadInput(f"dataframe_split row {i} has {got}; expected {width} (one per column)")
+        if in_order:
+            rows.append(_positional(raw, i, schema, "dataframe_split"))
+        else:
+            rows.append([_json_value(raw[k], j, i, schema) for j, k in enumerate(order)])
+    return rows
+
+
+def _record(raw: Any, i: int, schema: Schema, where: str) -> list[Any]:
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where} row {i} must be an object of feature -> value")
+    if len(raw) != len(schema.features) or any(k not in schema.index for k in raw):
+        _check_names(list(raw), schema, f"{where} row {i}")
+    return [_json_value(raw[f], j, i, schema) for j, f in enumerate(schema.features)]
+
+
+def _positional(raw: Any, i: int, schema: Schema, where: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise BadInput(f"{where} row {i} must be an object or a list of {len(schema.features)} values")
+    if len(raw) != len(schema.features):
+        raise BadInput(f"{where} row {i} has {len(raw)} values; expected {schema.expected()}")
+    categorical = schema.categorical
+    out = list(raw)
+    for j, v in enumerate(raw):
+        # The common case (a float where a number belongs, a string where a category does) costs one check.
+        if v.__class__ is float and not categorical[j] or v.__class__ is str and categorical[j]:
+            continue
+        out[j] = _json_value(v, j, i, schema)
+    return out
+
+
+def _columns(payload: dict, schema: Schema) -> list[list[Any]]:
+    _check_names(list(payload), schema, "inputs")
+    columns = [payload[f] for f in schema.features]
+    if not all(isinstance(c, list) for c in columns):
+        raise BadInput("inputs as an object must map each feature to a list of values (one per row)")
+    lengths = {len(c) for c in columns}
+    if len(lengths) != 1:
+        raise BadInput(f"inputs columns have different lengths ({', '.join(map(str, sorted(lengths)))})")
+    return [[_json_value(columns[j][i], j, i + 1, schema) for j in range(len(columns))]
+            for i in range(lengths.pop())]
+
+
+def _json_value(value: Any, j: int, row: int, schema: Schema) -> Any:
+    if value is None:
+        return None
+    if schema.categorical[j]:
+        if isinstance(value, str):
+            return value if value else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a string, got {_show(value)}")
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            return number
+    raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+

@@ -1,0 +1,65 @@
+"""Run the endpoint: uvicorn with N worker processes, uvloop and httptools.
+
+Workers share the listening socket (the kernel spreads connections), the Prometheus folder (metrics summed
+across workers), the sticky-assignment table and the spool folder. Each worker reads its settings from
+TRIBUTARY_SERVE_* variables, which this module sets before the workers are spawned.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    config_path: str | None = None
+    model_dir: str | None = None
+    endpoint: str = "tributary-delay"
+    spool_dir: str | None = None
+    state_dir: str | None = None
+    access_log: bool = False
+    log_level: str = "info"
+
+
+def prepare_metrics_dir(state_dir: str | None) -> str:
+    """A fresh folder for prometheus_client's multiprocess files (stale files would be summed in)."""
+    base = Path(state_dir) if state_dir else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    folder = base / f"prometheus-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return str(folder)
+
+
+def serve(options: ServeOptions) -> None:
+    """Block serving until interrupted (SIGINT/SIGTERM stop the workers gracefully)."""
+    import uvicorn
+
+    if not options.config_path and not options.model_dir:
+        raise ValueError("give an endpoint config (--config) or a model folder (--model-dir)")
+    env = {
+        "TRIBUTARY_SERVE_CONFIG": str(Path(options.config_path).resolve()) if options.config_path else "",
+        "TRIBUTARY_SERVE_MODEL_DIR": str(Path(options.model_dir).resolve()) if options.model_dir else "",
+        "TRIBUTARY_SERVE_ENDPOINT": options.endpoint,
+        "TRIBUTARY_SERVE_SPOOL": str(Path(options.spool_dir).resolve()) if options.spool_dir else "",
+        "TRIBUTARY_SERVE_STATE": str(Path(options.state_dir).resolve()) if options.state_dir else "",
+    }
+    os.environ.update(env)
+    metrics_dir = prepare_metrics_dir(options.state_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "pipelines.serving.app:create_app", factory=True, host=options.host, port=options.port,
+            workers=options.workers, loop="uvloop", http="httptools", lifespan="on",
+            access_log=options.access_log, log_level=options.log_level, server_header=False, date_header=False,
+            timeout_graceful_shutdown=10, backlog=4096,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""Under load: a re-weight and a new champion with zero failed requests, 10% malformed traffic, and the log
+landed into Delta exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import random
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+
+from pipelines import delta
+from pipelines.lake import Lake
+from pipelines.serving.config import publish
+from pipelines.serving.invocations import TABLE, land, ready_segments
+from tests.serving.conftest import Models, Server, spec_features, stop_server
+
+VARIANT = "x-amzn-invoked-production-variant"
+VERSION = "x-tributary-model-version"
+
+
+def _requests(models: Models, n: int, bad_share: float, seed: int = 7) -> list[tuple[bytes, str, int | None]]:
+    """(body, content type, index of the holdout row or None for a malformed one)."""
+    features = spec_features(models, models.champion)
+    buffer = io.StringIO()
+    models.rows.select(features).write_csv(buffer, include_header=False)
+    lines = buffer.getvalue().splitlines()
+    rng = random.Random(seed)
+    broken = [(b"1,2,three\n", "text/csv"), (b'{"instances": [[1, 2]]}', "application/json"),
+              (b"{oops", "application/json"), (b"x", "application/xml"),
+              (b'{"dataframe_records": [{"carrier": "AA"}]}', "application/json")]
+    out = []
+    for i in range(n):
+        if rng.random() < bad_share:
+            body, ctype = rng.choice(broken)
+            out.append((body, ctype, None))
+        else:
+            k = rng.randrange(len(lines))
+            out.append((lines[k].encode(), "text/csv", k))
+    return out
+
+
+async def _load(url: str, requests: list, concurrency: int, results: list) -> None:
+    queue = list(enumerate(requests))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            i, (body, ctype, _) = queue.pop(0)
+            try:
+                response = await client.post("/invocations", content=body, headers={"content-type": ctype})
+                results[i] = (response.status_code, response.headers.get(VERSION), response.headers.get(VARIANT),
+                              response.content)
+            except httpx.HTTPError as exc:
+                results[i] = (0, None, None, repr(exc).encode())
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+
+
+def test_reweight_and_new_champion_under_load_fail_nothing(server: Server, serving_models: Models,
+                                                           direct_predict, tmp_path: Path) -> None:
+    m = serving_models
+    expected = {v: direct_predict(v, m.rows) for v in (m.champion, m.challenger)}
+    requests = _requests(m, 4000, 0.10)
+    results: list = [None] * len(requests)
+    runner = threading.Thread(target=lambda: asyncio.run(_load(server.url, requests, 12, results)))
+    runner.start()
+
+    def progress() -> int:
+        return sum(r is not None for r in results)
+
+    changes = [m.config(0.5, 0.5), m.config(0.9, 0.1, champion_version=m.challenger)]
+    for step, config in enumerate(changes, start=1):
+        deadline = time.monotonic() + 60
+        while progress() < step * len(requests) // 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        publish(server.config_path, config)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+
+    failures = [(i, r) for i, r in enumerate(results) if requests[i][2] is not None and r[0] != 200]
+    assert not failures, failures[:5]
+    malformed = [r for i, r in enumerate(results) if requests[i][2] is None]
+    assert malformed and {r[0] for r in malformed} <= {400, 415}
+    seen_versions = {}
+    for (body, _, k), (status, version, variant, content) in zip(requests, results):
+        if k is None:
+            continue
+        got = json.loads(content)["predictions"][0]
+        assert abs(got - expected[version][k]) <= 1e-6 * max(1.0, abs(expected[version][k])), (variant, version)
+        seen_versions.setdefault(variant, set()).add(version)
+    # The champion variant served the first champion, then (after the new champion) the former challenger.
+    assert seen_versions["champion"] == {m.champion, m.challenger}
+    assert httpx.get(f"{server.url}/ping").status_code == 200
+
+    # Every answered request is logged once: land (twice: the second finds nothing new) and count.
+    answered = sum(r[0] == 200 for r in results)
+    stop_server(server)  # closes the open segments
+    lake = Lake(str(tmp_path / "lake"))
+    first = land(lake, server.spool, stale_seconds=3600)
+    assert not ready_segments(server.spool)
+    assert land(lake, server.spool).rows == 0
+    log = delta.scan(lake, TABLE).collect()
+    production = log.filter(~pl.col("shadow"))
+    assert production.height == answered  # this module's own server: only this test's traffic
+    assert production["request_id"].n_unique() == production.height
+    assert first.rows == log.height
+    # A segment landed a second time (a crash between MERGE and delete) changes nothing.
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "replay.ndjson").write_bytes(b"\n".join(
+        json.dumps({**row, "invoked_at": row["invoked_at"].isoformat(), "flight_date": None}).encode()
+        for row in production.head(50).drop("flight_date").iter_rows(named=True)))
+    land(lake, again)
+    assert delta.scan(lake, TABLE).select(pl.len()).collect().item() == log.height

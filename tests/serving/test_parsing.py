@@ -1,0 +1,63 @@
+"""Request bodies to rows: every accepted shape gives the same rows; every refusal names what was expected."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Schema, parse
+
+SCHEMA = Schema(["carrier", "distance", "origin", "temp"], ["carrier", "origin"])
+ROWS = [["AA", 1089.0, "JFK", None], ["B6", 200.5, None, -3.0]]
+RECORDS = [dict(zip(SCHEMA.features, r)) for r in ROWS]
+
+
+def _json(doc) -> bytes:
+    return orjson.dumps(doc)
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"AA,1089,JFK,\nB6,200.5,,-3\n", "text/csv"),
+    (b"carrier,distance,origin,temp\nAA,1089,JFK,\nB6,200.5,,-3", "text/csv; charset=utf-8"),
+    (_json({"dataframe_split": {"columns": SCHEMA.features, "data": ROWS}}), "application/json"),
+    (_json({"dataframe_split": {"columns": ["temp", "origin", "distance", "carrier"],
+                                "data": [r[::-1] for r in ROWS]}}), "application/json"),
+    (_json({"dataframe_records": RECORDS}), "application/json"),
+    (_json({"instances": RECORDS}), "application/json"),
+    (_json({"instances": ROWS}), "application/json"),
+    (_json({"inputs": {k: [r[k] for r in RECORDS] for k in SCHEMA.features}}), "application/json"),
+    (_json({"inputs": RECORDS}), "application/json"),
+    (_json({"dataframe_records": [{**RECORDS[0], "distance": "1089"}, RECORDS[1]]}), "application/json"),
+])
+def test_every_shape_gives_the_same_rows(body: bytes, content_type: str) -> None:
+    assert parse(body, content_type, SCHEMA) == ROWS
+
+
+@pytest.mark.parametrize("body, content_type, status, words", [
+    (b"AA,1089,JFK", "text/csv", 400, "CSV line 1 has 3 values; expected 4 columns in this order: carrier, distance"),
+    (b'AA,"10', "text/csv", 400, "malformed CSV"),
+    (b"AA,far,JFK,1", "text/csv", 400, "column 'distance' (row 1) expects a number, got 'far'"),
+    (b"{", "application/json", 400, "malformed JSON"),
+    (b"[1, 2]", "application/json", 400, "exactly one of dataframe_split"),
+    (_json({"data": ROWS}), "application/json", 400, "found none of them"),
+    (_json({"instances": ROWS, "inputs": ROWS}), "application/json", 400, "found instances, inputs"),
+    (_json({"dataframe_split": {"columns": ["carrier", "distance", "origin"], "data": [["AA", 1, "JFK"]]}}),
+     "application/json", 400, "missing temp"),
+    (_json({"dataframe_records": [{**RECORDS[0], "wind": 3}]}), "application/json", 400, "unknown wind"),
+    (_json({"dataframe_records": [RECORDS[0], {**RECORDS[1], "temp": [1]}]}), "application/json", 400,
+     "column 'temp' (row 2) expects a number"),
+    (_json({"dataframe_records": [{**RECORDS[0], "carrier": {"a": 1}}]}), "application/json", 400,
+     "column 'carrier' (row 1) expects a string"),
+    (_json({"instances": [[1, 2]]}), "application/json", 400, "instances row 1 has 2 values; expected 4"),
+    (_json({"inputs": {"carrier": ["AA"], "distance": [1, 2], "origin": ["JFK"], "temp": [1]}}), "application/json",
+     400, "different lengths"),
+    (_json({"instances": []}), "application/json", 400, "holds no rows"),
+    (b"x", "text/plain", 415, "unsupported content type 'text/plain'"),
+    (b"x", None, 415, "(none)"),
+    (b"A" * (MAX_BODY_BYTES + 1), "text/csv", 413, "over the limit"),
+])
+def test_refusals_say_what_was_expected(body: bytes, content_type: str | None, status: int, words: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        parse(body, content_type, SCHEMA)
+    assert caught.value.status == status
+    assert words in str(caught.value)
