@@ -193,10 +193,12 @@ def _failure_reason(result) -> str:
 def _register_stages() -> None:
     """Each stage brings its own command group."""
     from pipelines.documents.cli import docs, search
+    from pipelines.edge.cli import edge
     from pipelines.ml.cli import model
+    from pipelines.serving.cli import serve
     from pipelines.stream.cli import stream
 
-    for command in (stream, model, docs, search):
+    for command in (stream, model, docs, search, serve, edge):
         main.add_command(command)
 
 

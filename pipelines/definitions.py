@@ -14,8 +14,10 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from assets import documents as documents_assets
+from assets import edge as edge_assets
 from assets import extract as extract_assets
 from assets import ml as ml_assets
+from assets import serving as serving_assets
 from assets import standardize as standardize_assets
 from assets import stream as stream_assets
 from assets import warehouse as warehouse_assets
@@ -23,18 +25,21 @@ from assets.partitions import daily_partitions
 from resources import build_resources, current_profile
 from sensors import automation as automation_sensors
 from sensors import documents as documents_sensors
+from sensors import edge as edge_sensors
 from sensors import extract as extract_sensors
 from sensors import ml as ml_sensors
+from sensors import serving as serving_sensors
 from sensors import stream as stream_sensors
 
 # The main job: every asset, over a partition range. Locally it runs in one process (a multiprocess
 # step costs seconds of start-up); elsewhere steps fan out to processes.
 main_job = define_asset_job(
     "main",
-    # The stream and the documents land by their own sensors, batch by batch; not a daily job's work.
-    selection=AssetSelection.all() - AssetSelection.groups("stream", "documents"),
+    # The stream and the documents land by their own sensors, batch by batch; the endpoint and the edge fleet
+    # follow the registry's aliases through theirs. None of it is a daily job's work.
+    selection=AssetSelection.all() - AssetSelection.groups("stream", "documents", "serving", "edge"),
     partitions_def=daily_partitions,
-    description="The whole graph: extract, standardize, warehouse, ML, and every stage downstream of it.",
+    description="The batch graph: extract, standardize, warehouse and ML, over a range of days.",
 )
 
 _executor = in_process_executor if current_profile() == "local" else multiprocess_executor.configured(
@@ -49,10 +54,14 @@ defs = Definitions.merge(
     Definitions(assets=stream_assets.lineage_assets),
     ml_assets.defs,
     documents_assets.defs,
+    serving_assets.defs,
+    edge_assets.defs,
     extract_sensors.defs,
     automation_sensors.defs,
     stream_sensors.defs,
     ml_sensors.defs,
     documents_sensors.defs,
+    serving_sensors.defs,
+    edge_sensors.defs,
     Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
 )

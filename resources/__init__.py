@@ -13,8 +13,10 @@ from typing import Any, Literal
 from dagster import EnvVar
 
 from resources.documents import documents_resource
+from resources.edge import edge_resource
 from resources.lake import LakeResource
 from resources.mlflow import mlflow_resource
+from resources.serving import serving_resource
 from resources.source_db import SourceDatabaseResource
 from resources.stream import stream_resource
 
@@ -103,7 +105,7 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         endpoint_url=endpoint if profile != "local" else None,
     )
     return {"lake": lake, "source_db": source_db, "stream": stream_resource(profile), "mlflow": mlflow_resource(profile),
-            "documents": documents_resource(profile)}
+            "documents": documents_resource(profile), "serving": serving_resource(profile), "edge": edge_resource(profile)}
 
 
 def resolved(name: str, profile: str | None = None) -> Any:
