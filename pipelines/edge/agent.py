@@ -567,9 +567,11 @@ class DeviceAgent:
             previous = journal.get("previous") or {}
             outcome = Outcome("FAILED", {"version": str(previous.get("version", "")),
                                          "reason": f"self-test failed, rolled back: {journal.get('reason', '')}"})
-        self.report(job_id, outcome.status, outcome.details)
+        # The end is durable before it is announced: a device that dies after this says it again when the job
+        # is notified again (`last_job`), and one that reported SUCCEEDED never has an install left to finish.
         self.storage.write_doc("last_job", {"job_id": job_id, "status": outcome.status, **outcome.details})
         self.storage.write_doc("journal", None)
+        self.report(job_id, outcome.status, outcome.details)
         return outcome
 
     def _download(self, journal: dict) -> None:
