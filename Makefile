@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export DAGSTER_HOME ?= $(CURDIR)/.tributary/dagster
 
-.PHONY: demo test test-fast ui bench clean
+.PHONY: demo test test-fast ui bench bench-serving bench-edge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ ui: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/extract.py --scales 1
 	$(BIN)/python benchmarks/warehouse.py --scales 1
+
+## bench-serving: tributary serve against mlflow models serve at 1,000 req/s, then saturation (needs Debian's wrk)
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/serving.py
+
+## bench-edge: 10,000 simulated devices, 10% with faults, then a bad release
+bench-edge: $(STAMP)
+	$(BIN)/python benchmarks/edge.py --devices 10000 --faults 0.1
 
 clean:
 	rm -rf .tributary
