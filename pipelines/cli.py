@@ -11,31 +11,19 @@ from pathlib import Path
 
 import click
 
+from pipelines.errors import Failure, one_line_errors
 from pipelines.lake import LakeError
 from pipelines.sourcedb import SourceError
 
 
-class _Failure(click.ClickException):
-    """One clear line and exit 1: what a user sees for bad input or an unreachable service."""
+def _errors() -> tuple[type[BaseException], ...]:
+    """The project's own errors; anything else is a bug and keeps its traceback."""
+    from resources import ProfileError
 
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+    return SourceError, LakeError, ProfileError, ValueError
 
 
-def _fail_cleanly(fn):
-    """Turn the project's own errors into one line; anything else is a bug and keeps its traceback."""
-
-    def wrapper(*args, **kwargs):
-        from resources import ProfileError
-
-        try:
-            return fn(*args, **kwargs)
-        except (SourceError, LakeError, ProfileError, ValueError) as exc:
-            raise _Failure(str(exc)) from None
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+_fail_cleanly = one_line_errors(_errors)
 
 
 @click.group()
@@ -157,7 +145,7 @@ def run(selection: str, start: str | None, end: str | None) -> None:
         raise_on_error=False,
     )
     if not result.success:
-        raise _Failure(f"run {result.run_id} failed: {_failure_reason(result)}")
+        raise Failure(f"run {result.run_id} failed: {_failure_reason(result)}")
     click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
 
 

@@ -6,33 +6,22 @@ pipelines.documents.cli` runs them on their own.
 
 from __future__ import annotations
 
-import functools
 import sys
 
 import click
 
+from pipelines.errors import one_line_errors
 from pipelines.documents import DocumentError
 from pipelines.lake import LakeError
 
 
-class _Failure(click.ClickException):
-    """One clear line and exit 1, as the main command prints its errors."""
+def _errors() -> tuple[type[BaseException], ...]:
+    from resources import ProfileError
 
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+    return DocumentError, LakeError, ProfileError, ValueError
 
 
-def _fail_cleanly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from resources import ProfileError
-
-        try:
-            return fn(*args, **kwargs)
-        except (DocumentError, LakeError, ProfileError, ValueError) as exc:
-            raise _Failure(str(exc)) from None
-
-    return wrapper
+_fail_cleanly = one_line_errors(_errors)
 
 
 def _lake():

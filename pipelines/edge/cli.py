@@ -9,37 +9,26 @@ from pathlib import Path
 
 import click
 
-
-class _Failure(click.ClickException):
-    """One clear line and exit 1."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+from pipelines.errors import one_line_errors
 
 
-def _guard(fn):
-    """The edge stage's own errors become one line; anything else is a bug and keeps its traceback."""
+def _errors() -> tuple[type[BaseException], ...]:
+    """The edge stage's own errors; anything else is a bug and keeps its traceback."""
+    from pipelines.edge.iot import IotError
+    from pipelines.edge.jobs import RolloutConfigError
+    from pipelines.edge.keys import KeysError
+    from pipelines.edge.repository import RepositoryError
+    from pipelines.lake import LakeError
+    from pipelines.ml.registry import RegistryError
+    from pipelines.ml.tracking import MlflowUnavailable
+    from pipelines.stream.transports import TransportError
+    from resources import ProfileError
 
-    def wrapper(*args, **kwargs):
-        from pipelines.edge.iot import IotError
-        from pipelines.edge.jobs import RolloutConfigError
-        from pipelines.edge.keys import KeysError
-        from pipelines.edge.repository import RepositoryError
-        from pipelines.lake import LakeError
-        from pipelines.ml.registry import RegistryError
-        from pipelines.ml.tracking import MlflowUnavailable
-        from pipelines.stream.transports import TransportError
-        from resources import ProfileError
+    return (KeysError, RepositoryError, RolloutConfigError, IotError, LakeError, RegistryError, MlflowUnavailable,
+            TransportError, ProfileError, ValueError, FileNotFoundError)
 
-        try:
-            return fn(*args, **kwargs)
-        except (KeysError, RepositoryError, RolloutConfigError, IotError, LakeError, RegistryError, MlflowUnavailable,
-                TransportError, ProfileError, ValueError, FileNotFoundError) as exc:
-            raise _Failure(str(exc)) from None
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+_guard = one_line_errors(_errors)
 
 
 def _edge():

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import click
 
+from pipelines.errors import Failure, one_line_errors
 from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable
-
-
-class _Failure(click.ClickException):
-    """One clear line and exit 1."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 def _settings() -> MlflowSettings:
@@ -21,23 +15,17 @@ def _settings() -> MlflowSettings:
     try:
         return mlflow_resource(current_profile()).process_config_and_initialize().settings()
     except (ProfileError, MlflowUnavailable) as exc:
-        raise _Failure(str(exc)) from None
+        raise Failure(str(exc)) from None
 
 
-def _guard(fn):
-    """The registry's and MLflow's own errors become one line; anything else is a bug and keeps its traceback."""
+def _errors() -> tuple[type[BaseException], ...]:
+    """The registry's and MLflow's own errors; anything else is a bug and keeps its traceback."""
+    from pipelines.ml.registry import RegistryError
 
-    def wrapper(*args, **kwargs):
-        from pipelines.ml.registry import RegistryError
+    return RegistryError, MlflowUnavailable
 
-        try:
-            return fn(*args, **kwargs)
-        except (RegistryError, MlflowUnavailable) as exc:
-            raise _Failure(str(exc)) from None
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+_guard = one_line_errors(_errors)
 
 
 @click.group()

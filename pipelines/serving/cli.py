@@ -7,31 +7,20 @@ import os
 
 import click
 
-
-class _Failure(click.ClickException):
-    """One clear line and exit 1."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+from pipelines.errors import Failure, one_line_errors
 
 
-def _guard(fn):
-    """The project's own errors become one line; anything else is a bug and keeps its traceback."""
+def _errors() -> tuple[type[BaseException], ...]:
+    """The project's own errors; anything else is a bug and keeps its traceback."""
+    from pipelines.ml.registry import RegistryError
+    from pipelines.ml.tracking import MlflowUnavailable
+    from pipelines.serving.model import ModelLoadError
+    from pipelines.serving.sagemaker import SageMakerError
 
-    def wrapper(*args, **kwargs):
-        from pipelines.ml.registry import RegistryError
-        from pipelines.ml.tracking import MlflowUnavailable
-        from pipelines.serving.model import ModelLoadError
-        from pipelines.serving.sagemaker import SageMakerError
+    return ValueError, RegistryError, MlflowUnavailable, ModelLoadError, SageMakerError, OSError
 
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, RegistryError, MlflowUnavailable, ModelLoadError, SageMakerError, OSError) as exc:
-            raise _Failure(str(exc)) from None
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+_guard = one_line_errors(_errors)
 
 
 def _resource():
@@ -95,7 +84,7 @@ def status() -> None:
     resource = _resource()
     current = resource.current()
     if current is None:
-        raise _Failure(f"no endpoint config at {resource.config_path}: materialize serving/delay_endpoint first")
+        raise Failure(f"no endpoint config at {resource.config_path}: materialize serving/delay_endpoint first")
     click.echo(json.dumps(current.to_json(), indent=2, sort_keys=True))
 
 

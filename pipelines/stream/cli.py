@@ -11,32 +11,21 @@ from pathlib import Path
 
 import click
 
+from pipelines.errors import one_line_errors
+
 TRANSPORTS = ("spool", "kinesis", "mqtt")
 
 
-class _Failure(click.ClickException):
-    """One clear line and exit 1."""
+def _errors() -> tuple[type[BaseException], ...]:
+    """Bad input and unreachable services; anything else keeps its traceback."""
+    from pipelines.lake import LakeError
+    from pipelines.stream.transports import TransportError
+    from resources import ProfileError
 
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+    return LakeError, ProfileError, TransportError, ValueError, FileNotFoundError
 
 
-def _clean(fn):
-    """The project's own errors (bad input, unreachable services) as one line; anything else keeps its traceback."""
-
-    def wrapper(*args, **kwargs):
-        from pipelines.lake import LakeError
-        from pipelines.stream.transports import TransportError
-        from resources import ProfileError
-
-        try:
-            return fn(*args, **kwargs)
-        except (LakeError, ProfileError, TransportError, ValueError, FileNotFoundError) as exc:
-            raise _Failure(str(exc)) from None
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+_clean = one_line_errors(_errors)
 
 
 def _stream():
