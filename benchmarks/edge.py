@@ -32,23 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _models(root: Path):
-    from benchmarks.ml import _warehouse
-    from pipelines.ml import registry
-    from pipelines.ml.features import build_features
+    from pipelines.ml.sample import features_2013, register_sample_models
     from pipelines.ml.split import TimeSplit, split
     from pipelines.ml.tracking import MlflowSettings, quiet
-    from pipelines.ml.train import TuningConfig, train_and_register
 
     quiet()
-    fact, planes, airports, dates = _warehouse()
-    features = build_features(fact, planes=planes, airports=airports, dates=dates)
+    features = features_2013()
     settings = MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=(root / "art").as_uri())
-    versions = []
-    for seed, rounds in ((1, 60), (2, 120)):
-        config = TuningConfig(n_trials=1, max_rounds=rounds, early_stopping_rounds=10, seed=seed,
-                              train_sample=60_000, nthread=2)
-        versions.append(train_and_register(features, settings, config=config).model_version)
-    registry.promote(settings, versions[0], reason="benchmark")
+    versions = register_sample_models(features, settings, rounds=(60, 120), train_sample=60_000)
     holdout = split(features, TimeSplit.latest(features["flight_date"])).holdout
     return settings, versions, holdout
 

