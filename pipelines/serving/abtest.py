@@ -39,17 +39,10 @@ class Comparison:
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=np.float64)
-    sorted_x = x[order]
-    n = len(x)
-    # Tied values share their mean rank (1-based).
-    boundaries = np.flatnonzero(np.diff(sorted_x)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [n]))
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    return ranks
+    """1-based ranks, ties sharing their mean rank (what DeLong's placements need)."""
+    from scipy.stats import rankdata
+
+    return rankdata(x, method="average")
 
 
 def auc_delong(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
