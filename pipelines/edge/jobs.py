@@ -283,8 +283,10 @@ class Campaign:
 
     def step(self, now: float) -> list[tuple[Rollout, str]]:
         """Advance the clock: returns (job, thing) notifications to send now."""
-        out = [(self.rollout, t) for t in self.rollout.due(now)]
+        # The abort rule runs before anyone new is told: updates that arrived since the last step may already
+        # have crossed the threshold (and finished the canary, which would otherwise open the next cohort).
         self.rollout.tick(now)
+        out = [(self.rollout, t) for t in self.rollout.due(now)]
         if self.rollout.status == "CANCELED" and self.rollback is None and self.rollback_document:
             # Remediation goes out at the maximum rate to every exposed device, without cohorts or abort.
             config = RolloutConfig(maximum_per_minute=self.rollout.config.maximum_per_minute,
@@ -295,8 +297,8 @@ class Campaign:
                                     self.rollback_document, config, start=now, cohorts=False,
                                     burst=float(config.maximum_per_minute))
         if self.rollback is not None:
-            out += [(self.rollback, t) for t in self.rollback.due(now)]
             self.rollback.tick(now)
+            out += [(self.rollback, t) for t in self.rollback.due(now)]
         return out
 
     def find(self, job_id: str) -> Rollout | None:

@@ -55,6 +55,24 @@ def test_exponential_rate_cohorts_and_abort():
     assert rollout.counts()["CANCELED"] == 990
 
 
+def test_a_finished_canary_that_crossed_the_threshold_opens_no_further_cohort():
+    """Updates that finish the canary and cross the abort threshold arrive between two steps: the next step
+    must abort before it tells anyone else (the check used to run after the notifications)."""
+    config = RolloutConfig(base_rate_per_minute=None, maximum_per_minute=1000, cohorts=(0.5, 1.0), cohort_gate=1.0,
+                           abort=(AbortCriterion("FAILED", 1, 50.0),))
+    campaign = Campaign(Rollout("job", ["a", "b", "c", "d"], {}, config, burst=1000.0),
+                        rollback_document={"operation": "rollback"})
+    canary = [thing for _, thing in campaign.step(0.0)]
+    assert len(canary) == 2
+    for thing in canary:
+        campaign.rollout.record(thing, "IN_PROGRESS", {}, 1.0)
+        campaign.rollout.record(thing, "FAILED", {}, 2.0)
+    sent = campaign.step(3.0)
+    assert campaign.rollout.status == "CANCELED"
+    assert sorted(campaign.rollout.exposed()) == sorted(canary)
+    assert all(job is campaign.rollback for job, _ in sent) and sorted(t for _, t in sent) == sorted(canary)
+
+
 def test_in_progress_timeout():
     rollout = Rollout("job", ["a"], {}, RolloutConfig(base_rate_per_minute=None, in_progress_timeout_minutes=1,
                                                       abort=(), cohorts=(1.0,)))
@@ -118,12 +136,12 @@ def test_a_bad_release_aborts_and_no_device_stays_on_it_then_a_good_one_reaches_
 
 def test_campaign_sends_the_rollback_to_every_exposed_device():
     config = RolloutConfig(base_rate_per_minute=None, abort=(AbortCriterion("FAILED", 1, 10.0),), cohorts=(1.0,))
-    campaign = Campaign(Rollout("job", ["a", "b", "c"], {}, config), rollback_document={"target": "old"})
+    campaign = Campaign(Rollout("job", ["a", "b", "c"], {}, config, burst=3.0), rollback_document={"target": "old"})
     sent = campaign.step(0.0)
-    assert len(sent) == 1  # the rate allows one notification at the start
+    assert len(sent) == 3  # a burst of three: all are told
     thing = sent[0][1]
-    campaign.rollout.record(thing, "FAILED", {}, 1.0)
-    sent = campaign.step(2.0)  # two more are notified in this step, before the failure is counted
+    campaign.rollout.record(thing, "FAILED", {}, 1.0)  # one fails; the other two may have taken the bundle too
+    sent = campaign.step(2.0)
     assert campaign.rollout.status == "CANCELED"
     rollback = sorted(t for job, t in sent if job.job_id == "job-rollback")
     assert rollback == sorted(campaign.rollout.exposed()) == ["a", "b", "c"]
