@@ -125,7 +125,9 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     if keys - in_job:
         outside = ", ".join(sorted(k.to_user_string() for k in keys - in_job)[:5])
         if selection != "*":
-            raise ValueError(f"not part of the main job: {outside} (the stream and the documents land through their sensors)")
+            raise ValueError(f"not part of the main job: {outside} (the stream, documents, serving and edge groups "
+                             "follow their sensors; materialize one by hand from the UI or with `dagster asset "
+                             "materialize -m pipelines.definitions --select <key>`)")
         keys = keys & in_job
 
     from resources import resolved
