@@ -52,13 +52,25 @@ def create_engine(dsn: str, *, create_dir: bool = False) -> sa.Engine:
 
 
 def check_connection(engine: sa.Engine) -> None:
-    """Fail with one clear line when the database cannot be reached."""
+    """Fail with one clear line when the database cannot be reached or the file is not a database."""
+    sqlite = engine.dialect.name == "sqlite"
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            # SQLite opens any file and only reads it on the first query that touches the schema.
+            conn.execute(sa.text("SELECT count(*) FROM sqlite_master" if sqlite else "SELECT 1"))
     except sa.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise SourceError(f"cannot connect to source database {redact(str(engine.url))}: {reason}") from None
+        raise SourceError(f"cannot connect to source database {redact(str(engine.url))}: {_reason(exc)}") from None
+    except sa.exc.DatabaseError as exc:
+        if not sqlite:
+            raise SourceError(f"cannot use source database {redact(str(engine.url))}: {_reason(exc)}") from None
+        raise SourceError(
+            f"source file {engine.url.database} is not a SQLite database ({_reason(exc)}): point --dsn or "
+            "TRIBUTARY_SOURCE_DSN at the file `tributary seed` wrote, or move this file away and run `tributary seed`"
+        ) from None
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
 
 
 def check_tables(engine: sa.Engine, names: list[str]) -> None:
