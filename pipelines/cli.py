@@ -151,16 +151,38 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
 
 
-@main.command()
-@click.argument("sql")
+@main.command(short_help="Read-only SQL over the lake's Delta tables.")
+@click.argument("sql", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--tables", "list_tables", is_flag=True, help="List the tables a query can read, from the lake.")
 @_fail_cleanly
-def query(sql: str, fmt: str) -> None:
-    """Run SQL over the warehouse and standardized tables (e.g. "SELECT * FROM fact_flights LIMIT 5")."""
-    from pipelines.query import render, run_sql
+def query(sql: str | None, fmt: str, list_tables: bool) -> None:
+    """Run one read-only SQL query (polars' SQL) over the lake's Delta tables.
+
+    Every Delta table of the lake can be read: warehouse tables by their name (fact_flights, dim_airport, ...),
+    the others as zone_table (standardized_flights, standardized_telemetry, quarantine_flights,
+    analytics_telemetry_windows, ...); --tables lists them. Only SELECT runs, and only over these tables: table
+    functions (read_csv, ...) and statements that write are refused.
+
+    \b
+    Example: tributary query "SELECT carrier, count(*) AS n FROM fact_flights GROUP BY carrier"
+    """
+    import polars as pl
+
+    from pipelines.query import catalog, render, run_sql
     from resources import resolved
 
-    out = render(run_sql(resolved("lake").get_lake(), sql), fmt)
+    if list_tables == bool(sql):
+        raise click.UsageError("give either SQL or --tables")
+    lake = resolved("lake").get_lake()
+    if list_tables:
+        tables = catalog(lake)
+        if not tables:
+            raise Failure(f"no Delta tables in the lake {lake.uri()} yet: run `tributary run` first")
+        df = pl.DataFrame({"table": list(tables), "path": list(tables.values())})
+        out = render(df.sort("table"), fmt)
+    else:
+        out = render(run_sql(lake, sql), fmt)
     click.echo(out, nl=not out.endswith("\n"))
 
 
