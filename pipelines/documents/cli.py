@@ -80,7 +80,7 @@ def produce(seed: int, records: int, reports: int, scans: int, emails: int, host
 @click.option("--tail", "tailnum", help="Only documents about this tail number (e.g. N14228).")
 @_fail_cleanly
 def search(query: str, k: int, fmt: str, tailnum: str | None) -> None:
-    """Find documents by meaning (e.g. "hydraulic leak on the left main gear"), with the plane and its flights."""
+    """Find documents by meaning, with the plane and its flights: "hydraulic leak on the left main gear", say."""
     from pipelines.documents.embed import shared_embedder
     from pipelines.documents.search import SearchIndex, render
     from pipelines.documents.search import search as run_search
