@@ -3,7 +3,9 @@
 Raw ASGI rather than Starlette on purpose: the model answers in tens of microseconds, and a framework's
 routing, request and response objects would cost more than the model (written by hand; ~200 lines).
 
-- `GET /ping`: 200 once the variants are loaded, 503 before.
+- `GET /ping`: 200 once the variants are loaded. A worker loads the published config before it takes
+  connections (up to 60 s), so 503 comes only from a worker that has never loaded one (nothing published, or
+  a config that does not load).
 - `POST /invocations`, `POST /endpoints/<name>/invocations`: CSV or JSON (see parsing.py) ->
   `{"predictions": [...]}`; the variant is named in `X-Amzn-Invoked-Production-Variant`.
 - `GET /metrics`: Prometheus text (metrics.py). `GET /status`: the config this worker serves.
@@ -43,6 +45,7 @@ MODEL_VERSION_HEADER = b"x-tributary-model-version"
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 JSON = b"application/json"
 WATCH_SECONDS = 0.2
+STARTUP_LOAD_SECONDS = 60.0
 FLUSH_SECONDS = 0.5
 SINGLE_VARIANT = "AllTraffic"
 
@@ -110,6 +113,8 @@ class App:
         self._seen: tuple | None = None
         self._tasks: list[asyncio.Task] = []
         self.load_error: str | None = None
+        self.published = True
+        """False while there is nothing to load (no config published and no model folder)."""
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -152,13 +157,22 @@ class App:
         return Deployment(cfg, variants, shadow, router)
 
     async def reload(self) -> bool:
-        """Load the config if it changed; swap only when every model loaded. False when it could not."""
-        seen = self._stat()
+        """Load the config if it changed; swap only when every model loaded. False when it could not.
+
+        `self.deployment` is only ever replaced by a loaded one, never cleared: once a worker has served a config
+        it keeps serving it until the next one is fully in memory."""
+        self.published = True
+        try:
+            seen = self._stat()
+        except OSError as exc:  # e.g. the folder became unreadable: keep serving what is loaded
+            self.load_error = f"cannot stat the endpoint config: {exc}"
+            return False
         if seen == self._seen and self.deployment is not None:
             return True
         try:
             cfg = await asyncio.to_thread(self._read_config)
             if cfg is None:
+                self.published = False
                 self.load_error = "no endpoint config published and no model folder given"
                 return False
             deployment = await asyncio.to_thread(self._build, cfg)
@@ -181,7 +195,22 @@ class App:
 
     async def _watch(self) -> None:
         while True:
-            await self.reload()
+            try:
+                await self.reload()
+            except Exception:  # the watcher must outlive any one bad reload, or the worker stops following publishes
+                log.exception("endpoint config check failed; trying again")
+            await asyncio.sleep(WATCH_SECONDS)
+
+    async def _first_load(self) -> None:
+        """Load the published config before the worker takes connections (uvicorn opens the socket only after
+        lifespan startup completes): a worker that answered 503 while loading failed requests under load whenever
+        it became ready later than the one that answered /ping (issue 14). Bounded: with nothing published, or a
+        config that will not load within STARTUP_LOAD_SECONDS, the worker starts anyway and /ping says why."""
+        deadline = time.monotonic() + STARTUP_LOAD_SECONDS
+        while not await self.reload():
+            if not self.published or time.monotonic() >= deadline:
+                log.warning("taking requests before a model is loaded (answered 503 until then): %s", self.load_error)
+                return
             await asyncio.sleep(WATCH_SECONDS)
 
     async def _flush(self) -> None:
@@ -208,6 +237,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self._first_load()
                 self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._flush())]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

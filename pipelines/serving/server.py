@@ -7,11 +7,14 @@ TRIBUTARY_SERVE_* variables, which this module sets before the workers are spawn
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,19 @@ def serve(options: ServeOptions) -> None:
     os.environ.update(env)
     metrics_dir = prepare_metrics_dir(options.state_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    extra = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.35
+        # The supervisor pings each worker over a pipe (answered by a thread of the worker, which needs the GIL
+        # and a core) and kills one that is silent for this long, resetting every connection it holds. The
+        # default 5 s is short on a busy machine; not seen to fire in our runs (the load test checks the log for
+        # it), raised as insurance. A hung worker is still replaced, only later.
+        extra["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
     try:
         uvicorn.run(
             "pipelines.serving.app:create_app", factory=True, host=options.host, port=options.port,
             workers=options.workers, loop="uvloop", http="httptools", lifespan="on",
             access_log=options.access_log, log_level=options.log_level, server_header=False, date_header=False,
-            timeout_graceful_shutdown=10, backlog=4096,
+            timeout_graceful_shutdown=10, backlog=4096, **extra,
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

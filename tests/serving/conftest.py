@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +131,9 @@ def wait_generation(url: str, generation: str, *, deadline_seconds: float = 20.0
 
 
 def start_server(tmp: Path, config: EndpointConfig | None, *, workers: int = 2, extra: list[str] = (),
-                 env: dict[str, str] | None = None) -> Server:
+                 env: dict[str, str] | None = None, ready: bool = True) -> Server:
+    """`tributary serve` on a free port; returns once /ping answers 200, or with `ready=False` as soon as the port
+    takes connections (the supervisor listens before its workers have started, let alone loaded a model)."""
     tmp.mkdir(parents=True, exist_ok=True)
     config_path, spool, state = tmp / "endpoint.json", tmp / "spool", tmp / "state"
     if config is not None:
@@ -147,8 +150,26 @@ def start_server(tmp: Path, config: EndpointConfig | None, *, workers: int = 2, 
     )
     url = f"http://127.0.0.1:{port}"
     server = Server(url, config_path, spool, state, process, log_path)
-    wait_ready(server)
+    if ready:
+        wait_ready(server)
+    else:
+        wait_listening(server)
     return server
+
+
+def wait_listening(server: Server, deadline_seconds: float = STARTUP_SECONDS) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            return
+        except OSError:
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            stop_server(server)
+            raise AssertionError(f"tributary serve did not listen: {server.log()}")
+        time.sleep(0.05)
 
 
 def wait_ready(server: Server, deadline_seconds: float = STARTUP_SECONDS) -> None:
@@ -181,6 +202,19 @@ def server(serving_models: Models, tmp_path_factory: pytest.TempPathFactory) -> 
     running = start_server(tmp_path_factory.mktemp("serve"), serving_models.config())
     yield running
     stop_server(running)
+
+
+@contextmanager
+def cpu_hog(processes: int = 2) -> Iterator[list[int]]:
+    """Busy loops in child processes (one per core of this machine) for the block; killed by PID at the end."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield [h.pid for h in hogs]
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait()
 
 
 def records(frame: pl.DataFrame, features: list[str]) -> list[dict]:
