@@ -55,8 +55,12 @@ class Parts:
 
 
 def window(features: pl.DataFrame, span: tuple[dt.date, dt.date], *, name: str) -> pl.DataFrame:
-    """The labelled flights of one window; EmptyWindowError when there is none."""
-    part = features.filter(pl.col("flight_date").is_between(*span) & pl.col(LABEL).is_not_null())
+    """The labelled flights of one window in a fixed order; EmptyWindowError when there is none.
+
+    Sorted by (flight_date, flight_id): a Delta scan does not promise row order, and both the seeded sample
+    and XGBoost's tree building follow it, so the same data in another order gave another model."""
+    part = (features.filter(pl.col("flight_date").is_between(*span) & pl.col(LABEL).is_not_null())
+            .sort("flight_date", "flight_id"))
     if part.height == 0:
         raise EmptyWindowError(f"no labelled flight in the {name} window {span[0]}..{span[1]}")
     return part

@@ -139,6 +139,116 @@ def _importance_figure(importance: dict[str, float], top: int = 20):
     return fig
 
 
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    params: dict[str, Any]
+    validation: dict[str, float]
+    best_iteration: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A trained booster and everything measured on the way: the pure half of training (no MLflow)."""
+
+    booster: Any
+    spec: dict[str, Any]
+    inputs: list[str]
+    time_split: TimeSplit
+    parts: Parts
+    trials: list[Trial]
+    best: Trial
+    rounds: int
+    holdout: dict[str, float]
+    baseline_validation: dict[str, float]
+    baseline_holdout: dict[str, float]
+    p_holdout: np.ndarray
+    importance: dict[str, float]
+
+    def booster_bytes(self) -> bytes:
+        """The model as XGBoost serializes it: what "the same model" means."""
+        return bytes(self.booster.save_raw(raw_format="ubj"))
+
+
+def fit(
+    features: pl.DataFrame,
+    *,
+    config: TuningConfig | None = None,
+    time_split: TimeSplit | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> Fit:
+    """Tune on train with early stopping on validate, refit, score the holdout beside the baseline.
+
+    Deterministic: the windows come sorted, the sampler, the sample and XGBoost are seeded, and no wall-clock
+    budget applies unless `config.timeout_seconds` asks for one, so the same data and config give the same
+    booster bytes however busy the machine is."""
+    import optuna
+    import xgboost as xgb
+
+    config = config or TuningConfig()
+    if config.n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, not {config.n_trials}")
+    inputs = model_inputs(features.columns)
+    time_split = time_split or TimeSplit.latest(features["flight_date"])
+    parts = split(features, time_split)
+    baseline = fit_baseline(parts.train)  # on the whole training period, whatever the model samples
+    train = parts.train
+    if config.train_sample is not None and train.height > config.train_sample:
+        train = train.sample(config.train_sample, seed=config.seed).sort("flight_date", "flight_id")
+    parts = Parts(train=train, validate=parts.validate, holdout=parts.holdout)
+    spec = spec_for(parts.train, inputs)
+    x_train, x_val, x_hold = (_matrix(p, spec) for p in (parts.train, parts.validate, parts.holdout))
+    y_train, y_val, y_hold = (p[LABEL].cast(pl.Int8).to_numpy() for p in (parts.train, parts.validate, parts.holdout))
+    d_train = xgb.QuantileDMatrix(x_train, y_train, max_bin=256, feature_names=inputs)
+    d_val = xgb.DMatrix(x_val, y_val, feature_names=inputs)
+    base = _base_params(config)
+    baseline_holdout = score(y_hold, baseline.predict(parts.holdout))
+    baseline_val = score(y_val, baseline.predict(parts.validate))
+    log(f"split {time_split.as_params()}: {parts.train.height:,} / {parts.validate.height:,} / "
+        f"{parts.holdout.height:,} labelled flights; baseline holdout ROC-AUC {baseline_holdout['roc_auc']:.4f}")
+
+    trials: list[Trial] = []
+    boosters: dict[int, Any] = {}
+
+    def objective(trial) -> float:
+        params = search_space(trial)
+        began = time.monotonic()
+        booster = xgb.train({**base, **params}, d_train, num_boost_round=config.max_rounds,
+                            evals=[(d_val, "validation")], early_stopping_rounds=config.early_stopping_rounds,
+                            verbose_eval=False)
+        metrics = score(y_val, booster.predict(d_val, iteration_range=(0, booster.best_iteration + 1)))
+        record = Trial(trial.number, params, metrics, int(booster.best_iteration), time.monotonic() - began)
+        trials.append(record)
+        boosters[trial.number] = booster
+        log(f"trial {trial.number}: validation ROC-AUC {metrics['roc_auc']:.4f} after "
+            f"{booster.best_iteration + 1} rounds ({record.seconds:.1f}s) {params}")
+        return metrics["roc_auc"]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
+    study.enqueue_trial(FIRST_TRIAL)
+    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_seconds)
+    best = trials[study.best_trial.number]
+    if config.refit_on_validation:
+        rounds = math.ceil((best.best_iteration + 1) * (parts.train.height + parts.validate.height)
+                           / parts.train.height)
+        d_all = xgb.QuantileDMatrix(np.vstack([x_train, x_val]), np.concatenate([y_train, y_val]),
+                                    max_bin=256, feature_names=inputs)
+        booster = xgb.train({**base, **best.params}, d_all, num_boost_round=rounds)
+    else:
+        rounds = best.best_iteration + 1
+        booster = boosters[best.number][: best.best_iteration + 1]
+    p_hold = booster.inplace_predict(x_hold)
+    log(f"final fit: {rounds} rounds on {'train + validate' if config.refit_on_validation else 'train'}")
+    return Fit(
+        booster=booster, spec=spec, inputs=inputs, time_split=time_split, parts=parts, trials=trials, best=best,
+        rounds=rounds, holdout=score(y_hold, p_hold), baseline_validation=baseline_val,
+        baseline_holdout=baseline_holdout, p_holdout=p_hold,
+        importance={k: float(v) for k, v in booster.get_score(importance_type="total_gain").items()},
+    )
+
+
 def train_and_register(
     features: pl.DataFrame,
     settings: MlflowSettings,
@@ -150,36 +260,14 @@ def train_and_register(
     tags: dict[str, str] | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> TrainResult:
-    """Tune, fit, track and register a model on a feature table; the new version becomes the challenger."""
+    """Fit, then track every trial and the final model in MLflow and register it as the challenger."""
     import mlflow
-    import optuna
-    import xgboost as xgb
 
     config = config or TuningConfig()
-    if config.n_trials < 1:
-        raise ValueError(f"n_trials must be at least 1, not {config.n_trials}")
     started = time.monotonic()
-    inputs = model_inputs(features.columns)
-    time_split = time_split or TimeSplit.latest(features["flight_date"])
-    parts = split(features, time_split)
-    baseline = fit_baseline(parts.train)  # on the whole training period, whatever the model samples
-    train = parts.train
-    if config.train_sample is not None and train.height > config.train_sample:
-        train = train.sample(config.train_sample, seed=config.seed).sort("flight_date")
-    parts = Parts(train=train, validate=parts.validate, holdout=parts.holdout)
-    spec = spec_for(parts.train, inputs)
-    x_train, x_val, x_hold = (_matrix(p, spec) for p in (parts.train, parts.validate, parts.holdout))
-    y_train, y_val, y_hold = (p[LABEL].cast(pl.Int8).to_numpy() for p in (parts.train, parts.validate, parts.holdout))
-    d_train = xgb.QuantileDMatrix(x_train, y_train, max_bin=256, feature_names=inputs)
-    d_val = xgb.DMatrix(x_val, y_val, feature_names=inputs)
-    base = _base_params(config)
-    baseline_holdout = score(y_hold, baseline.predict(parts.holdout))
-    baseline_val = score(y_val, baseline.predict(parts.validate))
-
-    log(f"split {time_split.as_params()}: {parts.train.height:,} / {parts.validate.height:,} / "
-        f"{parts.holdout.height:,} labelled flights; baseline holdout ROC-AUC {baseline_holdout['roc_auc']:.4f}")
+    fitted = fit(features, config=config, time_split=time_split, log=log)
+    parts, best, holdout, inputs = fitted.parts, fitted.best, fitted.holdout, fitted.inputs
     experiment_id = activate(settings)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     data_params = {
         "features_delta_version": -1 if data_version is None else data_version,
         "features_uri": data_uri or "",
@@ -187,90 +275,37 @@ def train_and_register(
         "validate_rows": parts.validate.height,
         "holdout_rows": parts.holdout.height,
         "features": len(inputs),
-        **time_split.as_params(),
+        **fitted.time_split.as_params(),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name="delay_model", tags=tags) as parent:
         mlflow.log_params({**data_params, "n_trials": config.n_trials, "max_rounds": config.max_rounds,
                            "early_stopping_rounds": config.early_stopping_rounds, "seed": config.seed,
                            "refit_on_validation": config.refit_on_validation})
-        mlflow.log_metrics({f"baseline_validation_{k}": v for k, v in baseline_val.items()})
-        mlflow.log_metrics({f"baseline_holdout_{k}": v for k, v in baseline_holdout.items()})
-
-        boosters: dict[int, Any] = {}
-
-        def objective(trial) -> float:
-            params = search_space(trial)
+        mlflow.log_metrics({f"baseline_validation_{k}": v for k, v in fitted.baseline_validation.items()})
+        mlflow.log_metrics({f"baseline_holdout_{k}": v for k, v in fitted.baseline_holdout.items()})
+        for trial in fitted.trials:
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{trial.number}", nested=True):
-                began = time.monotonic()
-                booster = xgb.train({**base, **params}, d_train, num_boost_round=config.max_rounds,
-                                    evals=[(d_val, "validation")], early_stopping_rounds=config.early_stopping_rounds,
-                                    verbose_eval=False)
-                p_val = booster.predict(d_val, iteration_range=(0, booster.best_iteration + 1))
-                metrics = score(y_val, p_val)
-                mlflow.log_params({**params, "trial": trial.number})
-                mlflow.log_metrics({f"validation_{k}": v for k, v in metrics.items()}
-                                   | {"best_iteration": booster.best_iteration, "seconds": time.monotonic() - began})
-            boosters[trial.number] = booster
-            log(f"trial {trial.number}: validation ROC-AUC {metrics['roc_auc']:.4f} after "
-                f"{booster.best_iteration + 1} rounds ({time.monotonic() - began:.1f}s) {params}")
-            trial.set_user_attr("best_iteration", booster.best_iteration)
-            trial.set_user_attr("metrics", metrics)
-            return metrics["roc_auc"]
-
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
-        study.enqueue_trial(FIRST_TRIAL)
-        study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_seconds)
-        best = study.best_trial
-        best_params = {**base, **best.params}
-        best_iteration = int(best.user_attrs["best_iteration"])
-        validation = best.user_attrs["metrics"]
-
-        if config.refit_on_validation:
-            rounds = math.ceil((best_iteration + 1) * (parts.train.height + parts.validate.height) / parts.train.height)
-            d_all = xgb.QuantileDMatrix(np.vstack([x_train, x_val]), np.concatenate([y_train, y_val]),
-                                        max_bin=256, feature_names=inputs)
-            booster = xgb.train(best_params, d_all, num_boost_round=rounds)
-        else:
-            rounds = best_iteration + 1
-            booster = boosters[best.number][: best_iteration + 1]
-        p_hold = booster.inplace_predict(x_hold)
-        log(f"final fit: {rounds} rounds on {'train + validate' if config.refit_on_validation else 'train'}")
-        holdout = score(y_hold, p_hold)
-        importance = {k: float(v) for k, v in booster.get_score(importance_type="total_gain").items()}
-
+                mlflow.log_params({**trial.params, "trial": trial.number})
+                mlflow.log_metrics({f"validation_{k}": v for k, v in trial.validation.items()}
+                                   | {"best_iteration": trial.best_iteration, "seconds": trial.seconds})
         mlflow.log_params({**{f"best_{k}": v for k, v in best.params.items()}, "best_trial": best.number,
-                           "rounds": rounds})
-        mlflow.log_metrics({f"validation_{k}": v for k, v in validation.items()}
+                           "rounds": fitted.rounds})
+        mlflow.log_metrics({f"validation_{k}": v for k, v in best.validation.items()}
                            | {f"holdout_{k}": v for k, v in holdout.items()}
-                           | {"best_iteration": best_iteration, "trials": len(study.trials),
-                              "holdout_roc_auc_lift": holdout["roc_auc"] - baseline_holdout["roc_auc"]})
-        _log_figure(_calibration_figure(y_hold, p_hold, "Calibration on the holdout"), "plots/calibration.png")
-        _log_figure(_importance_figure(importance), "plots/feature_importance.png")
-        mlflow.log_dict(dict(sorted(importance.items(), key=lambda kv: -kv[1])), "feature_importance.json")
-        mlflow.log_dict(spec, "model_spec.json")
-
-        with tempfile.TemporaryDirectory() as tmp:
-            spec_path, booster_path = Path(tmp, "spec.json"), Path(tmp, "booster.ubj")
-            spec_path.write_text(json.dumps(spec))
-            booster.save_model(booster_path)
-            from pipelines.ml.pyfunc_model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
-
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(PYFUNC_CODE),
-                artifacts={SPEC_ARTIFACT: str(spec_path), BOOSTER_ARTIFACT: str(booster_path)},
-                signature=signature(inputs),
-                input_example=parts.holdout.select(inputs).head(3).to_pandas(),
-                pip_requirements=pip_requirements(),
-                registered_model_name=settings.model_name,
-                metadata={"label": "is_late: arrival more than 15 minutes late", "features": inputs},
-            )
-        version = str(info.registered_model_version)
+                           | {"best_iteration": best.best_iteration, "trials": len(fitted.trials),
+                              "holdout_roc_auc_lift": holdout["roc_auc"] - fitted.baseline_holdout["roc_auc"]})
+        y_hold = parts.holdout[LABEL].cast(pl.Int8).to_numpy()
+        _log_figure(_calibration_figure(y_hold, fitted.p_holdout, "Calibration on the holdout"),
+                    "plots/calibration.png")
+        _log_figure(_importance_figure(fitted.importance), "plots/feature_importance.png")
+        mlflow.log_dict(dict(sorted(fitted.importance.items(), key=lambda kv: -kv[1])), "feature_importance.json")
+        mlflow.log_dict(fitted.spec, "model_spec.json")
+        version = _log_and_register(fitted, settings)
         log(f"registered {settings.model_name} v{version}: holdout ROC-AUC {holdout['roc_auc']:.4f} "
-            f"(baseline {baseline_holdout['roc_auc']:.4f})")
+            f"(baseline {fitted.baseline_holdout['roc_auc']:.4f})")
         registry.set_challenger(settings, version, run_id=parent.info.run_id,
                                 tags={"features_delta_version": str(data_params["features_delta_version"]),
-                                      "validation_roc_auc": f"{validation['roc_auc']:.6f}",
+                                      "validation_roc_auc": f"{best.validation['roc_auc']:.6f}",
                                       "holdout_roc_auc": f"{holdout['roc_auc']:.6f}"})
     return TrainResult(
         run_id=parent.info.run_id,
@@ -278,15 +313,38 @@ def train_and_register(
         model_version=version,
         model_uri=f"models:/{settings.model_name}/{version}",
         params=best.params,
-        best_iteration=best_iteration,
-        validation=validation,
+        best_iteration=best.best_iteration,
+        validation=best.validation,
         holdout=holdout,
-        baseline_holdout=baseline_holdout,
-        trials=len(study.trials),
+        baseline_holdout=fitted.baseline_holdout,
+        trials=len(fitted.trials),
         seconds=time.monotonic() - started,
-        time_split=time_split,
-        importance=importance,
+        time_split=fitted.time_split,
+        importance=fitted.importance,
     )
+
+
+def _log_and_register(fitted: Fit, settings: MlflowSettings) -> str:
+    """Log the booster and its spec as a pyfunc in the active run and register it; returns the new version."""
+    import mlflow
+
+    from pipelines.ml.pyfunc_model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path, booster_path = Path(tmp, "spec.json"), Path(tmp, "booster.ubj")
+        spec_path.write_text(json.dumps(fitted.spec))
+        fitted.booster.save_model(booster_path)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={SPEC_ARTIFACT: str(spec_path), BOOSTER_ARTIFACT: str(booster_path)},
+            signature=signature(fitted.inputs),
+            input_example=fitted.parts.holdout.select(fitted.inputs).head(3).to_pandas(),
+            pip_requirements=pip_requirements(),
+            registered_model_name=settings.model_name,
+            metadata={"label": "is_late: arrival more than 15 minutes late", "features": fitted.inputs},
+        )
+    return str(info.registered_model_version)
 
 
 def signature(inputs: list[str]):
