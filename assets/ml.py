@@ -218,9 +218,9 @@ def delay_model(
     kinds={"mlflow", "delta"},
     check_specs=[AssetCheckSpec(
         "challenger_not_worse", asset=EVALUATION_KEY, blocking=True,
-        description="Fails, and stops what would serve it, when the challenger scores worse than the champion (or, "
-                    "before the first champion, the baseline) on the holdout by more than the margin; the champion "
-                    "does not move.",
+        description="ERROR (blocking: stops what would serve it) when the challenger is broken or scores below the "
+                    "baseline by more than the margin; WARN when it is below the champion (a normal result: the "
+                    "champion stays, the run is green).",
     )],
     description="Champion and challenger scored on the same holdout; `champion` moves only for a margin's gain.",
 )
@@ -234,7 +234,8 @@ def delay_model_evaluation(
     features, version = read_features(the_lake)
     evaluation = evaluate_and_promote(features, settings, margin=config.margin, metric=config.metric)
     decision = evaluation.decision
-    (context.log.info if decision.verdict != "worse" else context.log.warning)(decision.reason)
+    (context.log.info if decision.verdict in ("promote", "within_margin", "nothing_to_evaluate")
+     else context.log.warning)(decision.reason)
     metric = config.metric
 
     def figure(scores: dict | None, name: str) -> float | None:
@@ -273,12 +274,11 @@ def delay_model_evaluation(
         f"champion_{metric}": round(evaluation.champion[metric], 4) if evaluation.champion else -1.0,
         f"baseline_{metric}": round(evaluation.baseline[metric], 4),
     })
-    worse = decision.verdict == "worse"
     return MaterializeResult(
         metadata=metadata,
         check_results=[AssetCheckResult(
-            check_name="challenger_not_worse", passed=not worse,
-            severity=AssetCheckSeverity.ERROR if worse else AssetCheckSeverity.WARN,
+            check_name="challenger_not_worse", passed=decision.verdict != "not_better" and not decision.blocking,
+            severity=AssetCheckSeverity.ERROR if decision.blocking else AssetCheckSeverity.WARN,
             description=decision.reason,
             metadata={"verdict": decision.verdict, "margin": config.margin},
         )],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from pipelines.ml import registry
@@ -47,8 +48,27 @@ def score_version(settings: MlflowSettings, version: str, holdout: pl.DataFrame)
         raise ValueError(
             f"{settings.model_name} v{version} needs column(s) the feature table lacks: {', '.join(missing)}"
         )
-    p_late = model.predict(holdout.select(names).to_pandas())
+    p_late = np.asarray(model.predict(holdout.select(names).to_pandas()), dtype="float64")
+    bad = int((~np.isfinite(p_late) | (p_late < 0) | (p_late > 1)).sum())
+    if bad:
+        raise ValueError(f"{bad:,} of {len(p_late):,} predictions are not probabilities")
     return score(holdout[LABEL].cast(pl.Int8).to_numpy(), p_late)
+
+
+def _score_challenger(settings: MlflowSettings, version: str | None,
+                      holdout: pl.DataFrame) -> tuple[dict[str, float] | None, Decision | None]:
+    """The challenger's scores; a challenger that cannot load or predict is a `broken` verdict, not a crash,
+    so the evaluation is recorded and the champion keeps serving."""
+    if not version:
+        return None, None
+    try:
+        return score_version(settings, version, holdout), None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        nan = float("nan")
+        return {"roc_auc": nan, "pr_auc": nan, "log_loss": nan}, Decision(
+            "broken", f"challenger v{version} could not be scored on the holdout ({first}): the model is broken; "
+                      "not promoted")
 
 
 def evaluate_and_promote(
@@ -66,11 +86,11 @@ def evaluate_and_promote(
     baseline = score(parts.holdout[LABEL].cast(pl.Int8).to_numpy(), fit_baseline(parts.train).predict(parts.holdout))
     challenger_version = registry.alias_version(settings, CHALLENGER)
     champion_version = registry.alias_version(settings, CHAMPION)
-    challenger = score_version(settings, challenger_version, parts.holdout) if challenger_version else None
     champion = None
     if champion_version and champion_version != challenger_version:
         champion = score_version(settings, champion_version, parts.holdout)
-    decision = decide(
+    challenger, broken = _score_challenger(settings, challenger_version, parts.holdout)
+    decision = broken or decide(
         challenger[metric] if challenger else None,
         champion[metric] if champion else None,
         margin=margin,

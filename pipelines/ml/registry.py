@@ -8,6 +8,7 @@ rollback knows which version served before, whoever moved it (the evaluation ass
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -17,7 +18,9 @@ CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 HISTORY_TAG: Final = "tributary.champion_history"
 
-Verdict = Literal["promote", "within_margin", "worse", "nothing_to_evaluate"]
+Verdict = Literal["promote", "within_margin", "not_better", "worse_than_baseline", "broken", "nothing_to_evaluate"]
+BLOCKING_VERDICTS: Final = frozenset({"worse_than_baseline", "broken"})
+"""A challenger that is broken or below the baseline is a defect; one that does not beat the champion is news."""
 
 
 class RegistryError(ValueError):
@@ -34,6 +37,10 @@ class Decision:
     @property
     def promote(self) -> bool:
         return self.verdict == "promote"
+
+    @property
+    def blocking(self) -> bool:
+        return self.verdict in BLOCKING_VERDICTS
 
 
 @dataclass(frozen=True)
@@ -58,15 +65,23 @@ def decide(
 ) -> Decision:
     """Promote only a challenger that beats the champion (or, with no champion yet, the baseline) by `margin`.
 
-    Worse than the reference by more than the margin: `worse` (stop it). Within the margin either way:
-    `within_margin` (keep the champion; nothing is wrong: a retrain on unchanged data lands here, and so
-    does a difference that is noise).
+    Blocking: a score that is not a number (`broken`), or a challenger below the baseline by more than the
+    margin (`worse_than_baseline`): something is wrong with the model or its data. Not blocking: a challenger
+    that does not beat the champion, within the margin (`within_margin`: a retrain on unchanged data lands
+    here) or below it (`not_better`): the champion stays, the run is green and the verdict is recorded.
     """
     if margin < 0:
         raise ValueError(f"the promotion margin cannot be negative: {margin}")
     if challenger is None or (challenger_version is not None and challenger_version == champion_version):
         return Decision("nothing_to_evaluate", "no challenger other than the champion: nothing to promote")
     who = f"challenger v{challenger_version}" if challenger_version else "the challenger"
+    if not math.isfinite(challenger):
+        return Decision("broken", f"{who} scored {metric} {challenger} on the holdout: the model is broken; "
+                                  "not promoted")
+    if baseline is not None and challenger < baseline - margin:
+        return Decision("worse_than_baseline",
+                        f"{who} {metric} {challenger:.4f} is worse than the baseline {baseline:.4f} by more than "
+                        f"the margin {margin:.4f} ({challenger - baseline:+.4f}): not promoted")
     if champion is None:
         if baseline is None:
             return Decision("promote", f"{who} ({metric} {challenger:.4f}) is the first model: promoted")
@@ -78,9 +93,8 @@ def decide(
         return Decision("promote", f"{who} {metric} {challenger:.4f} beats {against} {reference:.4f} "
                                    f"by {challenger - reference:+.4f} (margin {margin:.4f}): promoted")
     if challenger < reference - margin:
-        return Decision("worse", f"{who} {metric} {challenger:.4f} is worse than {against} {reference:.4f} "
-                                 f"by more than the margin {margin:.4f} ({challenger - reference:+.4f}): "
-                                 "not promoted")
+        return Decision("not_better", f"{who} {metric} {challenger:.4f} is below {against} {reference:.4f} "
+                                      f"({challenger - reference:+.4f}, margin {margin:.4f}): the champion stays")
     return Decision("within_margin", f"{who} {metric} {challenger:.4f} is within the margin {margin:.4f} of "
                                      f"{against} {reference:.4f} ({challenger - reference:+.4f}): not promoted")
 

@@ -35,9 +35,11 @@ def _register(settings: MlflowSettings, tmp_path: Path, count: int) -> list[str]
         (0.702, 0.70, 0.62, "within_margin"),
         (0.70, 0.70, 0.62, "within_margin"),  # a retrain on unchanged data
         (0.697, 0.70, 0.62, "within_margin"),  # a little worse is noise: kept, not blocked
-        (0.69, 0.70, 0.62, "worse"),
+        (0.69, 0.70, 0.62, "not_better"),  # a normal result: recorded, the champion stays, the run is green
+        (0.61, 0.70, 0.62, "worse_than_baseline"),  # below the baseline: something is wrong, blocking
+        (float("nan"), 0.70, 0.62, "broken"),
         (0.70, None, 0.62, "promote"),  # the first model must beat the baseline
-        (0.60, None, 0.62, "worse"),
+        (0.60, None, 0.62, "worse_than_baseline"),
         (None, 0.70, 0.62, "nothing_to_evaluate"),
     ],
 )
@@ -46,12 +48,16 @@ def test_decide(challenger, champion, baseline, verdict) -> None:
                                champion_version="2" if champion else None)
     assert decision.verdict == verdict
     assert decision.promote == (verdict == "promote")
+    assert decision.blocking == (verdict in ("worse_than_baseline", "broken"))
 
 
 def test_decide_explains_itself() -> None:
-    worse = registry.decide(0.69, 0.70, margin=0.005, challenger_version="3", champion_version="2")
-    assert worse.reason == ("challenger v3 roc_auc 0.6900 is worse than champion v2 0.7000 by more than the margin "
-                            "0.0050 (-0.0100): not promoted")
+    below = registry.decide(0.69, 0.70, margin=0.005, challenger_version="3", champion_version="2")
+    assert below.reason == ("challenger v3 roc_auc 0.6900 is below champion v2 0.7000 (-0.0100, margin 0.0050): "
+                            "the champion stays")
+    worse = registry.decide(0.60, 0.70, margin=0.005, challenger_version="3", champion_version="2", baseline=0.62)
+    assert worse.reason == ("challenger v3 roc_auc 0.6000 is worse than the baseline 0.6200 by more than the margin "
+                            "0.0050 (-0.0200): not promoted")
     with pytest.raises(ValueError, match="margin cannot be negative"):
         registry.decide(0.7, 0.6, margin=-0.1)
 
