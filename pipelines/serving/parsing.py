@@ -18,6 +18,8 @@ import orjson
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+BOM = "\ufeff"
+BOM_BYTES = BOM.encode()
 
 
 class BadInput(ValueError):
@@ -52,12 +54,16 @@ def parse(body: bytes, content_type: str | None, schema: Schema) -> list[list[An
     kind = media_type(content_type)
     if len(body) > MAX_BODY_BYTES:
         raise BadInput(f"request body of {len(body):,} bytes is over the limit of {MAX_BODY_BYTES:,}", 413)
-    if kind == "text/csv":
-        rows = parse_csv(body, schema)
-    elif kind == "application/json":
-        rows = parse_json(body, schema)
-    else:
-        raise BadInput(f"unsupported content type {kind or '(none)'!r}: send text/csv or application/json", 415)
+    try:
+        if kind == "text/csv":
+            rows = parse_csv(body, schema)
+        elif kind == "application/json":
+            rows = parse_json(body, schema)
+        else:
+            raise BadInput(f"unsupported content type {_show(kind) if kind else '(none)'}: send text/csv or "
+                           "application/json", 415)
+    except RecursionError:  # nothing here recurses over the caller's values any more; kept as a last guard
+        raise BadInput("the request body is nested too deeply") from None
     if not rows:
         raise BadInput(f"the request holds no rows: send at least one row of {schema.expected()}")
     return rows
@@ -68,11 +74,13 @@ def parse_csv(body: bytes, schema: Schema) -> list[list[Any]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput("the CSV body is not UTF-8 text") from None
+    # A byte-order mark (Excel writes one) would otherwise become part of the first value: the first carrier
+    # turned into an unseen category and the header line went unrecognised.
+    text = text.removeprefix(BOM)
     width = len(schema.features)
     rows: list[list[Any]] = []
-    lines = text.splitlines()
     try:
-        records = list(csv.reader(lines, strict=True))
+        records = list(csv.reader(text.splitlines(), strict=True))
     except csv.Error as exc:
         raise BadInput(f"malformed CSV: {exc}") from None
     for n, record in enumerate(records, start=1):
@@ -92,15 +100,27 @@ def _csv_value(raw: str, j: int, row: int, schema: Schema) -> Any:
         return None
     if schema.categorical[j]:
         return value
+    return _number(value, raw, j, row, schema)
+
+
+def _number(text: str, raw: Any, j: int, row: int, schema: Schema) -> float:
+    """A number written as text; float() alone also takes '1_000' and non-ASCII digits, which no CSV writer
+    produces and which more likely mean a column mix-up than a number."""
     try:
-        return float(value)
+        number = float(text)
     except ValueError:
         raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(raw)}") from None
+    if "_" in text or not text.isascii():
+        raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(raw)} "
+                       f"(write plain ASCII digits, without '_' separators)")
+    return number
 
 
 def parse_json(body: bytes, schema: Schema) -> list[list[Any]]:
     try:
-        doc = orjson.loads(body)
+        # orjson refuses a byte-order mark, which RFC 8259 lets a parser ignore; it refuses nesting deeper
+        # than 1,024 levels itself ("depth limit exceeded").
+        doc = orjson.loads(memoryview(body)[len(BOM_BYTES):] if body.startswith(BOM_BYTES) else body)
     except orjson.JSONDecodeError as exc:
         raise BadInput(f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -127,18 +147,27 @@ def parse_json(body: bytes, schema: Schema) -> list[list[Any]]:
 
 
 def _check_names(names: Sequence[Any], schema: Schema, where: str) -> None:
-    given = [str(n) for n in names]
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise BadInput(f"{where} column names must be strings, got {_show(bad)}; expected {schema.expected()}")
+    given = list(names)
     missing = [f for f in schema.features if f not in set(given)]
     unknown = [n for n in given if n not in schema.index]
     if missing or unknown or len(given) != len(set(given)):
         parts = []
         if missing:
-            parts.append(f"missing {', '.join(missing)}")
+            parts.append(f"missing {_names(missing)}")
         if unknown:
-            parts.append(f"unknown {', '.join(unknown)}")
+            parts.append(f"unknown {_names(unknown)}")
         if not parts:
             parts.append("a column named twice")
         raise BadInput(f"{where} columns do not match the model ({'; '.join(parts)}); expected {schema.expected()}")
+
+
+def _names(names: list[str], shown: int = 8) -> str:
+    """Some names for an error message: at most `shown`, each cut to 40 characters (they come from the caller)."""
+    text = ", ".join(n if len(n) <= 40 else n[:37] + "..." for n in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _split(payload: Any, schema: Schema) -> list[list[Any]]:
@@ -211,21 +240,29 @@ def _json_value(value: Any, j: int, row: int, schema: Schema) -> Any:
         raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a string, got {_show(value)}")
     if isinstance(value, float):
         return value
+    if isinstance(value, bool):  # before int: bool is an int in Python, but true is not a number in JSON
+        raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(value)}")
     if isinstance(value, int):
         return float(value)
     if isinstance(value, str):
         if not value.strip():
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            return number
+        return _number(value, value, j, row, schema)
     raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(value)}")
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
+def _show(value: Any, limit: int = 40) -> str:
+    """A short description of a value the caller sent, bounded whatever it is: a JSON value nested a thousand
+    deep made repr() raise RecursionError (answered 500), and a long string made a long error message."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit - 3]) + "..."
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+    if isinstance(value, list):
+        return f"a list of {len(value)} value(s)"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} key(s)"
+    return type(value).__name__

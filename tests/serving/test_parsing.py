@@ -33,6 +33,12 @@ def test_every_shape_gives_the_same_rows(body: bytes, content_type: str) -> None
     assert parse(body, content_type, SCHEMA) == ROWS
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_value() -> None:
+    assert parse(b"\xef\xbb\xbfAA,1089,JFK,\nB6,200.5,,-3\n", "text/csv", SCHEMA) == ROWS
+    assert parse(b"\xef\xbb\xbfcarrier,distance,origin,temp\nAA,1089,JFK,\nB6,200.5,,-3", "text/csv", SCHEMA) == ROWS
+    assert parse(b"\xef\xbb\xbf" + _json({"instances": ROWS}), "application/json", SCHEMA) == ROWS
+
+
 @pytest.mark.parametrize("body, content_type, status, words", [
     (b"AA,1089,JFK", "text/csv", 400, "CSV line 1 has 3 values; expected 4 columns in this order: carrier, distance"),
     (b'AA,"10', "text/csv", 400, "malformed CSV"),
@@ -54,6 +60,22 @@ def test_every_shape_gives_the_same_rows(body: bytes, content_type: str) -> None
     (_json({"instances": []}), "application/json", 400, "holds no rows"),
     (b"x", "text/plain", 415, "unsupported content type 'text/plain'"),
     (b"x", None, 415, "(none)"),
+    (b"AA,1_089,JFK,1", "text/csv", 400, "column 'distance' (row 1) expects a number, got '1_089' (write plain ASCII"),
+    (b"AA,\xd9\xa1\xd9\xa2,JFK,1", "text/csv", 400, "column 'distance' (row 1) expects a number, got '\u0661\u0662'"),
+    (_json({"instances": [["AA", True, "JFK", 1]]}), "application/json", 400,
+     "column 'distance' (row 1) expects a number, got true"),
+    (_json({"dataframe_records": [{**RECORDS[0], "temp": "1_0"}]}), "application/json", 400,
+     "column 'temp' (row 1) expects a number, got '1_0'"),
+    (b'{"instances": [[' + b"[" * 1000 + b"]" * 1000 + b', 1, "JFK", 1]]}', "application/json", 400,
+     "column 'carrier' (row 1) expects a string, got a list of 1 value(s)"),
+    (b'{"instances": [[' + b"[" * 1100 + b"]" * 1100 + b', 1, "JFK", 1]]}', "application/json", 400,
+     "malformed JSON: depth limit exceeded"),
+    (_json({"dataframe_split": {"columns": [[[["carrier"]]], "distance", "origin", "temp"], "data": [ROWS[0]]}}),
+     "application/json", 400, "column names must be strings, got a list of 1 value(s)"),
+    (_json({"dataframe_records": [{**RECORDS[0], **{f"x{i}": 1 for i in range(100)}}]}), "application/json", 400,
+     "unknown x0, x1, x2, x3, x4, x5, x6, x7 and 92 more"),
+    (_json({"instances": [["A" * 1000, 1, "JFK", 1], ["AA", "A" * 1000, "JFK", 1]]}), "application/json", 400,
+     "column 'distance' (row 2) expects a number, got 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'..."),
     (b"A" * (MAX_BODY_BYTES + 1), "text/csv", 413, "over the limit"),
 ])
 def test_refusals_say_what_was_expected(body: bytes, content_type: str | None, status: int, words: str) -> None:

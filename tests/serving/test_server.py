@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import json
 import math
@@ -92,6 +93,47 @@ def test_bad_input_gets_a_clear_answer_and_the_server_keeps_serving(server: Serv
             assert VARIANT in response.headers
         assert client.get("/ping").status_code == 200
         assert _post(client, {"dataframe_records": [good]}).status_code == 200
+
+
+def _csv_line(values: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def test_deep_nesting_and_unusual_numbers_get_400_and_a_byte_order_mark_is_ignored(server: Server,
+                                                                                   serving_models: Models) -> None:
+    """Issue 21.3 and 21 "Also": a JSON value nested 1,000 deep was answered 500 (RecursionError in the error
+    message's repr); a CSV BOM silently changed the first carrier; CSV took 1_000 and JSON took true as numbers."""
+    features = spec_features(serving_models, serving_models.champion)
+    x = serving_models.rows.head(3).select(features)
+    text = _csv(x)
+    pin = {PIN: "champion"}
+    distance = features.index("distance")
+    with httpx.Client(base_url=server.url) as client:
+        plain = _post(client, text, csv=True, headers=pin)
+        assert plain.status_code == 200, plain.text
+        for body in ("\ufeff" + text, "\ufeff" + ",".join(features) + "\n" + text):
+            response = _post(client, body.encode(), csv=True, headers=pin)
+            assert response.status_code == 200, response.text
+            assert response.json() == plain.json()
+
+        deep = '{"instances":[[' + "[" * 1000 + "]" * 1000 + ",null" * (len(features) - 1) + "]]}"
+        deeper = '{"instances":[[' + "[" * 5000 + "]" * 5000 + ",null" * (len(features) - 1) + "]]}"
+        row = list(x.row(0))
+        underscored = _csv_line(row[:distance] + ["1_000"] + row[distance + 1:])
+        boolean = {**records(x.head(1), features)[0], "distance": True}
+        cases = [
+            (client.post("/invocations", content=deep, headers={"content-type": "application/json"}), "a list of 1"),
+            (client.post("/invocations", content=deeper, headers={"content-type": "application/json"}),
+             "depth limit exceeded"),
+            (_post(client, underscored, csv=True), "column 'distance' (row 1) expects a number, got '1_000'"),
+            (_post(client, {"dataframe_records": [boolean]}), "column 'distance' (row 1) expects a number, got true"),
+        ]
+        for response, words in cases:
+            assert response.status_code == 400, response.text
+            assert words in response.json()["error"], response.json()["error"]
+        assert client.get("/ping").status_code == 200
 
 
 def test_a_failing_model_answers_424(server: Server, serving_models: Models, tmp_path: Path) -> None:
