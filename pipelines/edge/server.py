@@ -4,13 +4,17 @@ Starlette's FileResponse honours Range too; this handler is written by hand (abo
 simulator must break the body on purpose: cut the connection after some bytes, flip bytes, or end a
 response early as if the file were shorter. Faults are planned per device (the agent sends its id in
 `X-Device-Id`) and consumed one per request for a bundle, so a fault hits a chosen download exactly once.
+Which file a request names is not written by hand: Starlette's StaticFiles resolves it (see `_lookup`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import socket
+import stat
 import threading
 import time
 from collections import defaultdict, deque
@@ -22,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 FaultKind = Literal["cut", "corrupt", "truncate"]
 DEVICE_HEADER = "x-device-id"
@@ -85,18 +91,41 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, last
 
 
+def _lookup(files: StaticFiles, scope: Scope) -> tuple[str, str, int] | None:
+    """(path relative to the root, full path, size) of the regular file a request names, or None.
+
+    Starlette's StaticFiles does the resolving: '.' and '..' (also percent-encoded) are removed, absolute paths
+    are refused, and a path that resolves outside the root (through a symlink too) is not found. Its errors
+    are mapped as StaticFiles maps them: a NUL byte (ValueError) or a name over the file system's limits
+    (ENAMETOOLONG) is not found, not a server error. A path ending in '/' names a directory, never a file.
+    """
+    if scope["path"].endswith("/"):
+        return None
+    rel = files.get_path(scope)
+    try:
+        full, found = files.lookup_path(rel)
+    except ValueError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None
+        raise
+    if found is None or not stat.S_ISREG(found.st_mode):
+        return None
+    return rel.replace(os.sep, "/"), full, found.st_size
+
+
 def create_app(root: str | Path, plan: FaultPlan | None = None) -> Starlette:
     """An ASGI app serving `root` (the repository folder) read-only, with planned faults on targets/."""
-    base = Path(root).resolve()
+    files = StaticFiles(directory=Path(root).resolve(), check_dir=False)  # its path resolution, not its responses
     plan = plan or FaultPlan()
 
     async def serve(request: Request) -> Response:
-        rel = request.path_params["path"]
-        path = (base / rel).resolve()
-        if base not in path.parents or not path.is_file():
+        found = _lookup(files, request.scope)
+        if found is None:
             return PlainTextResponse("not found", status_code=404)
+        rel, path, size = found
         device = request.headers.get(DEVICE_HEADER)
-        size = path.stat().st_size
         try:
             span = _parse_range(request.headers.get("range"), size)
         except ValueError:
