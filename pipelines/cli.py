@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -136,16 +138,22 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     lake = resolved("lake").get_lake()
     click.echo(f"profile {profile}: {len(keys)} asset(s) from {start} to {end}, lake {lake.uri()}")
 
+    from dagster._core.utils import make_new_run_id
+
     job = defs.resolve_job_def("main")
+    instance = DagsterInstance.get()
+    run_id = make_new_run_id()
     started = time.monotonic()
-    result = job.execute_in_process(
-        instance=DagsterInstance.get(),
-        asset_selection=sorted(keys),
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end,
-              "tributary/profile": profile},
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
+    with _claim_days(instance, lake.uri(), start, end, run_id) as owner:
+        result = job.execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            asset_selection=sorted(keys),
+            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end,
+                  "tributary/profile": profile, **owner},
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            raise_on_error=False,
+        )
     if not result.success:
         raise Failure(f"run {result.run_id} failed: {_failure_reason(result)}")
     click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
@@ -197,13 +205,104 @@ def _source_tables(keys) -> list[str]:
 
 
 def _failure_reason(result) -> str:
+    from pipelines.errors import summarize
+
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
             error = event.step_failure_data.error
-            while error and error.cause:
+            # Name what the step's code raised, not Dagster's wrapper around it.
+            while error and error.cause and error.cls_name.startswith("Dagster"):
                 error = error.cause
-            return f"step {event.step_key}: {error.message.strip().splitlines()[-1] if error else 'unknown'}"
+            return f"step {event.step_key}: {summarize(error.cls_name, error.message) if error else 'unknown'}"
     return "see the run's log"
+
+
+_LAKE_TAG, _PROCESS_TAG = "tributary/lake", "tributary/process"
+
+
+@contextlib.contextmanager
+def _claim_days(instance, lake_uri: str, start: str, end: str, run_id: str) -> Iterator[dict[str, str]]:
+    """Hold the days start..end of this lake for one run; a second run over any of them fails at once.
+
+    Two guards. A lock file per day of the lake, for runs on this machine: flock is atomic, and the kernel
+    releases it when the process ends, even on kill -9. And the instance's in-progress runs of the main job,
+    for runs elsewhere that share the instance. Yields the tags that name this run's lake and process.
+    """
+    import fcntl
+    import hashlib
+
+    from resources import home
+
+    folder = Path(home(), "locks", hashlib.sha256(lake_uri.encode()).hexdigest()[:16])
+    folder.mkdir(parents=True, exist_ok=True)
+    held: list[int] = []
+    try:
+        day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+        while day <= last:
+            fd = os.open(folder / f"{day}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another run"
+                os.close(fd)
+                raise Failure(f"{holder} is running the main job on {day} of the lake {lake_uri}: two runs over "
+                              "the same days would conflict; wait for it to finish, or run other days") from None
+            held.append(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"run {run_id} (pid {os.getpid()}, {start} to {end})".encode(), 0)
+            day += dt.timedelta(days=1)
+        _check_in_progress(instance, lake_uri, start, end)
+        yield {_LAKE_TAG: lake_uri, _PROCESS_TAG: _this_process()}
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def _check_in_progress(instance, lake_uri: str, start: str, end: str) -> None:
+    """Refuse when an in-progress run of the main job covers one of the days; mark runs whose process is gone failed."""
+    from dagster import RunsFilter
+    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+    for other in instance.get_runs(RunsFilter(job_name="main", statuses=IN_PROGRESS_RUN_STATUSES)):
+        gone = _process_gone(other.tags.get(_PROCESS_TAG))
+        if gone:
+            instance.report_run_failed(other, f"Marked failed by a later `tributary run`: {gone} has ended.")
+            click.echo(f"run {other.run_id} was left in progress by {gone}, which has ended: marked it failed")
+            continue
+        first = other.tags.get("dagster/asset_partition_range_start") or other.tags.get("dagster/partition")
+        last = other.tags.get("dagster/asset_partition_range_end") or first
+        if not first or last < start or first > end or other.tags.get(_LAKE_TAG, lake_uri) != lake_uri:
+            continue
+        raise Failure(f"run {other.run_id} of the main job is in progress over {first} to {last} on the lake "
+                      f"{lake_uri}: two runs over the same days would conflict; wait for it to finish, or run "
+                      "other days")
+
+
+def _this_process() -> str:
+    import socket
+
+    import psutil
+
+    return f"{socket.gethostname()} {os.getpid()} {psutil.Process().create_time():.3f}"
+
+
+def _process_gone(owner: str | None) -> str | None:
+    """Why the process named by a run's owner tag is known to be gone, or None (alive, or on another host)."""
+    import socket
+
+    import psutil
+
+    if not owner:
+        return None
+    host, pid, created = owner.split()
+    if host != socket.gethostname():
+        return None
+    try:
+        if f"{psutil.Process(int(pid)).create_time():.3f}" == created:
+            return None
+    except psutil.NoSuchProcess:
+        pass
+    return f"process {pid} on {host}"
 
 
 def _register_stages() -> None:

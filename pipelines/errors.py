@@ -7,6 +7,7 @@ command group imports its stage's modules only when a command runs (`tributary -
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,3 +38,36 @@ def one_line_errors(errors: Errors) -> Callable[[Callable[..., Any]], Callable[.
         return wrapper
 
     return decorate
+
+
+# Lines of an exception's message that say where, not what: a Rust backtrace (with RUST_BACKTRACE=1 a delta-rs
+# error carries one), a bare source location, and delta-rs' "Help:" advice that follows the cause.
+_NOT_THE_CAUSE = re.compile(
+    r"""^(?:
+        (?:stack\ )?backtrace:.*            # "Stack backtrace:"
+      | \d+:\ .*                           # "  12: deltalake_core::operations::..."
+      | at\ .*                             # "      at /rustc/.../src/lib.rs:12:5"
+      | \S+:\d+(?::\d+)?                    # ".../clone3.S:81:0"
+      | help:.*
+      | note:\ run\ with\ `RUST_BACKTRACE.*
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def summarize(kind: str, message: str) -> str:
+    """One line for an exception: its type and the first line of its message that states the cause.
+
+    `message` may start with the type, as Python prints it (`_internal.CommitFailedError: ...`).
+    """
+    for line in message.splitlines():
+        line = line.strip()
+        if not line or _NOT_THE_CAUSE.match(line):
+            continue
+        head, sep, rest = line.partition(": ")
+        if sep and (head == kind or head.endswith(f".{kind}")):
+            line = rest.strip()
+            if not line:
+                continue
+        return f"{kind}: {line}"
+    return kind

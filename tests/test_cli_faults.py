@@ -4,11 +4,17 @@ process, against real files, a real Dagster instance and real Delta tables."""
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 TRIBUTARY = Path(sys.executable).with_name("tributary")
 
@@ -45,3 +51,161 @@ def test_a_file_that_is_not_a_database_is_one_line(command: str, garbage_file: P
     assert line.startswith(f"error: source file {garbage_file} is not a SQLite database")
     assert "tributary seed" in line
     assert garbage_file.stat().st_size == 5000  # seed left the stray file as it was
+
+
+def _run_args(day: str, select: str = "key:raw/flights") -> list[str]:
+    return ["run", "--from", day, "--to", day, "--select", select]
+
+
+def _last_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert lines, result.stdout[-2000:]
+    return lines[-1]
+
+
+def test_a_delta_error_under_rust_backtrace_is_summarised_by_its_cause(seeded_sqlite: str, tmp_path: Path) -> None:
+    """With RUST_BACKTRACE=1 a delta-rs error ends in a backtrace; the summary names the error, not clone3.S."""
+    log = tmp_path / "home" / "lake" / "standardized" / "airlines" / "_delta_log"
+    log.mkdir(parents=True)
+    (log / f"{0:020d}.json").write_text('{"garbage')
+    env = _env(tmp_path, TRIBUTARY_SOURCE_DSN=seeded_sqlite, RUST_BACKTRACE="1")
+    result = _tributary(*_run_args("2013-03-01", "key:raw/airlines or key:standardized/airlines"), env=env)
+    assert result.returncode == 1
+    assert re.search(r"^ +\d+: ", result.stderr, re.M)  # the backtrace was there, in the step's log
+    assert re.fullmatch(r"error: run [0-9a-f-]{36} failed: step standardized__airlines: DeltaError: Kernel error: "
+                        r"Json error: [^:]+", _last_error(result))
+
+
+def test_a_commit_conflict_is_summarised_by_its_cause_not_its_help(tmp_path: Path) -> None:
+    """A real delta-rs commit conflict inside a real step: the summary is the conflict, not the "Help:" line."""
+    from dagster import asset, materialize
+    from deltalake import DeltaTable, write_deltalake
+
+    from pipelines.cli import _failure_reason
+
+    uri = str(tmp_path / "table")
+
+    @asset
+    def conflicting() -> None:
+        write_deltalake(uri, pa.table({"day": ["a", "b"], "v": [1, 2]}), partition_by=["day"])
+        stale = DeltaTable(uri)
+        write_deltalake(uri, pa.table({"day": ["a"], "v": [9]}), mode="overwrite", predicate="day = 'a'",
+                        partition_by=["day"])
+        stale.delete("day = 'a'")  # committed over a snapshot another writer has changed since
+
+    result = materialize([conflicting], raise_on_error=False)
+    assert not result.success
+    assert _failure_reason(result) == (
+        "step conflicting: CommitFailedError: Failed to commit transaction: Commit failed: "
+        "a concurrent transactions added new data."
+    )
+
+
+def _wait_for(condition, what: str, *, within: float = 90, while_running: subprocess.Popen | None = None):
+    """Poll `condition` until it returns something true; fail after `within` seconds or if the process ends."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if while_running is not None and while_running.poll() is not None:
+            pytest.fail(f"the run ended before {what}: {while_running.stderr.read()[-3000:]}")
+        time.sleep(0.1)
+    pytest.fail(f"no {what} within {within:.0f}s")
+
+
+def _runs(status: str) -> list:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    with DagsterInstance.get() as instance:
+        return list(instance.get_runs(RunsFilter(job_name="main", statuses=[DagsterRunStatus[status]])))
+
+
+@pytest.fixture
+def blocked_run(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, dict[str, str], Callable]]:
+    """`tributary run` of one day, started for real and held inside its extract step by a lock on the source
+    table (PostgreSQL makes its query wait). Yields the process, its run id, its environment and `release`."""
+    from pipelines.seed import seed
+    from pipelines.sourcedb import create_engine
+
+    engine = create_engine(pg_dsn)
+    seed(engine, tables=["flights"], progress=lambda _: None)
+    holder = engine.connect()
+    lock = holder.begin()
+    holder.execute(sa.text("LOCK TABLE flights IN ACCESS EXCLUSIVE MODE"))
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            lock.rollback()
+            holder.close()
+            released = True
+
+    env = _env(tmp_path, TRIBUTARY_SOURCE_DSN=pg_dsn)
+    process = subprocess.Popen([str(TRIBUTARY), *_run_args("2013-03-01")], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with engine.connect() as conn:
+            waiting = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'flights'::regclass")
+            _wait_for(lambda: conn.execute(waiting).scalar_one(), "query waiting on the locked source table",
+                      while_running=process)
+        (run,) = _runs("STARTED")
+        yield process, run.run_id, env, release
+    finally:
+        release()
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=60)
+        engine.dispose()
+
+
+def test_a_second_run_over_the_same_days_fails_at_once(blocked_run, tmp_path: Path) -> None:
+    first, run_id, env, release = blocked_run
+    second = _tributary(*_run_args("2013-03-01"), env=env, timeout=60)  # returns while the first still waits
+    assert first.poll() is None
+    assert second.returncode == 1
+    line = _last_error(second)
+    assert line.startswith(f"error: run {run_id} (pid {first.pid}, 2013-03-01 to 2013-03-01) is running the main "
+                           "job on 2013-03-01 of the lake ")
+    assert "would conflict" in line and "Traceback" not in second.stderr
+    release()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err[-3000:]
+    assert f"run {run_id} succeeded" in out
+
+
+def test_a_run_killed_outright_is_marked_failed_by_the_next_run(blocked_run, tmp_path: Path) -> None:
+    """kill -9 leaves the run STARTED (nothing ran its end); the next run sees its process gone and fails it."""
+    first, run_id, env, release = blocked_run
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert [r.run_id for r in _runs("STARTED")] == [run_id]
+    release()
+    after = _tributary(*_run_args("2013-03-01"), env=env)
+    assert after.returncode == 0, after.stderr[-3000:]
+    assert f"run {run_id} was left in progress by process {first.pid} on " in after.stdout
+    assert _runs("STARTED") == []
+    (failed,) = _runs("FAILURE")
+    assert failed.run_id == run_id
+
+
+def test_an_overlapping_run_in_progress_elsewhere_is_refused_by_its_id(seeded_sqlite: str, tmp_path: Path) -> None:
+    """A run that shares the instance but not this machine's lock files (another host, or the UI) still counts."""
+    from dagster import DagsterInstance
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+    from dagster._core.utils import make_new_run_id
+
+    other = make_new_run_id()
+    tags = {"dagster/asset_partition_range_start": "2013-02-20", "dagster/asset_partition_range_end": "2013-03-05",
+            "tributary/process": "another-host 4242 1.000"}
+    with DagsterInstance.get() as instance:
+        instance.add_run(DagsterRun(job_name="main", run_id=other, status=DagsterRunStatus.STARTED, tags=tags))
+    env = _env(tmp_path, TRIBUTARY_SOURCE_DSN=seeded_sqlite)
+    refused = _tributary(*_run_args("2013-03-05"), env=env)
+    assert refused.returncode == 1
+    assert _last_error(refused).startswith(
+        f"error: run {other} of the main job is in progress over 2013-02-20 to 2013-03-05 on the lake "
+    )
+    allowed = _tributary(*_run_args("2013-03-06"), env=env)
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
