@@ -18,6 +18,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from pipelines.edge.jobs import RolloutConfigError
     from pipelines.edge.keys import KeysError
     from pipelines.edge.repository import RepositoryError
+    from pipelines.edge.server import ServerError
     from pipelines.lake import LakeError
     from pipelines.ml.registry import RegistryError
     from pipelines.ml.tracking import MlflowUnavailable
@@ -25,7 +26,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from resources import ProfileError
 
     return (KeysError, RepositoryError, RolloutConfigError, IotError, LakeError, RegistryError, MlflowUnavailable,
-            TransportError, ProfileError, ValueError, FileNotFoundError)
+            TransportError, ProfileError, ServerError, ValueError, FileNotFoundError)
 
 
 _guard = one_line_errors(_errors)
@@ -88,12 +89,16 @@ def publish(version_or_alias: str, bad_release: bool) -> None:
 @edge.command("serve-repo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8750, show_default=True)
-@click.option("--root", type=click.Path(file_okay=False, exists=True), help="Default: the local lake's repository.")
+@click.option("--root", type=click.Path(), help="A repository folder. Default: the local lake's repository.")
 @_guard
 def serve_repo(host: str, port: int, root: str | None) -> None:
     """Serve the TUF repository over HTTP with byte ranges (devices resume downloads)."""
     from pipelines.edge.server import BundleServer
 
+    # Checked here, not by click.Path(exists=True): click reports it as a usage error ("Error: ...", exit 2),
+    # every other error of the CLI is one "error:" line and exit 1.
+    if root is not None and not Path(root).is_dir():
+        raise ValueError(f"--root {root}: {'not a directory' if Path(root).exists() else 'no such directory'}")
     if root is None:
         lake = _lake()
         if lake.scheme != "file":

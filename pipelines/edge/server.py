@@ -39,6 +39,10 @@ class _Cut(Exception):
     """Raised inside a streaming body: uvicorn drops the connection mid-response."""
 
 
+class ServerError(Exception):
+    """The bundle server could not start (the port is taken, the host is not this machine's...)."""
+
+
 @dataclass
 class FaultPlan:
     """Faults per device, consumed in order by the device's next bundle (targets/) requests."""
@@ -171,32 +175,57 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class BundleServer:
-    """uvicorn in a background thread on a free loopback port (tests, the simulator, `edge serve-repo`)."""
+    """uvicorn in a background thread on a free loopback port (tests, the simulator, `edge serve-repo`).
+
+    The listening socket is bound here, not by uvicorn (which logs a bind failure and exits its thread), so a
+    port in use or an unknown host is a ServerError naming them.
+    """
 
     def __init__(self, root: str | Path, *, plan: FaultPlan | None = None, host: str = "127.0.0.1",
                  port: int | None = None) -> None:
         import uvicorn
 
         self.plan = plan or FaultPlan()
-        self.host, self.port = host, port or free_port(host)
+        self.host, self.port = host, port or 0
         config = uvicorn.Config(create_app(root, self.plan), host=self.host, port=self.port, log_level="critical",
                                 access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="bundle-server", daemon=True)
+        self.socket: socket.socket | None = None
+        self.thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _listen(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            reason = exc.strerror or str(exc)
+            raise ServerError(f"cannot serve on {self.host}:{self.port}: {reason[:1].lower()}{reason[1:]}") from None
+        return sock
+
     def __enter__(self) -> BundleServer:
+        self.socket = self._listen()
+        self.port = self.socket.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
+                                       name="bundle-server", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"the bundle server did not start on {self.url}")
+                self.__exit__()
+                raise ServerError(f"the bundle server did not start on {self.url}")
             time.sleep(0.01)
         return self
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
-        self.thread.join(5)
+        if self.thread is not None:
+            self.thread.join(5)
+        if self.socket is not None:
+            self.socket.close()

@@ -1,4 +1,5 @@
-"""`tributary edge serve-repo` as a process: bad paths get 404 (never 500, never a file outside the repository)."""
+"""`tributary edge serve-repo` as a process: bad paths get 404 (never 500, never a file outside the repository),
+and its errors are one `error:` line like every other command's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pipelines.edge.cli import edge
 from pipelines.edge.server import free_port
 
 TRIBUTARY = str(Path(sys.executable).with_name("tributary"))
@@ -117,3 +120,35 @@ def test_bad_paths_are_not_found(served, target):
 def test_over_long_path_on_a_range_request_is_not_found(served):
     status, _ = _get(served, "/targets/" + "e" * 5000, {"Range": "bytes=0-9"})
     assert status == 404
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    """Exit code and stderr of `tributary edge ...` (in process: the error paths never start the server)."""
+    result = CliRunner().invoke(edge, list(args))
+    return result.exit_code, result.stderr
+
+
+def _one_error_line(stderr: str) -> bool:
+    return stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1
+
+
+def test_missing_root_is_one_error_line(tmp_path):
+    code, stderr = _cli("serve-repo", "--root", str(tmp_path / "nowhere"), "--port", str(free_port()))
+    assert code == 1 and _one_error_line(stderr), (code, stderr)
+    assert "nowhere" in stderr
+
+
+def test_root_that_is_a_file_is_one_error_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, stderr = _cli("serve-repo", "--root", str(tmp_path / "file"), "--port", str(free_port()))
+    assert code == 1 and _one_error_line(stderr), (code, stderr)
+
+
+def test_port_in_use_is_one_error_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, stderr = _cli("serve-repo", "--root", str(tmp_path), "--port", str(port))
+    assert code == 1 and _one_error_line(stderr), (code, stderr)
+    assert f"127.0.0.1:{port}" in stderr and "in use" in stderr
