@@ -244,38 +244,53 @@ _LAKE_TAG, _PROCESS_TAG = "tributary/lake", "tributary/process"
 def _claim_days(instance, lake_uri: str, start: str, end: str, run_id: str) -> Iterator[dict[str, str]]:
     """Hold the days start..end of this lake for one run; a second run over any of them fails at once.
 
-    Two guards. A lock file per day of the lake, for runs on this machine: flock is atomic, and the kernel
-    releases it when the process ends, even on kill -9. And the instance's in-progress runs of the main job,
-    for runs elsewhere that share the instance. Yields the tags that name this run's lake and process.
+    Two guards. For runs on this machine, a lock on the run's days in the lake's lock file: one byte per day
+    (POSIX record locks, one descriptor whatever the range), atomic, and released by the kernel when the
+    process ends, even on kill -9. For runs elsewhere that share the instance, its in-progress runs of the main
+    job. Yields the tags that name this run's lake and process.
     """
     import fcntl
     import hashlib
+    import json
 
     from resources import home
 
     folder = Path(home(), "locks", hashlib.sha256(lake_uri.encode()).hexdigest()[:16])
     folder.mkdir(parents=True, exist_ok=True)
-    held: list[int] = []
+    first, last = dt.date.fromisoformat(start).toordinal(), dt.date.fromisoformat(end).toordinal()
+    fd = os.open(folder / "days.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    note = folder / f"{run_id}.json"
     try:
-        day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-        while day <= last:
-            fd = os.open(folder / f"{day}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "another run"
-                os.close(fd)
-                raise Failure(f"{holder} is running the main job on {day} of the lake {lake_uri}: two runs over "
-                              "the same days would conflict; wait for it to finish, or run other days") from None
-            held.append(fd)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"run {run_id} (pid {os.getpid()}, {start} to {end})".encode(), 0)
-            day += dt.timedelta(days=1)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, last - first + 1, first)
+        except OSError:
+            raise Failure(f"{_holder(folder, start, end)} on the lake {lake_uri}: wait for it to finish, or run "
+                          "other days (two runs writing the same days would conflict)") from None
+        owner = {_LAKE_TAG: lake_uri, _PROCESS_TAG: _this_process()}
+        note.write_text(json.dumps({"run_id": run_id, "start": start, "end": end, "process": owner[_PROCESS_TAG]}))
         _check_in_progress(instance, lake_uri, start, end)
-        yield {_LAKE_TAG: lake_uri, _PROCESS_TAG: _this_process()}
+        yield owner
     finally:
-        for fd in held:
-            os.close(fd)
+        note.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _holder(folder: Path, start: str, end: str) -> str:
+    """Which run holds some of the days start..end, from the note each holder leaves by the lock file."""
+    import json
+
+    for path in sorted(folder.glob("*.json")):
+        try:
+            note = json.loads(path.read_text())
+        except (OSError, ValueError):  # a note being written or removed
+            continue
+        if _process_gone(note["process"]):
+            path.unlink(missing_ok=True)  # left by a killed run
+        elif note["start"] <= end and start <= note["end"]:
+            pid = note["process"].split()[1]
+            return (f"run {note['run_id']} (pid {pid}) is already running the main job over {note['start']} to "
+                    f"{note['end']}, which overlaps {start} to {end},")
+    return f"another run is already running the main job over some of {start} to {end}"
 
 
 def _check_in_progress(instance, lake_uri: str, start: str, end: str) -> None:
@@ -293,9 +308,9 @@ def _check_in_progress(instance, lake_uri: str, start: str, end: str) -> None:
         last = other.tags.get("dagster/asset_partition_range_end") or first
         if not first or last < start or first > end or other.tags.get(_LAKE_TAG, lake_uri) != lake_uri:
             continue
-        raise Failure(f"run {other.run_id} of the main job is in progress over {first} to {last} on the lake "
-                      f"{lake_uri}: two runs over the same days would conflict; wait for it to finish, or run "
-                      "other days")
+        raise Failure(f"run {other.run_id} of the main job is in progress over {first} to {last}, which overlaps "
+                      f"{start} to {end}, on the lake {lake_uri}: wait for it to finish, or run other days (two "
+                      "runs writing the same days would conflict)")
 
 
 def _this_process() -> str:

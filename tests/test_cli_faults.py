@@ -166,8 +166,8 @@ def test_a_second_run_over_the_same_days_fails_at_once(blocked_run, tmp_path: Pa
     assert first.poll() is None
     assert second.returncode == 1
     line = _last_error(second)
-    assert line.startswith(f"error: run {run_id} (pid {first.pid}, 2013-03-01 to 2013-03-01) is running the main "
-                           "job on 2013-03-01 of the lake ")
+    assert line.startswith(f"error: run {run_id} (pid {first.pid}) is already running the main job over 2013-03-01 "
+                           "to 2013-03-01, which overlaps 2013-03-01 to 2013-03-01, on the lake ")
     assert "would conflict" in line and "Traceback" not in second.stderr
     release()
     out, err = first.communicate(timeout=120)
@@ -205,7 +205,50 @@ def test_an_overlapping_run_in_progress_elsewhere_is_refused_by_its_id(seeded_sq
     refused = _tributary(*_run_args("2013-03-05"), env=env)
     assert refused.returncode == 1
     assert _last_error(refused).startswith(
-        f"error: run {other} of the main job is in progress over 2013-02-20 to 2013-03-05 on the lake "
+        f"error: run {other} of the main job is in progress over 2013-02-20 to 2013-03-05, which overlaps 2013-03-05 "
+        "to 2013-03-05, on the lake "
     )
     allowed = _tributary(*_run_args("2013-03-06"), env=env)
     assert allowed.returncode == 0, allowed.stderr[-3000:]
+
+
+_CLAIMS = """
+import sys
+from dagster import DagsterInstance
+from pipelines import cli
+
+with DagsterInstance.get() as instance:
+    for lake, start, end in zip(*[iter(sys.argv[1:])] * 3):
+        try:
+            with cli._claim_days(instance, lake, start, end, "child"):
+                print("claimed")
+        except cli.Failure as exc:
+            print(exc.message)
+"""
+
+
+def _claims_in_another_process(tmp_path: Path, *claims: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _CLAIMS, *claims], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
+
+
+def test_days_are_claimed_per_lake_over_a_range_of_any_length(tmp_path: Path) -> None:
+    """A century of days is one lock on one descriptor; another process can take the day after, or another lake."""
+    from dagster import DagsterInstance
+
+    from pipelines import cli
+
+    lake = "s3://lake-claims"
+    with DagsterInstance.get() as instance, cli._claim_days(instance, lake, "2013-01-01", "2112-12-31", "holder"):
+        inside, after, elsewhere = _claims_in_another_process(
+            tmp_path, lake, "2050-06-01", "2050-06-01", lake, "2113-01-01", "2113-01-31",
+            "s3://another-lake", "2050-06-01", "2050-06-01",
+        )
+    assert inside == (f"run holder (pid {os.getpid()}) is already running the main job over 2013-01-01 to "
+                      f"2112-12-31, which overlaps 2050-06-01 to 2050-06-01, on the lake {lake}: wait for it to "
+                      "finish, or run other days (two runs writing the same days would conflict)")
+    assert (after, elsewhere) == ("claimed", "claimed")
+    assert _claims_in_another_process(tmp_path, lake, "2050-06-01", "2050-06-01") == ["claimed"]
+    assert not list((tmp_path / "home" / "locks").rglob("*.json"))  # no note left behind
