@@ -32,6 +32,19 @@ def _errors() -> tuple[type[BaseException], ...]:
 _guard = one_line_errors(_errors)
 
 
+def _checked(option: str, path: str | None, *, folder: bool = False, must_exist: bool = True) -> None:
+    """Check the path an option names here, not with click.Path(exists=True, file_okay=...): click reports a
+    wrong path as a usage error ("Error: ...", exit 2); every other error of the CLI is one "error:" line, exit 1."""
+    if path is None:
+        return
+    kind = "directory" if folder else "file"
+    if Path(path).exists():
+        if not (Path(path).is_dir() if folder else Path(path).is_file()):
+            raise ValueError(f"{option} {path}: not a {kind}")
+    elif must_exist:
+        raise ValueError(f"{option} {path}: no such {kind}")
+
+
 def _edge():
     from resources import current_profile
     from resources.edge import edge_resource
@@ -57,13 +70,14 @@ def edge() -> None:
 
 
 @edge.command()
-@click.option("--key-dir", type=click.Path(file_okay=False), help="Default: <TRIBUTARY_HOME>/edge/keys.")
+@click.option("--key-dir", type=click.Path(), help="Default: <TRIBUTARY_HOME>/edge/keys.")
 @click.option("--force", is_flag=True, help="Replace existing keys (devices then need the new root).")
 @_guard
 def keygen(key_dir: str | None, force: bool) -> None:
     """Make ed25519 keys: three root keys (threshold 2), targets, snapshot, timestamp (0600 files)."""
     from pipelines.edge.keys import generate
 
+    _checked("--key-dir", key_dir, folder=True, must_exist=False)
     folder = key_dir or _edge().key_dir
     for path in generate(folder, force=force):
         click.echo(f"wrote {path}")
@@ -95,10 +109,7 @@ def serve_repo(host: str, port: int, root: str | None) -> None:
     """Serve the TUF repository over HTTP with byte ranges (devices resume downloads)."""
     from pipelines.edge.server import BundleServer
 
-    # Checked here, not by click.Path(exists=True): click reports it as a usage error ("Error: ...", exit 2),
-    # every other error of the CLI is one "error:" line and exit 1.
-    if root is not None and not Path(root).is_dir():
-        raise ValueError(f"--root {root}: {'not a directory' if Path(root).exists() else 'no such directory'}")
+    _checked("--root", root, folder=True)
     if root is None:
         lake = _lake()
         if lake.scheme != "file":
@@ -115,9 +126,9 @@ def serve_repo(host: str, port: int, root: str | None) -> None:
 
 @edge.command()
 @click.option("--device-id", required=True)
-@click.option("--state-dir", required=True, type=click.Path(file_okay=False))
+@click.option("--state-dir", required=True, type=click.Path())
 @click.option("--repo-url", help="Default: the edge resource's repository URL.")
-@click.option("--root-json", type=click.Path(dir_okay=False, exists=True),
+@click.option("--root-json", type=click.Path(),
               help="The trusted root to provision a new device with. Default: the lake repository's root.json.")
 @click.option("--quota-bytes", type=int, help="Storage available for bundles (simulates a small flash).")
 @click.option("--hold-at", hidden=True, help="Tests: park the process after persisting this step.")
@@ -128,6 +139,8 @@ def agent(device_id: str, state_dir: str, repo_url: str | None, root_json: str |
     from pipelines.edge.agent import DeviceAgent, FileStorage
     from pipelines.edge.jobs import run_device
 
+    _checked("--state-dir", state_dir, folder=True, must_exist=False)
+    _checked("--root-json", root_json)
     settings = _edge()
     storage = FileStorage(state_dir, quota_bytes=quota_bytes)
 
@@ -149,7 +162,7 @@ def agent(device_id: str, state_dir: str, repo_url: str | None, root_json: str |
 
 @edge.command()
 @click.option("--things", help="Comma-separated thing names. Default: the edge resource's fleet.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+@click.option("--config", "config_path", type=click.Path(),
               help="Rollout JSON (CreateJob shape + cohorts).")
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 @_guard
@@ -159,6 +172,7 @@ def rollout(things: str | None, config_path: str | None, timeout: float) -> None
     from pipelines.edge.jobs import RolloutConfig
     from pipelines.edge.release import plan_campaign, run_local_rollout
 
+    _checked("--config", config_path)
     settings = _edge()
     names = [t for t in (things.split(",") if things else settings.things()) if t]
     if not names:

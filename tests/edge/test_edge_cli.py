@@ -34,3 +34,26 @@ def test_status_shows_counts_versions_and_progress(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "2/4 (50%)" in result.output
     assert "SUCCEEDED 2" in result.output and "v2 2" in result.output and "v1 1" in result.output
+
+
+def test_wrong_paths_are_one_error_line_not_a_usage_error(tmp_path):
+    """click.Path(exists=True) said "Error: Invalid value ..." and exit 2; the CLI says "error:" and exit 1."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    state = str(tmp_path / "state")
+    for args, words in [
+        (["serve-repo", "--root", str(tmp_path / "nowhere")], "--root"),
+        (["serve-repo", "--root", str(a_file)], "not a directory"),
+        (["agent", "--device-id", "d1", "--state-dir", state, "--root-json", str(tmp_path / "none.json")],
+         "--root-json"),
+        (["agent", "--device-id", "d1", "--state-dir", state, "--root-json", str(tmp_path)], "not a file"),
+        (["agent", "--device-id", "d1", "--state-dir", str(a_file)], "--state-dir"),
+        (["rollout", "--config", str(tmp_path / "none.json")], "--config"),
+        (["rollout", "--config", str(tmp_path)], "not a file"),
+        (["keygen", "--key-dir", str(a_file)], "--key-dir"),
+    ]:
+        result = CliRunner().invoke(edge, args)
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert result.stderr.startswith("error: ") and len(lines) == 1, (args, result.stderr)
+        assert words in result.stderr, (args, result.stderr)
