@@ -266,6 +266,7 @@ def _claim_days(instance, lake_uri: str, start: str, end: str, run_id: str) -> I
         except OSError:
             raise Failure(f"{_holder(folder, start, end)} on the lake {lake_uri}: wait for it to finish, or run "
                           "other days (two runs writing the same days would conflict)") from None
+        _live_notes(folder)
         owner = {_LAKE_TAG: lake_uri, _PROCESS_TAG: _this_process()}
         note.write_text(json.dumps({"run_id": run_id, "start": start, "end": end, "process": owner[_PROCESS_TAG]}))
         _check_in_progress(instance, lake_uri, start, end)
@@ -275,18 +276,27 @@ def _claim_days(instance, lake_uri: str, start: str, end: str, run_id: str) -> I
         os.close(fd)
 
 
-def _holder(folder: Path, start: str, end: str) -> str:
-    """Which run holds some of the days start..end, from the note each holder leaves by the lock file."""
+def _live_notes(folder: Path) -> list[dict[str, str]]:
+    """The notes of the runs holding days of this lake; a note left by a killed run is removed."""
     import json
 
+    notes = []
     for path in sorted(folder.glob("*.json")):
         try:
             note = json.loads(path.read_text())
         except (OSError, ValueError):  # a note being written or removed
             continue
         if _process_gone(note["process"]):
-            path.unlink(missing_ok=True)  # left by a killed run
-        elif note["start"] <= end and start <= note["end"]:
+            path.unlink(missing_ok=True)
+        else:
+            notes.append(note)
+    return notes
+
+
+def _holder(folder: Path, start: str, end: str) -> str:
+    """Which run holds some of the days start..end."""
+    for note in _live_notes(folder):
+        if note["start"] <= end and start <= note["end"]:
             pid = note["process"].split()[1]
             return (f"run {note['run_id']} (pid {pid}) is already running the main job over {note['start']} to "
                     f"{note['end']}, which overlaps {start} to {end},")

@@ -188,6 +188,7 @@ def test_a_run_killed_outright_is_marked_failed_by_the_next_run(blocked_run, tmp
     assert _runs("STARTED") == []
     (failed,) = _runs("FAILURE")
     assert failed.run_id == run_id
+    assert not list((tmp_path / "home" / "locks").rglob("*.json"))  # the killed run's note went with it
 
 
 def test_an_overlapping_run_in_progress_elsewhere_is_refused_by_its_id(seeded_sqlite: str, tmp_path: Path) -> None:
