@@ -34,7 +34,7 @@ from pipelines.serving import config as endpoint_config
 from pipelines.serving.invocations import SpoolWriter, flight_key
 from pipelines.serving.metrics import NO_VARIANT, Metrics
 from pipelines.serving.model import LoadedModel, ModelError
-from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Schema, parse
+from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Decoded, Schema, content_kind, decode
 from pipelines.serving.routing import Router, StickyStore, UnknownVariant
 
 log = logging.getLogger("tributary.serving")
@@ -48,6 +48,9 @@ WATCH_SECONDS = 0.2
 STARTUP_LOAD_SECONDS = 60.0
 FLUSH_SECONDS = 0.5
 SINGLE_VARIANT = "AllTraffic"
+INLINE_BODY_BYTES = 16 * 1024
+"""Bodies up to this size (~75 rows) are parsed and predicted on the event loop (~1.5 ms at most); larger ones
+in a thread, so a request of MAX_ROWS rows (~60 ms of work) does not hold up the requests behind it."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Settings:
     spool_dir: str | None = None
     state_dir: str | None = None
     segment_seconds: float = 30.0
+    spool_max_mb: float = 1024.0
+    """Cap of the invocation spool folder (all workers); rows past it are dropped and counted (invocations.py)."""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -68,7 +73,8 @@ class Settings:
         return cls(config_path=env("TRIBUTARY_SERVE_CONFIG") or None, model_dir=env("TRIBUTARY_SERVE_MODEL_DIR") or None,
                    endpoint=env("TRIBUTARY_SERVE_ENDPOINT") or endpoint_config.DEFAULT_ENDPOINT,
                    spool_dir=env("TRIBUTARY_SERVE_SPOOL") or None, state_dir=env("TRIBUTARY_SERVE_STATE") or None,
-                   segment_seconds=float(env("TRIBUTARY_SERVE_SEGMENT_SECONDS") or 30.0))
+                   segment_seconds=float(env("TRIBUTARY_SERVE_SEGMENT_SECONDS") or 30.0),
+                   spool_max_mb=float(env("TRIBUTARY_SERVE_SPOOL_MAX_MB") or 1024.0))
 
 
 class Served:
@@ -108,10 +114,14 @@ class App:
         self.models: dict[str, LoadedModel] = {}
         state = self.settings.state_dir
         self.store = StickyStore(Path(state, "sticky.db") if state else None)
-        self.spool = SpoolWriter(self.settings.spool_dir, segment_seconds=self.settings.segment_seconds) \
+        self.spool = SpoolWriter(self.settings.spool_dir, segment_seconds=self.settings.segment_seconds,
+                                 max_bytes=int(self.settings.spool_max_mb * 1024 * 1024)) \
             if self.settings.spool_dir else None
+        self._dropped = 0  # spool rows dropped, as last counted in the metric
+        self._dropping = False
         self._seen: tuple | None = None
         self._tasks: list[asyncio.Task] = []
+        self._shadows: set[asyncio.Task] = set()
         self.load_error: str | None = None
         self.published = True
         """False while there is nothing to load (no config published and no model folder)."""
@@ -219,10 +229,29 @@ class App:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             if self.spool is not None:
+                written = 0
                 try:
-                    await asyncio.to_thread(self.spool.write, self.spool.take())
+                    written = await asyncio.to_thread(self.spool.write, self.spool.take())
                 except OSError as exc:
                     log.error("invocation log not written (kept serving): %s", exc)
+                self._count_dropped(written)
+
+    def _count_dropped(self, written: int) -> None:
+        """Rows the full spool dropped since the last flush: into the metric, and logged when dropping starts
+        and when it stops (not per flush)."""
+        dropped = self.spool.dropped
+        if dropped > self._dropped:
+            endpoint = self.deployment.config.name if self.deployment else self.settings.endpoint
+            self.metrics.log_dropped.labels(endpoint).inc(dropped - self._dropped)
+            if not self._dropping:
+                log.warning("invocation log full (spool cap %g MB, or the disk nearly full): dropping new rows "
+                            "until the landing frees space; counted in InvocationLogDroppedRows",
+                            self.settings.spool_max_mb)
+            self._dropping = True
+        elif self._dropping and written:
+            log.warning("invocation log writing again; %d row(s) dropped in all so far", dropped)
+            self._dropping = False
+        self._dropped = dropped
 
     # -- ASGI ----------------------------------------------------------------------------------------
 
@@ -281,22 +310,28 @@ class App:
         if deployment is None:
             return await _answer(send, 503, {"error": "the models are still loading"})
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # What does not depend on the model is refused before a variant is picked, and counted under none.
+        try:
+            kind = content_kind(headers.get("content-type"))
+            body = await _body(headers, receive)
+            large = len(body) > INLINE_BODY_BYTES
+            decoded = await asyncio.to_thread(decode, body, kind) if large else decode(body, kind)
+        except BadInput as exc:
+            return await self._refuse(send, deployment, exc.status, str(exc))
         try:
             name = deployment.router.pick(headers)
         except UnknownVariant as exc:
-            self.metrics.child(deployment.config.name, NO_VARIANT)[1].inc()
-            return await _answer(send, 400, {"error": str(exc)}, NO_VARIANT.encode(), deployment.generation)
+            return await self._refuse(send, deployment, 400, str(exc))
         invocations, errors_4xx, errors_5xx, model_latency, overhead_latency = \
             self.metrics.child(deployment.config.name, name)
         invocations.inc()
         variant_header = name.encode()
         served = deployment.variants[name]
         try:
-            body = await _body(headers, receive)
-            rows = parse(body, headers.get("content-type"), served.schema)
-            before_model = time.perf_counter_ns()
-            predictions = served.model.predict_rows(rows)
-            after_model = time.perf_counter_ns()
+            if large:  # parsed and predicted in a thread: the loop keeps answering other requests meanwhile
+                rows, predictions, model_ns = await asyncio.to_thread(_score, served, decoded, True)
+            else:
+                rows, predictions, model_ns = _score(served, decoded, False)
         except BadInput as exc:
             errors_4xx.inc()
             return await _answer(send, exc.status, {"error": str(exc)}, variant_header, deployment.generation)
@@ -312,51 +347,99 @@ class App:
         await _raw(send, 200, orjson.dumps({"predictions": predictions}), JSON, variant_header,
                    deployment.generation, request_id.encode(), served.version_header)
         done = time.perf_counter_ns()
-        model_us = (after_model - before_model) // 1000
+        model_us = model_ns // 1000
         overhead_us = max((done - started) // 1000 - model_us, 0)
         model_latency.observe(model_us)
         overhead_latency.observe(overhead_us)
         attributes = headers.get(CUSTOM_ATTRIBUTES)
         if self.spool is not None:
-            self._log(deployment, served, rows, predictions, request_id, model_us, overhead_us, attributes, False)
+            if large:
+                lines = await asyncio.to_thread(_log_lines, deployment, served, rows, predictions, request_id,
+                                                model_us, overhead_us, attributes, False)
+            else:
+                lines = _log_lines(deployment, served, rows, predictions, request_id, model_us, overhead_us,
+                                   attributes, False)
+            self.spool.extend(lines)
         shadow = deployment.shadow
         if shadow is not None and random.random() < shadow.share:
-            asyncio.get_running_loop().call_soon(self._shadow, deployment, served, rows, body, headers,
-                                                 request_id, attributes)
+            if large:
+                task = asyncio.create_task(self._shadow_large(deployment, served, rows, decoded, request_id,
+                                                              attributes))
+                self._shadows.add(task)
+                task.add_done_callback(self._shadows.discard)
+            else:
+                asyncio.get_running_loop().call_soon(self._shadow, deployment, served, rows, decoded, request_id,
+                                                     attributes)
 
-    def _shadow(self, deployment: Deployment, served: Served, rows: list, body: bytes, headers: dict,
-                request_id: str, attributes: str | None) -> None:
+    async def _refuse(self, send, deployment: Deployment, status: int, message: str) -> None:
+        """A request refused before a variant was chosen: counted and answered under VariantName none."""
+        invocations, errors_4xx = self.metrics.child(deployment.config.name, NO_VARIANT)[:2]
+        invocations.inc()
+        errors_4xx.inc()
+        # After a 413 the rest of the body may still be on its way: close rather than read it.
+        await _answer(send, status, {"error": message}, NO_VARIANT.encode(), deployment.generation,
+                      close=status == 413)
+
+    def _shadow(self, deployment: Deployment, served: Served, rows: list, decoded: Decoded, request_id: str,
+                attributes: str | None) -> None:
         """The shadow variant's answer to a copy of a request: counted and logged, never returned."""
         shadow = deployment.shadow
         invocations, errors_4xx, _, model_latency, _ = self.metrics.child(deployment.config.name, shadow.name)
         invocations.inc()
+        same = rows if shadow.schema.features == served.schema.features else None
         try:
-            if shadow.schema.features != served.schema.features:
-                rows = parse(body, headers.get("content-type"), shadow.schema)
-            started = time.perf_counter_ns()
-            predictions = shadow.model.predict_rows(rows)
-            model_us = (time.perf_counter_ns() - started) // 1000
+            rows, predictions, model_ns = _score(shadow, decoded, False, same)
         except (BadInput, ModelError) as exc:
             errors_4xx.inc()
             log.warning("shadow %s failed on request %s: %s", shadow.name, request_id, exc)
             return
-        model_latency.observe(model_us)
+        model_latency.observe(model_ns // 1000)
         if self.spool is not None:
-            self._log(deployment, shadow, rows, predictions, request_id, model_us, 0, attributes, True)
+            self.spool.extend(_log_lines(deployment, shadow, rows, predictions, request_id, model_ns // 1000, 0,
+                                         attributes, True))
 
-    def _log(self, deployment: Deployment, served: Served, rows: list, predictions: list, request_id: str,
-             model_us: int, overhead_us: int, attributes: str | None, shadow: bool) -> None:
-        flight_id, flight_date = flight_key(attributes) if len(rows) == 1 else (None, None)
-        now = dt.datetime.now(dt.UTC).isoformat()
-        features = served.schema.features
-        for i, (row, prediction) in enumerate(zip(rows, predictions)):
-            self.spool.append({
-                "request_id": request_id, "row": i, "shadow": shadow, "endpoint": deployment.config.name,
-                "variant": served.name, "model_version": served.version,
-                "features": orjson.dumps(dict(zip(features, row))).decode(), "prediction": prediction,
-                "model_latency_us": model_us, "overhead_latency_us": overhead_us, "invoked_at": now,
-                "flight_id": flight_id, "flight_date": flight_date, "custom_attributes": attributes,
-            })
+    async def _shadow_large(self, deployment: Deployment, served: Served, rows: list, decoded: Decoded,
+                            request_id: str, attributes: str | None) -> None:
+        """`_shadow` for a large request: the parsing, the model and the log lines in a thread."""
+        shadow = deployment.shadow
+        invocations, errors_4xx, _, model_latency, _ = self.metrics.child(deployment.config.name, shadow.name)
+        invocations.inc()
+        same = rows if shadow.schema.features == served.schema.features else None
+        try:
+            rows, predictions, model_ns = await asyncio.to_thread(_score, shadow, decoded, True, same)
+        except (BadInput, ModelError) as exc:
+            errors_4xx.inc()
+            log.warning("shadow %s failed on request %s: %s", shadow.name, request_id, exc)
+            return
+        model_latency.observe(model_ns // 1000)
+        if self.spool is not None:
+            self.spool.extend(await asyncio.to_thread(_log_lines, deployment, shadow, rows, predictions, request_id,
+                                                      model_ns // 1000, 0, attributes, True))
+
+
+def _score(served: Served, decoded: Decoded, threadsafe: bool, rows: list | None = None) -> tuple[list, list, int]:
+    """(rows, predictions, model nanoseconds) of a decoded body for one variant."""
+    if rows is None:
+        rows = decoded.rows(served.schema)
+    before = time.perf_counter_ns()
+    predictions = served.model.predict_rows(rows, threadsafe=threadsafe)
+    return rows, predictions, time.perf_counter_ns() - before
+
+
+def _log_lines(deployment: Deployment, served: Served, rows: list, predictions: list, request_id: str,
+               model_us: int, overhead_us: int, attributes: str | None, shadow: bool) -> list[bytes]:
+    """The invocation-log records of one answer, one per row (pure: runs on the loop or in a thread)."""
+    flight_id, flight_date = flight_key(attributes) if len(rows) == 1 else (None, None)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    features = served.schema.features
+    endpoint = deployment.config.name
+    return [orjson.dumps({
+        "request_id": request_id, "row": i, "shadow": shadow, "endpoint": endpoint,
+        "variant": served.name, "model_version": served.version,
+        "features": orjson.dumps(dict(zip(features, row))).decode(), "prediction": prediction,
+        "model_latency_us": model_us, "overhead_latency_us": overhead_us, "invoked_at": now,
+        "flight_id": flight_id, "flight_date": flight_date, "custom_attributes": attributes,
+    }) for i, (row, prediction) in enumerate(zip(rows, predictions))]
 
 
 async def _body(headers: dict[str, str], receive) -> bytes:
@@ -379,13 +462,13 @@ async def _body(headers: dict[str, str], receive) -> bytes:
 
 
 async def _answer(send, status: int, doc: dict[str, Any], variant: bytes | None = None,
-                  generation: bytes | None = None) -> None:
-    await _raw(send, status, orjson.dumps(doc), JSON, variant, generation)
+                  generation: bytes | None = None, *, close: bool = False) -> None:
+    await _raw(send, status, orjson.dumps(doc), JSON, variant, generation, close=close)
 
 
 async def _raw(send, status: int, body: bytes, content_type: bytes, variant: bytes | None = None,
                generation: bytes | None = None, request_id: bytes | None = None,
-               model_version: bytes | None = None) -> None:
+               model_version: bytes | None = None, *, close: bool = False) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if variant is not None:
         headers.append((VARIANT_HEADER, variant))
@@ -395,6 +478,8 @@ async def _raw(send, status: int, body: bytes, content_type: bytes, variant: byt
         headers.append((b"x-amzn-requestid", request_id))
     if model_version is not None:
         headers.append((MODEL_VERSION_HEADER, model_version))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -63,25 +64,57 @@ def flight_key(custom_attributes: str | None) -> tuple[str | None, str | None]:
 
 
 class SpoolWriter:
-    """Buffered NDJSON segments for one process; `append` only touches memory."""
+    """Buffered NDJSON segments for one process; `append` only touches memory.
 
-    def __init__(self, folder: str | Path, *, segment_seconds: float = 30.0, max_segment_bytes: int = 32 << 20) -> None:
+    Bounded, so the log can never fill the disk when the landing falls behind or stops: `max_bytes` caps the
+    whole spool folder (every worker's segments, measured every `RESCAN_SECONDS` plus what this writer added
+    since), writing stops while fewer than `min_free_bytes` would stay free on the disk, and the in-memory buffer
+    holds at most `max_buffer_bytes` (a disk that stalls). When full, new rows are dropped, whole flushes at a
+    time (the rows already spooled are kept for the landing, which frees the space); `dropped` counts them.
+    """
+
+    RESCAN_SECONDS = 1.0
+
+    def __init__(self, folder: str | Path, *, segment_seconds: float = 30.0, max_segment_bytes: int = 32 << 20,
+                 max_bytes: int | None = None, min_free_bytes: int = 64 << 20,
+                 max_buffer_bytes: int = 64 << 20) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.segment_seconds = segment_seconds
         self.max_segment_bytes = max_segment_bytes
+        self.max_bytes = max_bytes
+        self.min_free_bytes = min_free_bytes
+        self.max_buffer_bytes = max_buffer_bytes if max_bytes is None else min(max_buffer_bytes, max_bytes)
         self._buffer: list[bytes] = []
+        self._buffered = 0
         self._lock = threading.Lock()  # the flushing thread and a shutdown's close() share the segment
         self._path: Path | None = None
         self._opened = 0.0
         self._bytes = 0
+        self._room: tuple[float, int, int] | None = None  # (when measured, spool bytes, free disk bytes)
+        self._dropped_buffer = 0  # counted on the event loop
+        self._dropped_disk = 0  # counted under the lock
+
+    @property
+    def dropped(self) -> int:
+        """Rows dropped since the writer was made (buffer or spool full)."""
+        return self._dropped_buffer + self._dropped_disk
 
     def append(self, record: dict[str, Any]) -> None:
-        self._buffer.append(orjson.dumps(record))
+        self.extend([orjson.dumps(record)])
+
+    def extend(self, lines: list[bytes]) -> None:
+        """Buffer records already encoded (one JSON document each); dropped if the buffer is full."""
+        size = sum(map(len, lines)) + len(lines)
+        if self._buffered + size > self.max_buffer_bytes:
+            self._dropped_buffer += len(lines)
+            return
+        self._buffer.extend(lines)
+        self._buffered += size
 
     def take(self) -> list[bytes]:
         """The buffered records, leaving the buffer empty (called on the event loop, where `append` runs)."""
-        lines, self._buffer = self._buffer, []
+        lines, self._buffer, self._buffered = self._buffer, [], 0
         return lines
 
     def write(self, lines: list[bytes]) -> int:
@@ -92,20 +125,32 @@ class SpoolWriter:
             return self._write(lines)
 
     def _write(self, lines: list[bytes]) -> int:
+        data = b"\n".join(lines) + b"\n" if lines else b""
+        if lines and not self._has_room(len(data)):
+            self._dropped_disk += len(lines)
+            lines = []
         if lines:
             if self._path is None:
                 stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
                 self._path = self.folder / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}{OPEN_SUFFIX}"
                 self._opened = time.monotonic()
                 self._bytes = 0
-            data = b"\n".join(lines) + b"\n"
             with open(self._path, "ab") as out:
                 out.write(data)
             self._bytes += len(data)
+            measured, used, free = self._room
+            self._room = (measured, used + len(data), free - len(data))
         if self._path is not None and (time.monotonic() - self._opened >= self.segment_seconds
                                        or self._bytes >= self.max_segment_bytes):
             self._close_segment()
         return len(lines)
+
+    def _has_room(self, size: int) -> bool:
+        now = time.monotonic()
+        if self._room is None or now - self._room[0] >= self.RESCAN_SECONDS:
+            self._room = (now, spool_bytes(self.folder), shutil.disk_usage(self.folder).free)
+        _, used, free = self._room
+        return (self.max_bytes is None or used + size <= self.max_bytes) and free - size >= self.min_free_bytes
 
     def flush(self) -> int:
         """`write(take())` in the caller's thread."""
@@ -125,6 +170,19 @@ class SpoolWriter:
         with self._lock:
             self._write(self.take())
             self._close_segment()
+
+
+def spool_bytes(folder: str | Path) -> int:
+    """Bytes of the segments (open and closed) in a spool folder."""
+    total = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith((OPEN_SUFFIX, CLOSED_SUFFIX)):
+                try:
+                    total += entry.stat().st_size
+                except FileNotFoundError:  # landed (deleted) or closed (renamed) meanwhile
+                    pass
+    return total
 
 
 def ready_segments(folder: str | Path, *, stale_seconds: float = 600.0, limit: int | None = None) -> list[Path]:

@@ -13,7 +13,8 @@ import os
 LABELS = ("EndpointName", "VariantName")
 LATENCY_BUCKETS_US = (50, 100, 200, 300, 500, 750, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000)
 NO_VARIANT = "none"
-"""VariantName of a request refused before a variant was chosen (an unknown target variant)."""
+"""VariantName of a request refused before a variant was chosen: a wrong content type, a body too large, too
+slow, malformed or with too many rows, an unknown target variant (Invocations and Invocation4XXErrors)."""
 
 
 class Metrics:
@@ -39,6 +40,9 @@ class Metrics:
         self.overhead_latency = Histogram("OverheadLatency", "Microseconds of the request spent outside the model "
                                                              "(reading, parsing, routing, answering).",
                                           buckets=LATENCY_BUCKETS_US, **kw)
+        self.log_dropped = Counter("InvocationLogDroppedRows", "Invocation-log rows dropped because the spool (or "
+                                   "the buffer in front of it) was full: answered, never landed.",
+                                   labelnames=("EndpointName",), registry=self.registry)
         self._children: dict[tuple[str, str], tuple] = {}
 
     def child(self, endpoint: str, variant: str) -> tuple:

@@ -99,11 +99,15 @@ class LoadedModel:
             out[i] = values
         return out
 
-    def predict_rows(self, rows: list[list[Any]]) -> list[float]:
-        """P(late) per row; ModelError when the booster refuses (e.g. a spec that does not match it)."""
+    def predict_rows(self, rows: list[list[Any]], *, threadsafe: bool = False) -> list[float]:
+        """P(late) per row; ModelError when the booster refuses (e.g. a spec that does not match it).
+
+        The fast path keeps its buffers on the object, so only one thread may use it: the event loop's. Any
+        other thread passes `threadsafe=True` and gets xgboost's own inplace_predict (safe from any thread for
+        tree boosters since xgboost 1.4; the same answers, checked at load time)."""
         matrix = self.encode(rows)
         try:
-            if self.fast is not None:
+            if self.fast is not None and not threadsafe:
                 return self.fast.predict(matrix)
             return self.booster.inplace_predict(matrix).astype(np.float64).tolist()
         except Exception as exc:  # xgboost raises XGBoostError, ValueError or TypeError for a bad input shape

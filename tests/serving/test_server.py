@@ -258,6 +258,37 @@ def test_metrics_count_exactly_the_requests_sent(server: Server, serving_models:
     assert "ModelLatency_bucket" in after and "OverheadLatency_bucket" in after
 
 
+def test_refusals_before_a_variant_is_chosen_count_under_none(server: Server, serving_models: Models) -> None:
+    """Issue 23.4: a body refused whatever the variant (content type, syntax, size, rows) was counted as a 4xx of
+    the variant the router happened to pick; it is the endpoint's, under VariantName none."""
+    features = spec_features(serving_models, serving_models.champion)
+    json_type = {"content-type": "application/json"}
+    before = httpx.get(f"{server.url}/metrics").text
+    with httpx.Client(base_url=server.url) as client:
+        early = [
+            client.post("/invocations", content=b"x", headers={"content-type": "text/plain"}),
+            client.post("/invocations", content=b"{not json", headers=json_type),
+            client.post("/invocations", content=b'{"instances": 3}', headers=json_type),
+            client.post("/invocations", content=b"\xff\xfe", headers={"content-type": "text/csv"}),
+            client.post("/invocations", content=b"1," * (3 * 1024 * 1024), headers={"content-type": "text/csv"}),
+            _post(client, {"instances": [[None] * len(features)] * 2001}),
+            _post(client, {"instances": [[None] * len(features)]}, headers={PIN: "nope"}),
+        ]
+        late = [_post(client, "1,2,3\n", csv=True) for _ in range(5)]
+    after = httpx.get(f"{server.url}/metrics").text
+    assert [r.status_code for r in early] == [415, 400, 400, 400, 413, 413, 400], [r.text for r in early]
+    assert {r.headers[VARIANT] for r in early} == {"none"}
+    assert {r.status_code for r in late} == {400} and "none" not in {r.headers[VARIANT] for r in late}
+    per_variant: dict[str, int] = {}
+    for r in late:
+        per_variant[r.headers[VARIANT]] = per_variant.get(r.headers[VARIANT], 0) + 1
+    expected = {"none": len(early), "champion": per_variant.get("champion", 0),
+                "challenger": per_variant.get("challenger", 0)}
+    for name in ("Invocation4XXErrors_total", "Invocations_total"):
+        b, a = metric_values(before, name), metric_values(after, name)
+        assert {v: a.get(v, 0) - b.get(v, 0) for v in expected} == {v: float(n) for v, n in expected.items()}, name
+
+
 def test_shadow_answers_are_logged_never_returned(server: Server, serving_models: Models, direct_predict,
                                                   tmp_path: Path) -> None:
     server.publish(serving_models.config(shadow=1.0))
