@@ -66,6 +66,14 @@ class Settings:
     segment_seconds: float = 30.0
     spool_max_mb: float = 1024.0
     """Cap of the invocation spool folder (all workers); rows past it are dropped and counted (invocations.py)."""
+    header_seconds: float = 10.0
+    """From a connection's opening (or a later request's first byte) to the end of the request head; then 408."""
+    body_seconds: float = 30.0
+    """From the end of the head to the end of the body (5 MB at ~1.4 Mbit/s); then 408."""
+    keepalive_seconds: float = 5.0
+    """An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive)."""
+    max_connections: int = 1000
+    """Open connections per worker; one more is answered 503 and closed."""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -74,7 +82,11 @@ class Settings:
                    endpoint=env("TRIBUTARY_SERVE_ENDPOINT") or endpoint_config.DEFAULT_ENDPOINT,
                    spool_dir=env("TRIBUTARY_SERVE_SPOOL") or None, state_dir=env("TRIBUTARY_SERVE_STATE") or None,
                    segment_seconds=float(env("TRIBUTARY_SERVE_SEGMENT_SECONDS") or 30.0),
-                   spool_max_mb=float(env("TRIBUTARY_SERVE_SPOOL_MAX_MB") or 1024.0))
+                   spool_max_mb=float(env("TRIBUTARY_SERVE_SPOOL_MAX_MB") or 1024.0),
+                   header_seconds=float(env("TRIBUTARY_SERVE_HEADER_SECONDS") or 10.0),
+                   body_seconds=float(env("TRIBUTARY_SERVE_BODY_SECONDS") or 30.0),
+                   keepalive_seconds=float(env("TRIBUTARY_SERVE_KEEPALIVE_SECONDS") or 5.0),
+                   max_connections=int(env("TRIBUTARY_SERVE_MAX_CONNECTIONS") or 1000))
 
 
 class Served:
@@ -313,7 +325,7 @@ class App:
         # What does not depend on the model is refused before a variant is picked, and counted under none.
         try:
             kind = content_kind(headers.get("content-type"))
-            body = await _body(headers, receive)
+            body = await _body(headers, receive, self.settings.body_seconds)
             large = len(body) > INLINE_BODY_BYTES
             decoded = await asyncio.to_thread(decode, body, kind) if large else decode(body, kind)
         except BadInput as exc:
@@ -376,9 +388,9 @@ class App:
         invocations, errors_4xx = self.metrics.child(deployment.config.name, NO_VARIANT)[:2]
         invocations.inc()
         errors_4xx.inc()
-        # After a 413 the rest of the body may still be on its way: close rather than read it.
+        # After a 408 or 413 the rest of the body may still be on its way: close rather than read it.
         await _answer(send, status, {"error": message}, NO_VARIANT.encode(), deployment.generation,
-                      close=status == 413)
+                      close=status in (408, 413))
 
     def _shadow(self, deployment: Deployment, served: Served, rows: list, decoded: Decoded, request_id: str,
                 attributes: str | None) -> None:
@@ -442,23 +454,31 @@ def _log_lines(deployment: Deployment, served: Served, rows: list, predictions: 
     }) for i, (row, prediction) in enumerate(zip(rows, predictions))]
 
 
-async def _body(headers: dict[str, str], receive) -> bytes:
+async def _body(headers: dict[str, str], receive, seconds: float) -> bytes:
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BadInput(f"request body of {int(declared):,} bytes is over the limit of {MAX_BODY_BYTES:,}", 413)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadInput("the client went away before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadInput(f"request body is over the limit of {MAX_BODY_BYTES:,} bytes", 413)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        # A deadline for the whole body: a client that promises a Content-Length and never sends it, or sends it
+        # a byte at a time, held the request (and its connection) forever (issue 21.8).
+        async with asyncio.timeout(seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise BadInput("the client went away before sending the whole body")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise BadInput(f"request body is over the limit of {MAX_BODY_BYTES:,} bytes", 413)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError:
+        promised = f" of the {int(declared):,} promised" if declared and declared.isdigit() else ""
+        raise BadInput(f"the request body did not arrive within {seconds:g} s ({size:,} bytes{promised})",
+                       408) from None
 
 
 async def _answer(send, status: int, doc: dict[str, Any], variant: bytes | None = None,

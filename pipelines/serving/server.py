@@ -1,4 +1,5 @@
-"""Run the endpoint: uvicorn with N worker processes, uvloop and httptools.
+"""Run the endpoint: uvicorn with N worker processes, uvloop and httptools (with the head deadline, head size cap
+and connection cap of protocol.py; keep-alive TRIBUTARY_SERVE_KEEPALIVE_SECONDS).
 
 Workers share the listening socket (the kernel spreads connections), the Prometheus folder (metrics summed
 across workers), the sticky-assignment table and the spool folder. Each worker reads its settings from
@@ -64,10 +65,15 @@ def serve(options: ServeOptions) -> None:
         # default 5 s is short on a busy machine; not seen to fire in our runs (the load test checks the log for
         # it), raised as insurance. A hung worker is still replaced, only later.
         extra["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
+    from pipelines.serving.app import Settings
+    from pipelines.serving.protocol import GuardedHttpToolsProtocol
+
+    settings = Settings.from_env()  # the connection limits, read as each worker reads them
     try:
         uvicorn.run(
             "pipelines.serving.app:create_app", factory=True, host=options.host, port=options.port,
-            workers=options.workers, loop="uvloop", http="httptools", lifespan="on",
+            workers=options.workers, loop="uvloop", http=GuardedHttpToolsProtocol, lifespan="on",
+            timeout_keep_alive=settings.keepalive_seconds,
             access_log=options.access_log, log_level=options.log_level, server_header=False, date_header=False,
             timeout_graceful_shutdown=10, backlog=4096, **extra,
         )

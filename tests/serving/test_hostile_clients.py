@@ -1,10 +1,11 @@
-"""Requests that cost the server more than they should: too many rows, a spool that would fill the disk
-(issue 21.1). One real `tributary serve` with one worker (so every connection meets the same event loop) and
-a small spool cap."""
+"""Requests and connections that cost the server more than they should: too many rows, a spool that would
+fill the disk, and clients that connect and never finish (issues 21.1 and 21.8). One real `tributary serve`
+with one worker (so every connection meets the same event loop), short timeouts and small caps."""
 
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +18,14 @@ from pipelines.serving.invocations import CLOSED_SUFFIX, OPEN_SUFFIX
 from pipelines.serving.parsing import MAX_ROWS
 from tests.serving.conftest import Models, Server, spec_features, start_server, stop_server
 
+HEADER_SECONDS = 1.0
+BODY_SECONDS = 1.0
+KEEPALIVE_SECONDS = 1.0
+MAX_CONNECTIONS = 8
 SPOOL_MAX_MB = 0.25
-LIMITS = {"TRIBUTARY_SERVE_SPOOL_MAX_MB": str(SPOOL_MAX_MB)}
+LIMITS = {"TRIBUTARY_SERVE_HEADER_SECONDS": str(HEADER_SECONDS), "TRIBUTARY_SERVE_BODY_SECONDS": str(BODY_SECONDS),
+          "TRIBUTARY_SERVE_KEEPALIVE_SECONDS": str(KEEPALIVE_SECONDS),
+          "TRIBUTARY_SERVE_MAX_CONNECTIONS": str(MAX_CONNECTIONS), "TRIBUTARY_SERVE_SPOOL_MAX_MB": str(SPOOL_MAX_MB)}
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +132,136 @@ def _dropped(server: Server) -> float:
     text = httpx.get(f"{server.url}/metrics").text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("InvocationLogDroppedRows_total{"))
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.settimeout(10)
+    return sock
+
+
+def _answer(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes (or `seconds` pass), and when the close came."""
+    started = time.monotonic()
+    data = b""
+    sock.settimeout(seconds)
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data, time.monotonic() - started
+
+
+def test_slow_and_idle_clients_are_cut_off(guarded: Server, serving_models: Models) -> None:
+    """Issue 21.8: connections that send nothing, leave their headers unfinished (or drip them), or promise a
+    body they never send were held open forever; each must now be answered 408 (or closed, when nothing was
+    asked) within its timeout, an oversized head 431, and connections over the cap 503."""
+    line = _csv_rows(serving_models, 1)
+    patience = 6 * max(HEADER_SECONDS, BODY_SECONDS, KEEPALIVE_SECONDS)  # a hung connection fails here, not never
+
+    # Nothing at all: closed without an answer.
+    with _connect(guarded) as sock:
+        data, took = _answer(sock, patience)
+    assert data == b"" and took < patience
+
+    # Headers left unfinished, and headers dripped a byte at a time (each byte well within the deadline).
+    with _connect(guarded) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        data, took = _answer(sock, patience)
+    assert data.startswith(b"HTTP/1.1 408") and b"headers did not arrive" in data and took < patience
+    with _connect(guarded) as sock:
+        started = time.monotonic()
+        sent = 0
+        for byte in b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 1
+            time.sleep(0.05)
+            if time.monotonic() - started > patience:
+                break
+        data, _ = _answer(sock, patience)
+    assert data.startswith(b"HTTP/1.1 408") and time.monotonic() - started < patience, (data, sent)
+
+    # A head over 64 KiB.
+    with _connect(guarded) as sock:
+        try:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n" + b"X-Big: a\r\n" * 20_000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data, took = _answer(sock, patience)
+    assert data.startswith(b"HTTP/1.1 431"), data[:200]
+
+    # A body promised and never (or only partly) sent.
+    with _connect(guarded) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: "
+                     + str(len(line)).encode() + b"\r\n\r\n" + line[:10])
+        data, took = _answer(sock, patience)
+    assert data.startswith(b"HTTP/1.1 408") and b"10 bytes of the" in data and took < patience, data[:300]
+
+    # An idle kept-alive connection after a good request is closed.
+    with _connect(guarded) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: "
+                     + str(len(line)).encode() + b"\r\n\r\n" + line)
+        data, took = _answer(sock, patience)
+    assert data.startswith(b"HTTP/1.1 200") and b"predictions" in data and took < patience
+
+    # Over the connection cap: answered 503 and closed; the server serves again once the idle ones time out.
+    held = [_connect(guarded) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.2)  # let the worker accept them all
+        with _connect(guarded) as sock:
+            data, _ = _answer(sock, patience)
+        assert data.startswith(b"HTTP/1.1 503") and b"too many connections" in data, data[:200]
+        for sock in held:
+            data, took = _answer(sock, patience)
+            assert data == b"" and took < patience
+    finally:
+        for sock in held:
+            sock.close()
+    assert httpx.post(f"{guarded.url}/invocations", content=line, headers={"content-type": "text/csv"},
+                      timeout=10).status_code == 200
+
+
+def test_a_bounded_crowd_of_slow_clients_does_not_stop_the_service(guarded: Server, serving_models: Models) -> None:
+    """Slowloris, bounded: half the connection cap drips headers for two rounds each, every round ended by the
+    server's deadline; meanwhile good requests are answered."""
+    line = _csv_rows(serving_models, 1)
+    rounds, clients = 2, MAX_CONNECTIONS // 2
+    cut: list[float] = []
+
+    def slow_client() -> None:
+        for _ in range(rounds):
+            with _connect(guarded) as sock:
+                started = time.monotonic()
+                try:
+                    sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+                    while time.monotonic() - started < 6 * HEADER_SECONDS:  # bounded even if never cut off
+                        sock.sendall(b"X-a: b\r\n")
+                        time.sleep(0.1)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                data, _ = _answer(sock, 6 * HEADER_SECONDS)
+                if data.startswith(b"HTTP/1.1 408"):
+                    cut.append(time.monotonic() - started)
+
+    crowd = [threading.Thread(target=slow_client) for _ in range(clients)]
+    for thread in crowd:
+        thread.start()
+    answered = 0
+    try:
+        with httpx.Client(base_url=guarded.url, timeout=10) as client:
+            while any(thread.is_alive() for thread in crowd) and answered < 1000:
+                response = client.post("/invocations", content=line, headers={"content-type": "text/csv"})
+                assert response.status_code == 200, response.text
+                answered += 1
+                time.sleep(0.02)
+    finally:
+        for thread in crowd:
+            thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in crowd)
+    assert len(cut) == rounds * clients and max(cut) < 3 * HEADER_SECONDS, cut
+    assert answered >= 10
