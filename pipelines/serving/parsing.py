@@ -5,7 +5,9 @@ signature's column order (a header line equal to the feature names is skipped); 
 exactly one of `dataframe_split` ({"columns": [...], "data": [[...]]}), `dataframe_records` ([{...}]),
 `instances` (rows as objects or as lists in feature order) or `inputs` (columns as {"name": [...]}, or rows
 like `instances`). Categoricals stay strings; numbers become floats; empty or null is missing.
-Written by hand (orjson does the JSON): every error must name the column and row it is about.
+Written by hand (orjson does the JSON): every error must name the column and row it is about, and show the
+caller's value only in bounded form. At most MAX_BODY_BYTES and MAX_ROWS rows per request; a UTF-8 BOM is
+ignored.
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ def test_repeated_swaps_on_a_busy_machine_fail_nothing(serving_models: Models, d
         assert not runner.is_alive()
         log_text = server.log_path.read_text()
 
-    failures = [(i, r[:2], r[3][:200]) for i, r in results if requests[i % len(requests)][2] is not None and r[0] != 200]
+    failures = [(i, r[:2], r[3][:200]) for i, r in results
+                if requests[i % len(requests)][2] is not None and r[0] != 200]
     assert not failures, (len(failures), failures[:5], log_text[-3000:])
     assert "died" not in log_text, log_text[-3000:]  # uvicorn's supervisor killed a worker it thought hung
     malformed = [r for i, r in results if requests[i % len(requests)][2] is None]
