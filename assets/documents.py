@@ -20,7 +20,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.metadata import table_metadata
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.documents import (
     DOCUMENT_EMBEDDINGS,
     DOCUMENT_TEXT,
@@ -33,7 +33,7 @@ from pipelines.documents import (
 from pipelines.documents.landing import CATALOG_SCHEMA, Landed, catalog, land
 from pipelines.documents.structured import Source, flatten
 from pipelines.documents.tables import delete_rows, quarantine, read, read_bodies, todo, upsert
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from resources.documents import DocumentStoreResource
 from resources.lake import LakeResource
 

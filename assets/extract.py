@@ -14,8 +14,8 @@ from dagster import (
 
 from assets.metadata import table_metadata
 from assets.partitions import daily_partitions, days_in_run
-from pipelines.extract import SOURCE, extract
-from pipelines.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
+from pipelines.extract.extraction import SOURCE, extract
+from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
 from resources.lake import LakeResource
 from resources.source_db import SourceDatabaseResource
 

@@ -31,8 +31,8 @@ from dagster import (
 from pydantic import Field
 
 from assets.metadata import delta_metadata
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.ml import drift
 from pipelines.ml.data import (
     DIM_AIRPORT, DIM_DATE, DIM_PLANE, DRIFT_REPORT, FACT, FEATURES, features_from_warehouse, read_features, require,

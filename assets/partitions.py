@@ -7,7 +7,7 @@ import os
 
 from dagster import DailyPartitionsDefinition
 
-from pipelines.source import FIRST_DATE
+from pipelines.extract.source import FIRST_DATE
 
 PARTITIONS_END_DEFAULT = "2014-01-01"
 """First day after the data (exclusive). A seed at --scale N reaches 2013+N; set TRIBUTARY_PARTITIONS_END to

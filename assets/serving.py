@@ -22,7 +22,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.metadata import delta_metadata, markdown_preview
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.ml.data import FACT
 from pipelines.serving import abtest
 from pipelines.serving.config import from_registry

@@ -22,10 +22,12 @@ from pydantic import Field
 from assets.automation import follows_upstream
 from assets.metadata import delta_metadata, quarantine_metadata
 from assets.partitions import chunks, daily_partitions, days_in_run
-from pipelines import delta, standardize, suites
-from pipelines.lake import Lake
-from pipelines.quality import BatchValidator, QualityReport, validate
-from pipelines.raw import PARTITION_DATE, scan_days, scan_snapshot
+from pipelines.core import delta
+from pipelines.warehouse import suites
+from pipelines.standardize import transforms as standardize
+from pipelines.core.lake import Lake
+from pipelines.core.quality import BatchValidator, QualityReport, validate
+from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot
 from resources.lake import LakeResource
 
 GROUP = "standardize"

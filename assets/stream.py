@@ -22,7 +22,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.metadata import column_schema, table_metadata
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.stream import analytics
 from pipelines.stream.landing import (
     QUARANTINE,

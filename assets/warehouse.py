@@ -18,9 +18,11 @@ from assets.automation import follows_upstream
 from assets.metadata import delta_metadata
 from assets.partitions import chunks, daily_partitions, days_in_run
 from assets.standardize import _checks, _quality_check
-from pipelines import delta, suites, warehouse
-from pipelines.lake import Lake
-from pipelines.quality import BatchValidator, validate
+from pipelines.core import delta
+from pipelines.warehouse import suites
+from pipelines.warehouse import star as warehouse
+from pipelines.core.lake import Lake
+from pipelines.core.quality import BatchValidator, validate
 from resources.lake import LakeResource
 
 GROUP = "warehouse"

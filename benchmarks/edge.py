@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _models(root: Path):
-    from pipelines.ml.sample import features_2013, register_sample_models
+    from pipelines.synthetic.warehouse_2013 import features_2013, register_sample_models
     from pipelines.ml.split import TimeSplit, split
     from pipelines.ml.tracking import MlflowSettings, quiet
 
@@ -58,8 +58,8 @@ def main() -> None:
     from pipelines.edge import keys as keyring
     from pipelines.edge.repository import Repository
     from pipelines.edge.runtime import Predictor
-    from pipelines.edge.simulate import run_attacks, simulate
-    from pipelines.lake import Lake
+    from pipelines.synthetic.fleet import run_attacks, simulate
+    from pipelines.core.lake import Lake
     from pipelines.ml.artifacts import download
 
     root = Path(tempfile.mkdtemp(prefix="tributary-edge-bench-"))

@@ -120,8 +120,8 @@ def _postgres_instance(home: Path, pg: str) -> tuple[str, str]:
 
 
 def bench(source: str, scale: int, pg: str, work: Path) -> list[dict]:
-    from pipelines.seed import seed
-    from pipelines.sourcedb import create_engine, normalize_url
+    from pipelines.synthetic.seed import seed
+    from pipelines.extract.sourcedb import create_engine, normalize_url
 
     if source == "sqlite":
         dsn = normalize_url(str(work / f"source-{scale}.db"))

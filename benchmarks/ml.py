@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _warehouse():
     from pipelines.ml.data import DIM_AIRPORT, DIM_DATE, DIM_PLANE, FACT
-    from pipelines.ml.sample import warehouse_2013
+    from pipelines.synthetic.warehouse_2013 import warehouse_2013
 
     tables = warehouse_2013(run_id="bench")
     return tables[FACT], tables[DIM_PLANE], tables[DIM_AIRPORT], tables[DIM_DATE]

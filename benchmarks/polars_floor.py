@@ -1,8 +1,8 @@
 """The floor of `benchmarks/warehouse.py`: extract -> standardize -> warehouse as a plain polars script.
 
 The same work the graph's assets do, with Dagster taken away and nothing else: the same per-day extraction
-(`pipelines.extract.extract`, raw Parquet and manifests), the same pure transforms (`pipelines.standardize`,
-`pipelines.warehouse`), the same month chunks, the same Delta writes (`pipelines.delta`: partition-scoped
+(`pipelines.extract.extraction.extract`, raw Parquet and manifests), the same pure transforms (`pipelines.standardize.transforms`,
+`pipelines.warehouse.star`), the same month chunks, the same Delta writes (`pipelines.core.delta`: partition-scoped
 overwrite, MERGE for the dimensions), in the same stage order as the graph runs its steps. What it leaves
 out is what the graph adds around the work: the Dagster instance (run, step and materialization events),
 asset metadata and previews, the Great Expectations suites of the asset checks, and the KPI charts.
@@ -27,11 +27,11 @@ if str(ROOT) not in sys.path:
 import polars as pl  # noqa: E402
 
 from pipelines import delta, standardize, warehouse  # noqa: E402
-from pipelines.extract import extract  # noqa: E402
-from pipelines.lake import Lake  # noqa: E402
-from pipelines.raw import PARTITION_DATE, scan_days, scan_snapshot  # noqa: E402
-from pipelines.source import PARTITIONED_TABLES, SNAPSHOT_TABLES  # noqa: E402
-from pipelines.sourcedb import create_engine  # noqa: E402
+from pipelines.extract.extraction import extract  # noqa: E402
+from pipelines.core.lake import Lake  # noqa: E402
+from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot  # noqa: E402
+from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES  # noqa: E402
+from pipelines.extract.sourcedb import create_engine  # noqa: E402
 
 CHUNK_DAYS = 31
 """As `assets.partitions.chunks`: work in month-sized pieces."""

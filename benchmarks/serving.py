@@ -44,7 +44,7 @@ def _free_port() -> int:
 def _train(store: Path) -> tuple[str, str, list[dict]]:
     """A small registered model (one Optuna trial on a sample) and some holdout rows; (tracking URI, version, rows)."""
     from pipelines.ml import registry
-    from pipelines.ml.sample import features_2013
+    from pipelines.synthetic.warehouse_2013 import features_2013
     from pipelines.ml.split import TimeSplit, split
     from pipelines.ml.tracking import MlflowSettings
     from pipelines.ml.train import TuningConfig, train_and_register

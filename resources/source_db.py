@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from pipelines.sourcedb import SourceError, check_tables, create_engine
+from pipelines.extract.sourcedb import SourceError, check_tables, create_engine
 
 
 class SourceDatabaseResource(ConfigurableResource):

@@ -19,8 +19,8 @@ from dagster import (
 )
 
 from assets.partitions import daily_partitions
-from pipelines.extract import changed_since, manifest_path, snapshot_pointer
-from pipelines.source import TABLES
+from pipelines.extract.extraction import changed_since, manifest_path, snapshot_pointer
+from pipelines.extract.source import TABLES
 from resources.lake import LakeResource
 from resources.source_db import SourceDatabaseResource
 

@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from assets.ml import RETRAIN_SELECTION
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.ml import drift
 from pipelines.ml.data import FACT, MissingTableError, features_from_warehouse
 from resources.lake import LakeResource

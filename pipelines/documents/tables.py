@@ -1,6 +1,6 @@
 """Delta writes of the documents stage: upsert with stale rows of re-read documents removed, and quarantine.
 
-Built on `pipelines.delta`: a table is created by its first write and MERGEd after, with schema merge on,
+Built on `pipelines.core.delta`: a table is created by its first write and MERGEd after, with schema merge on,
 so a batch with a new column adds it without rewriting the files already there.
 """
 
@@ -12,9 +12,9 @@ from typing import Final
 
 import polars as pl
 
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.documents.structured import Rejected
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 QUARANTINE_COLUMNS: Final[dict[str, pl.DataType]] = {
     "item": pl.String(),  # the raw path, or the source key of a document refused at landing

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.errors import one_line_errors
+from pipelines.core.errors import one_line_errors
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -19,7 +19,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from pipelines.edge.keys import KeysError
     from pipelines.edge.repository import RepositoryError
     from pipelines.edge.server import ServerError
-    from pipelines.lake import LakeError
+    from pipelines.core.lake import LakeError
     from pipelines.ml.registry import RegistryError
     from pipelines.ml.tracking import MlflowUnavailable
     from pipelines.stream.transports import TransportError
@@ -221,7 +221,7 @@ def status(job_id: str | None, watch: bool) -> None:
 @_guard
 def simulate(devices: int, faults: float, bad_release: bool, workers: int, seed: int) -> None:
     """Simulate a fleet on the previous release taking the newest one, with faults; print the figures."""
-    from pipelines.edge.simulate import simulate as run
+    from pipelines.synthetic.fleet import simulate as run
 
     repo = _repo()
     if repo.lake.scheme != "file":

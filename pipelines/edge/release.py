@@ -15,7 +15,7 @@ from pipelines.edge import keys as keyring
 from pipelines.edge import status as device_status
 from pipelines.edge.jobs import Campaign, JobsService, Rollout, RolloutConfig
 from pipelines.edge.repository import PREFIX, Release, Repository
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 
 def selftest_rows_from_lake(lake: Lake, n: int = bundles.SELFTEST_ROWS) -> list[dict]:

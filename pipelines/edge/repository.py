@@ -24,7 +24,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Tar
 from tuf.api.serialization.json import JSONSerializer
 
 from pipelines.edge.keys import ROOT_THRESHOLD, KeySet
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 PREFIX = "edge/repository"
 EXPIRY = {

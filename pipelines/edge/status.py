@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import polars as pl
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 
 TABLE = "edge/device_status"
 SCHEMA = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipelines.errors import Failure, one_line_errors
+from pipelines.core.errors import Failure, one_line_errors
 from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable
 
 

@@ -7,8 +7,8 @@ from typing import Final
 
 import polars as pl
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.ml.features import FACT_COLUMNS, build_features
 
 FACT: Final = "warehouse/fact_flights"

@@ -26,7 +26,7 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.ml.features import CATEGORICAL_FEATURES, CONTINUOUS_FEATURES, FEATURES, HISTORY_FEATURES
 
 PSI_THRESHOLD: Final = 0.25

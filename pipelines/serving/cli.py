@@ -7,7 +7,7 @@ import os
 
 import click
 
-from pipelines.errors import Failure, one_line_errors
+from pipelines.core.errors import Failure, one_line_errors
 
 
 def _errors() -> tuple[type[BaseException], ...]:

@@ -21,8 +21,8 @@ from typing import Final
 import polars as pl
 from deltalake import CommitProperties, Transaction, write_deltalake
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.stream.anomaly import SCORE_SCHEMA, DetectorConfig, OnlineDetector, baseline
 from pipelines.stream.landing import LATENESS, STANDARDIZED, committed_batch, insert_new, state_at
 from pipelines.stream.windows import LOOKBACK, WINDOW_SCHEMA, rolling_windows

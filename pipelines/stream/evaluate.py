@@ -15,10 +15,11 @@ from typing import Final
 
 import polars as pl
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.stream.anomaly import DetectorConfig, OnlineDetector, baseline
-from pipelines.stream.events import ANALYTIC_FAULTS, DELIVERY_FAULTS, encode, observations, plan_replay
+from pipelines.stream.events import ANALYTIC_FAULTS, DELIVERY_FAULTS
+from pipelines.synthetic.telemetry import encode, observations, plan_replay
 from pipelines.stream.landing import QUARANTINE, RAW, RULE_LATE, STANDARDIZED, LandingState, payload_text, standardize
 from pipelines.stream.transports import RECORD_SCHEMA, shard_index, shard_name
 

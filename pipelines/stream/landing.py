@@ -32,8 +32,8 @@ import polars as pl
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.stream.events import EVENT_SCHEMA, FIELDS, MEASURES, RANGES
 from pipelines.stream.transports import RECORD_SCHEMA, Source
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.documents.generate import Corpus, generate
+from pipelines.synthetic.documents import Corpus, generate
 from pipelines.documents.structured import Source
 
 OVERSIZE_LIMIT = 2**20

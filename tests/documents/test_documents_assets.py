@@ -11,11 +11,11 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from assets.documents import defs, document_assets, document_checks
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.documents import QUARANTINE_EVENTS, QUARANTINE_LANDING, QUARANTINE_TEXT
-from pipelines.documents.generate import generate
+from pipelines.synthetic.documents import generate
 from pipelines.documents.landing import catalog, manifests, produce
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from resources.documents import DocumentStoreResource
 from resources.lake import LakeResource
 from tests.documents.conftest import OVERSIZE_LIMIT
@@ -148,7 +148,7 @@ def _report(findings: int) -> bytes:
 
 def test_a_corrected_document_replaces_its_events_and_a_broken_one_keeps_the_last_good(resources: dict,
                                                                                          tmp_path: Path) -> None:
-    from pipelines.documents.generate import Corpus, GeneratedFile
+    from pipelines.synthetic.documents import Corpus, GeneratedFile
 
     lake = Lake(str(tmp_path / "lake"))
     store = resources["documents"].get_store()

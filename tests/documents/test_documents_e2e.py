@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets.documents import document_assets, document_checks
-from pipelines.documents.generate import generate
+from pipelines.synthetic.documents import generate
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,7 @@ def test_produce_land_read_and_search_on_dynamodb_and_s3(s3_env: dict, tmp_path:
     bucket = env["TRIBUTARY_LAKE_ROOT"].removeprefix("s3://")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="raw/documents/")["Contents"]]
     assert any(k.startswith("raw/documents/_manifests/") for k in keys) and "raw/documents/_state.json" in keys
-    from pipelines import delta
+    from pipelines.core import delta
 
     lake = resources["lake"].process_config_and_initialize().get_lake()
     refused = dict(delta.scan(lake, "quarantine/document_text").select("doc_id", "rule").collect().iter_rows())

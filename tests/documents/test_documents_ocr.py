@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.documents.generate import generate
+from pipelines.synthetic.documents import generate
 from pipelines.documents.ocr import (
     character_error_rate,
     levenshtein,

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from pipelines.documents.emails import parse_email
-from pipelines.documents.generate import png_bomb
-from pipelines.documents.render import render_page
+from pipelines.synthetic.documents import png_bomb
+from pipelines.synthetic.render import render_page
 from pipelines.documents.safety import Limits, Refused, check_size, open_image
 
 

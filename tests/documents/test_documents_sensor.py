@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
-from pipelines.documents.generate import generate
+from pipelines.synthetic.documents import generate
 from pipelines.documents.landing import land, produce
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from resources.documents import DocumentStoreResource
 from resources.lake import LakeResource
 from sensors.documents import documents_landing, plan_landing

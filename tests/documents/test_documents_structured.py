@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from pipelines.documents.generate import billion_laughs, external_entity
+from pipelines.synthetic.documents import billion_laughs, external_entity
 from pipelines.documents.safety import Refused
 from pipelines.documents.structured import EVENT_COLUMNS, Source, flatten, flatten_json, flatten_xml
 from pipelines.documents.tables import upsert
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 V1 = {"record_id": "MR-1", "schema_version": 1, "tailnum": "N14228", "reported_at": "2013-03-14T08:15:00Z",
       "station": "EWR", "ata_chapter": 32, "finding": {"description": "Fluid leak", "severity": "minor"},

@@ -9,7 +9,7 @@ import polars as pl
 from pipelines.documents.landing import CATALOG_SCHEMA
 from pipelines.documents.structured import Rejected
 from pipelines.documents.tables import delete_rows, quarantine, read, todo, upsert
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 
 def test_quarantine_is_once_per_item_with_the_latest_reason(tmp_path: Path) -> None:

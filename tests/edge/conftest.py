@@ -11,7 +11,7 @@ import pytest
 from pipelines.edge import bundle as bundles
 from pipelines.edge import keys as keyring
 from pipelines.edge.repository import Release, Repository
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def test_keys_are_private_files(edge_models):
 def test_the_timestamp_is_written_last(edge_models, tmp_path):
     from pipelines.edge import keys as keyring
     from pipelines.edge.repository import Repository
-    from pipelines.lake import Lake
+    from pipelines.core.lake import Lake
 
     written: list[str] = []
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from pipelines.edge import status as device_status
 from pipelines.edge.cli import edge
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 
 
 def test_keygen_refuses_to_overwrite_with_one_line(tmp_path):

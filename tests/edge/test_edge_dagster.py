@@ -8,7 +8,7 @@ from dagster import build_sensor_context, materialize
 
 from assets.edge import BUNDLE_KEY, delay_model_bundle
 from pipelines.edge.repository import Repository
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from resources.edge import EdgeResource
 from resources.lake import LakeResource
 from resources.mlflow import MlflowResource

@@ -78,7 +78,7 @@ def test_the_repository_publishes_to_s3_with_the_timestamp_last(s3_endpoint, edg
 
     from pipelines.edge import keys as keyring
     from pipelines.edge.repository import Repository
-    from pipelines.lake import Lake
+    from pipelines.core.lake import Lake
 
     lake = Lake(f"s3://edge-{uuid.uuid4().hex[:10]}", endpoint_url=s3_endpoint, access_key_id="test",
                 secret_access_key="test")

@@ -15,8 +15,8 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, RunConfig, materialize
 
 from assets import ml
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.ml import drift, registry
 from pipelines.ml.data import FEATURES
 from pipelines.ml.features import FEATURES as FEATURE_COLUMNS

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.ml import registry
 from pipelines.ml.cli import model
 from pipelines.ml.data import MissingTableError, features_from_warehouse

@@ -12,8 +12,8 @@ import pytest
 from dagster import materialize
 
 from assets.serving import ab_report, delay_endpoint, invocations
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.ml.data import FACT
 from pipelines.serving import abtest
 from pipelines.serving.invocations import SpoolWriter

@@ -10,7 +10,7 @@ import uuid
 import boto3
 import pytest
 
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.serving.config import EndpointConfig, Shadow, Variant, reweighted
 from pipelines.serving.sagemaker import MODEL_TARBALL, SageMakerError, Target, endpoint_config_request
 from resources.serving import ServingResource

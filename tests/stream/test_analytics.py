@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.stream import analytics
 from pipelines.stream.anomaly import OnlineDetector, baseline
 from pipelines.stream.evaluate import offline_run, prf, score_detection, score_landing

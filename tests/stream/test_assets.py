@@ -13,7 +13,7 @@ from deltalake import write_deltalake
 
 from assets import stream as stream_assets_module
 from assets.stream import lineage_assets, stream_assets
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.stream.cli import stream as stream_cli
 from pipelines.stream.landing import STANDARDIZED
 from resources.lake import LakeResource

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.stream import landing
 from pipelines.stream.landing import (
     QUARANTINE,
@@ -153,7 +153,7 @@ def _land_all(lake: Lake, spool: Spool, max_records: int) -> int:
 
 KILLER = """
 import sys, time
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.stream.landing import land_next
 from pipelines.stream.transports import Spool
 

@@ -9,7 +9,7 @@ import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context, materialize
 
 from assets.stream import stream_assets
-from pipelines.lake import Lake
+from pipelines.core.lake import Lake
 from pipelines.stream import landing
 from pipelines.stream.landing import STANDARDIZED, BatchPlan, LandingState, ShardRange, committed_batch
 from resources.lake import LakeResource
