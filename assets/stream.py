@@ -21,7 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import column_schema, table_metadata
+from assets.common import column_schema, table_metadata
 from pipelines.core import delta
 from pipelines.stream import analytics
 from pipelines.stream.landing import (
@@ -306,7 +306,4 @@ def flight_weather_telemetry(context: AssetExecutionContext, lake: LakeResource)
 
 stream_assets = [land_telemetry, telemetry_windows, telemetry_anomalies]
 stream_checks = [telemetry_keys_unique, telemetry_windows_consistent]
-lineage_assets = [flight_weather_telemetry]
-"""Wired in once `standardized/flights` exists (it depends on it); kept out of `defs` until then."""
-
-defs = Definitions(assets=stream_assets, asset_checks=stream_checks)
+defs = Definitions(assets=[*stream_assets, flight_weather_telemetry], asset_checks=stream_checks)

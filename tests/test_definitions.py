@@ -73,3 +73,29 @@ def test_aws_profile_without_a_bucket_says_what_to_set(monkeypatch: pytest.Monke
 
     with pytest.raises(ProfileError, match="TRIBUTARY_LAKE_ROOT"):
         build_resources("aws")
+
+
+def test_policy_is_applied_to_every_asset_once() -> None:
+    from assets.policy import FRESHNESS, OWNERS
+
+    graph = _load().resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        assert node.owners == [OWNERS[node.group_name]], key
+        assert node.tags["tributary/stage"] == node.group_name and node.tags["tributary/zone"] == key.path[0], key
+        assert (node.freshness_policy is not None) == (node.group_name in FRESHNESS), key
+
+
+def test_every_stage_module_is_found_without_a_list() -> None:
+    import assets
+    import sensors
+    from assets.policy import OWNERS
+    from pipelines.definitions import stage_definitions
+
+    found = stage_definitions(assets, sensors)
+    groups = {a.group_names_by_key[k] for d in found for a in (d.assets or []) for k in a.keys}
+    assert groups == set(OWNERS)  # every stage, from its own module
+    sensor_names = {s.name for d in found for s in (d.sensors or [])}
+    assert {"source_change_capture", "delay_model_drift", "documents_landing"} <= sensor_names
