@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export DAGSTER_HOME ?= $(CURDIR)/.tributary/dagster
 
-.PHONY: demo test test-fast ui bench bench-serving bench-edge clean
+.PHONY: demo lint test test-fast ui bench bench-serving bench-edge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,17 @@ demo: $(STAMP)
 	$(BIN)/tributary seed
 	$(BIN)/tributary run
 
+## lint: ruff (pyflakes, bugbear, complexity, imports at the top) and vulture (dead code); config in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check
+	$(BIN)/vulture
+
 ## test: the whole suite, end-to-end tests included (CI runs exactly this)
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## test-fast: skip the slow end-to-end tests while you work
-test-fast: $(STAMP)
+test-fast: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not e2e"
 
 ## ui: the Dagster UI (and daemon) on http://127.0.0.1:3000, over the runs of `make demo`

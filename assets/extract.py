@@ -64,7 +64,6 @@ def _partitioned_asset(table: str):
                 "dagster/uri": MetadataValue.path(the_lake.uri(f"raw/{SOURCE}/{table}")),
             }
         )
-        return MaterializeResult(metadata=metadata)
 
     return _extract
 

@@ -41,10 +41,6 @@ class Encoded:
     vectors: np.ndarray
     seconds: float
 
-    @property
-    def per_second(self) -> float:
-        return len(self.vectors) / self.seconds if self.seconds else 0.0
-
 
 class Embedder:
     """The model, loaded once on the CPU; `encode` returns unit vectors, so a dot product is the cosine."""

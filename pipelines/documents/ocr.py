@@ -103,9 +103,6 @@ class OcrEngine:
         return OcrResult(text, float(np.mean(confidences)) if confidences else 0.0, text.count("\n") + bool(text),
                          time.perf_counter() - started)
 
-    def read_many(self, images: Sequence[Image.Image]) -> list[OcrResult]:
-        return [self.read(image) for image in images]
-
 
 def upright(eng, crops: list[np.ndarray]) -> list[np.ndarray]:
     """Turn the page's lines upright, deciding once for the page: the orientation classifier is right about

@@ -23,12 +23,6 @@ class KeysError(ValueError):
     """Keys missing, unreadable or too open; the message says which and what to do."""
 
 
-def default_key_dir() -> Path:
-    from resources import home
-
-    return Path(home(), "edge", "keys").expanduser()
-
-
 def _names() -> list[str]:
     return [f"root-{i}" for i in range(1, ROOT_KEYS + 1)] + list(ROLES)
 

@@ -75,10 +75,6 @@ class Repository:
     def rel(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
 
-    @property
-    def metadata_uri(self) -> str:
-        return self.lake.uri(self.rel("metadata"))
-
     # -- reading ----------------------------------------------------------------------------------
 
     def initialized(self) -> bool:

@@ -12,9 +12,8 @@ import io
 import json
 import math
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
@@ -95,10 +94,6 @@ class Predictor:
     def from_bytes(cls, data: bytes) -> Predictor:
         return cls(read_members(data))
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> Predictor:
-        return cls.from_bytes(Path(path).read_bytes())
-
     @property
     def version(self) -> str:
         return str(self.manifest["model_version"])
@@ -153,9 +148,3 @@ def _number(value: object) -> float:
         return float(str(value))
     except ValueError:
         return math.nan
-
-
-def rows_from_columns(columns: Mapping[str, Iterable[object]]) -> list[dict[str, object]]:
-    """Column lists to row dicts (a convenience for callers holding a frame's columns)."""
-    names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*(columns[n] for n in names), strict=True)]

@@ -25,10 +25,6 @@ class SourceTable:
     primary_key: tuple[str, ...]
     partitioned: bool  # daily partitions on (year, month, day); otherwise a snapshot table
 
-    @property
-    def data_columns(self) -> list[str]:
-        return list(self.columns)
-
 
 _INT = pl.Int32()
 _F64 = pl.Float64()

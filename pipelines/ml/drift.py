@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 from dataclasses import dataclass
 from typing import Final
 
@@ -222,8 +221,3 @@ def plot(table: pl.DataFrame, *, title: str = "Feature drift (PSI) against the t
     fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def drift_json(assessment: Assessment) -> str:
-    """The figures as a compact JSON object feature → PSI (for run tags and logs)."""
-    return json.dumps({r["feature"]: round(r["psi"], 4) for r in assessment.table.iter_rows(named=True)})

@@ -110,10 +110,6 @@ def _too_many_rows(what: str, max_rows: int) -> BadInput:
                     f"requests of at most {max_rows:,} rows (or score in batch)", 413)
 
 
-def parse_csv(body: bytes, schema: Schema) -> list[list[Any]]:
-    return decode(body, "csv").rows(schema)
-
-
 def _decode_csv(body: bytes, max_rows: int) -> list[list[str]]:
     # Line breaks are counted before anything is decoded or allocated per line: a 5 MB body of empty
     # 39-value rows held 134,430 rows and took a worker to 1.6 GB (issue 21.1). A header and a last empty
@@ -168,10 +164,6 @@ def _number(text: str, raw: Any, j: int, row: int, schema: Schema) -> float:
         raise BadInput(f"column {schema.features[j]!r} (row {row}) expects a number, got {_show(raw)} "
                        f"(write plain ASCII digits, without '_' separators)")
     return number
-
-
-def parse_json(body: bytes, schema: Schema) -> list[list[Any]]:
-    return decode(body, "json").rows(schema)
 
 
 def _decode_json(body: bytes, max_rows: int) -> tuple[str, Any]:

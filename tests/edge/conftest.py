@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +64,3 @@ def repo(edge_models: EdgeModels, tmp_path: Path) -> Repo:
         releases[label] = repository.publish(b.name, b.data, keys, custom={
             "model_version": b.model_version, "bad_release_drill": bad})
     return Repo(repository, lake, keys, releases)
-
-
-def copy_state(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)

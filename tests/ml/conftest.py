@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from pipelines.ml.tracking import QUIET_ENV, MlflowSettings
