@@ -220,7 +220,7 @@ def standardize_flights(raw: pd.DataFrame, *, airports: pd.DataFrame, planes: pd
 
     geo = airports[["faa", "lat", "lon", "alt", "tzone", "tz"]].drop_duplicates("faa")
     for side in ("origin", "dest"):
-        df = df.merge(geo.rename(columns=lambda c: side if c == "faa" else f"{side}_{c}"), on=side, how="left")
+        df = df.merge(geo.rename(columns=lambda c, side=side: side if c == "faa" else f"{side}_{c}"), on=side, how="left")
         df[f"{side}_known"] = df[f"{side}_lat"].notna() | df[f"{side}_tz"].notna()
         df[f"{side}_tz_source"] = np.select([df[f"{side}_tzone"].notna(), df[f"{side}_tz"].notna()],
                                             ["tzone", "utc_offset"], "unknown")

@@ -16,11 +16,11 @@ from dagster import BetaWarning, PreviewWarning
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
-import assets
-import sensors
-from assets.partitions import daily_partitions
-from assets.policy import apply_policy
-from resources import build_resources, current_profile
+import assets  # noqa: E402 - after the warning filters
+import sensors  # noqa: E402 - after the warning filters
+from assets.partitions import daily_partitions  # noqa: E402 - after the warning filters
+from assets.policy import apply_policy  # noqa: E402 - after the warning filters
+from resources import build_resources, current_profile  # noqa: E402 - after the warning filters
 
 # The main job: the batch graph up to the warehouse, over a partition range. Locally it runs in one process
 # (a multiprocess step costs seconds of start-up); elsewhere steps fan out to processes.

@@ -100,7 +100,7 @@ class Served:
         self.version = version
         self.share = share
         self.version_header = version.encode()
-        cats = [f for f, vocab in zip(model.features, model.categorical) if vocab is not None]
+        cats = [f for f, vocab in zip(model.features, model.categorical, strict=True) if vocab is not None]
         self.schema = Schema(model.features, cats)
 
 
@@ -448,10 +448,10 @@ def _log_lines(deployment: Deployment, served: Served, rows: list, predictions: 
     return [orjson.dumps({
         "request_id": request_id, "row": i, "shadow": shadow, "endpoint": endpoint,
         "variant": served.name, "model_version": served.version,
-        "features": orjson.dumps(dict(zip(features, row))).decode(), "prediction": prediction,
+        "features": orjson.dumps(dict(zip(features, row, strict=True))).decode(), "prediction": prediction,
         "model_latency_us": model_us, "overhead_latency_us": overhead_us, "invoked_at": now,
         "flight_id": flight_id, "flight_date": flight_date, "custom_attributes": attributes,
-    }) for i, (row, prediction) in enumerate(zip(rows, predictions))]
+    }) for i, (row, prediction) in enumerate(zip(rows, predictions, strict=True))]
 
 
 async def _body(headers: dict[str, str], receive, seconds: float) -> bytes:

@@ -33,7 +33,7 @@ class Weights:
     """Cumulative weights for drawing a variant with probability weight / sum of weights."""
 
     def __init__(self, names: Sequence[str], weights: Sequence[float]) -> None:
-        live = [(n, w) for n, w in zip(names, weights) if w > 0]
+        live = [(n, w) for n, w in zip(names, weights, strict=True) if w > 0]
         self.names = [n for n, _ in live]
         total = sum(w for _, w in live)
         acc, cumulative = 0.0, []
@@ -42,7 +42,7 @@ class Weights:
             cumulative.append(acc)
         cumulative[-1] = 1.0
         self.cumulative = cumulative
-        self.weight = dict(zip(names, weights))
+        self.weight = dict(zip(names, weights, strict=True))
 
     def draw(self, u: float | None = None) -> str:
         """The variant at point `u` in [0, 1) (random when None)."""

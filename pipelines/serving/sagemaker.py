@@ -116,7 +116,7 @@ def ensure_models(sm, config: EndpointConfig, target: Target, upload: Callable[[
         wanted[config.shadow.model_version] = config.shadow.model_dir
     for version, folder in wanted.items():
         name = model_name(config.name, version)
-        if _exists(lambda: sm.describe_model(ModelName=name)) is not None:
+        if _exists(lambda name=name: sm.describe_model(ModelName=name)) is not None:
             continue
         url = upload(MODEL_TARBALL.format(version=version), package(folder))
         log(f"creating SageMaker model {name} from {url}")

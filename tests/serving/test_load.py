@@ -36,7 +36,7 @@ def _requests(models: Models, n: int, bad_share: float, seed: int = 7) -> list[t
               (b"{oops", "application/json"), (b"x", "application/xml"),
               (b'{"dataframe_records": [{"carrier": "AA"}]}', "application/json")]
     out = []
-    for i in range(n):
+    for _ in range(n):
         if rng.random() < bad_share:
             body, ctype = rng.choice(broken)
             out.append((body, ctype, None))
@@ -95,7 +95,7 @@ def test_repeated_swaps_on_a_busy_machine_fail_nothing(serving_models: Models, d
         runner.start()
         try:
             for step, config in enumerate(changes, start=1):
-                _wait(lambda: len(results) >= step * 300, f"{step * 300} answers before publish {step}")
+                _wait(lambda step=step: len(results) >= step * 300, f"{step * 300} answers before publish {step}")
                 published = publish(server.config_path, config)
                 wait_generation(server.url, published.generation, deadline_seconds=90)
             _wait(lambda: len(results) >= (len(changes) + 1) * 300, "300 answers after the last publish")
@@ -112,7 +112,7 @@ def test_repeated_swaps_on_a_busy_machine_fail_nothing(serving_models: Models, d
     malformed = [r for i, r in results if requests[i % len(requests)][2] is None]
     assert malformed and {r[0] for r in malformed} <= {400, 415}
     seen_versions: dict[str, set[str]] = {}
-    for i, (status, version, variant, content) in results:
+    for i, (_status, version, variant, content) in results:
         k = requests[i % len(requests)][2]
         if k is None:
             continue

@@ -9,7 +9,7 @@ from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Schema, parse
 
 SCHEMA = Schema(["carrier", "distance", "origin", "temp"], ["carrier", "origin"])
 ROWS = [["AA", 1089.0, "JFK", None], ["B6", 200.5, None, -3.0]]
-RECORDS = [dict(zip(SCHEMA.features, r)) for r in ROWS]
+RECORDS = [dict(zip(SCHEMA.features, r, strict=True)) for r in ROWS]
 
 
 def _json(doc) -> bytes:

@@ -194,7 +194,7 @@ def test_weighted_split_within_binomial_tolerance(server: Server, serving_models
 
 def test_pinning(server: Server, serving_models: Models) -> None:
     for variant in ("champion", "challenger"):
-        answers = asyncio.run(_fire(server.url, _one_row_bodies(serving_models, 100, headers=lambda i: {PIN: variant})))
+        answers = asyncio.run(_fire(server.url, _one_row_bodies(serving_models, 100, headers=lambda i, variant=variant: {PIN: variant})))
         assert {h[VARIANT] for _, h, _ in answers} == {variant}
 
 
@@ -303,7 +303,7 @@ def test_shadow_answers_are_logged_never_returned(server: Server, serving_models
         assert {h[VARIANT] for _, h, _ in answers} == {"champion"}
         got = np.array([json.loads(body)["predictions"][0] for _, _, body in answers])
         np.testing.assert_allclose(got, expected, rtol=1e-6)
-        shadow_expected = dict(zip(flights, direct_predict(serving_models.challenger, frame)))
+        shadow_expected = dict(zip(flights, direct_predict(serving_models.challenger, frame), strict=True))
         lake = Lake(str(tmp_path / "lake"))
         deadline = time.monotonic() + 20
         logged = pl.DataFrame()
