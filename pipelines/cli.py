@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.core.errors import Failure, one_line_errors
+from pipelines.core.errors import Failure, OneLineGroup, one_line_errors
 from pipelines.core.lake import LakeError
 from pipelines.extract.sourcedb import SourceError
 
@@ -28,7 +28,7 @@ def _errors() -> tuple[type[BaseException], ...]:
 _fail_cleanly = one_line_errors(_errors)
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 def main() -> None:
     """Tributary: data flow for analytics and machine learning, as one Dagster asset graph."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -121,7 +121,7 @@ def _partition_range(start: str | None, end: str | None) -> tuple[str, str]:
 @click.option("--to", "end", help="Last day, inclusive. Default: the last day of the data.")
 @_fail_cleanly
 def run(selection: str, start: str | None, end: str | None) -> None:
-    """Run the main job (the whole graph or a selection) over a date range, in one run."""
+    """Run the main job (extract, standardize, warehouse, or a selection of it) over a date range, in one run."""
     _dagster_home()
     # One "planned" event per asset for a range run instead of one per day: on the SQLite instance each
     # event costs ~11 ms, so a year of two tables spent 8 s planning. The price: the days of a failed

@@ -7,6 +7,7 @@ command group imports its stage's modules only when a command runs (`tributary -
 from __future__ import annotations
 
 import functools
+import sys
 import re
 from collections.abc import Callable
 from typing import Any
@@ -71,3 +72,29 @@ def summarize(kind: str, message: str) -> str:
                 continue
         return f"{kind}: {line}"
     return kind
+
+
+class OneLineGroup(click.Group):
+    """The top-level command: a usage error (an unknown option, a bad value) is one `error:` line too, with
+    exit 2 as click gives it, instead of click's usage block and capitalised `Error:`."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else self.name
+            click.echo(f"error: {exc.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)

@@ -253,3 +253,12 @@ def test_days_are_claimed_per_lake_over_a_range_of_any_length(tmp_path: Path) ->
     assert (after, elsewhere) == ("claimed", "claimed")
     assert _claims_in_another_process(tmp_path, lake, "2050-06-01", "2050-06-01") == ["claimed"]
     assert not list((tmp_path / "home" / "locks").rglob("*.json"))  # no note left behind
+
+
+@pytest.mark.parametrize("args", [["run", "--bogus"], ["seed", "--scale", "0"], ["edge", "simulate", "--devices", "0"],
+                                  ["query"]])
+def test_a_usage_error_is_one_error_line_with_exit_2(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help`)" in lines[0], done.stderr
