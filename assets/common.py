@@ -1,9 +1,31 @@
-"""Metadata every materialization reports: row count, URI, column schema, a markdown preview."""
+"""What every stage's assets share: the metadata a materialization reports (row count, URI, column schema, a
+markdown preview, Delta version, quarantine, charts), the quality check specs and results, and the month-chunk
+range write of daily-partitioned Delta tables."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import polars as pl
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+)
+
+from assets.partitions import chunks, days_in_run
+from pipelines.core import delta
+from pipelines.core.lake import Lake
+from pipelines.core.quality import BatchValidator, QualityReport
 
 
 def column_schema(schema: pl.Schema | dict) -> TableSchema:
@@ -42,3 +64,76 @@ def quarantine_metadata(quarantine: pl.DataFrame) -> dict:
     if counts is not None:
         meta["quarantine_by_rule"] = MetadataValue.json(dict(counts.iter_rows()))
     return meta
+
+
+def chart_metadata(the_lake: Lake, folder: str, name: str, png: bytes) -> dict:
+    """Publish a PNG chart to `folder/name.png` in the lake; its URI and an inline preview as metadata."""
+    rel = f"{folder}/{name}.png"
+    the_lake.publish_bytes(rel, png)
+    encoded = base64.b64encode(png).decode()
+    return {"chart": MetadataValue.path(the_lake.uri(rel)),
+            "chart_preview": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})")}
+
+
+def quality_check(report: QualityReport, name: str = "expectations") -> AssetCheckResult:
+    """A Great Expectations report as a WARN check result."""
+    return AssetCheckResult(
+        check_name=name,
+        passed=report.success,
+        severity=AssetCheckSeverity.WARN,
+        description=report.summary(),
+        metadata={"evaluated": report.evaluated, "failures": len(report.failures)},
+    )
+
+
+def quality_check_specs(key: list[str] | AssetKey, *, blocking_share: bool = False) -> list[AssetCheckSpec]:
+    """The expectations check of a table; with `blocking_share`, the blocking quarantine-share check too."""
+    specs = [AssetCheckSpec("expectations", asset=key, description="Great Expectations suite: types, ranges, keys.")]
+    if blocking_share:
+        specs.append(AssetCheckSpec(
+            "quarantine_share", asset=key, blocking=True,
+            description="Fails when the run's quarantined share passes the limit, so the warehouse is not fed.",
+        ))
+    return specs
+
+
+@dataclass
+class RangeWritten:
+    """What `write_days` wrote: rows over the run, the last Delta version, the first chunk (the preview)."""
+
+    uri: str
+    rows: int
+    version: int | None
+    preview: pl.DataFrame
+    single: bool
+    """The run is one day (one partition), so the row count is that partition's."""
+
+    def metadata(self) -> dict:
+        return delta_metadata(rows=self.rows, uri=self.uri, version=self.version, schema=self.preview.schema,
+                              preview=self.preview, single=self.single)
+
+
+def write_days(
+    context: AssetExecutionContext,
+    the_lake: Lake,
+    rel: str,
+    build: Callable[[list[dt.date]], pl.DataFrame],
+    *,
+    partition_by: str,
+    checker: BatchValidator,
+    note: Callable[[], str] | None = None,
+) -> RangeWritten:
+    """The run's days in month chunks: `build` a chunk's rows, overwrite exactly those days of `rel` (a rerun
+    replaces, never appends) and add them to `checker`; one progress line per chunk (`note` adds to it)."""
+    days = days_in_run(context)
+    rows, version, preview = 0, None, None
+    started = time.monotonic()
+    for chunk in chunks(days):
+        df = build(chunk)
+        version = delta.overwrite_range(the_lake, rel, df, partition_by=partition_by, first=chunk[0], last=chunk[-1])
+        checker.add(df)
+        rows += df.height
+        preview = df if preview is None else preview
+        context.log.info(f"{rel}: through {chunk[-1]}, {rows:,} rows{note() if note else ''} (Delta version "
+                         f"{version}), {rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
+    return RangeWritten(uri=the_lake.uri(rel), rows=rows, version=version, preview=preview, single=len(days) == 1)

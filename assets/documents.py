@@ -19,7 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import table_metadata
+from assets.common import table_metadata
 from pipelines.core import delta
 from pipelines.documents import (
     DOCUMENT_EMBEDDINGS,

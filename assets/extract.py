@@ -12,12 +12,12 @@ from dagster import (
     asset,
 )
 
-from assets.metadata import table_metadata
+from assets.common import table_metadata
 from assets.partitions import daily_partitions, days_in_run
 from pipelines.extract.extraction import SOURCE, extract
 from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
 from resources.lake import LakeResource
-from resources.source_db import SourceDatabaseResource
+from resources.extract import SourceDatabaseResource
 
 GROUP = "extract"
 

@@ -4,7 +4,6 @@ Unpartitioned: each asset works on the whole warehouse, so the main job (daily p
 and the weekly `ml_retrain` job runs them alone. The MLflow-heavy imports happen inside the assets.
 """
 
-import base64
 import datetime as dt
 from collections.abc import Iterator
 from typing import Literal
@@ -30,9 +29,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import delta_metadata
+from assets.common import chart_metadata, delta_metadata
 from pipelines.core import delta
-from pipelines.core.lake import Lake
 from pipelines.ml import drift
 from pipelines.ml.data import (
     DIM_AIRPORT, DIM_DATE, DIM_PLANE, DRIFT_REPORT, FACT, FEATURES, features_from_warehouse, read_features, require,
@@ -40,7 +38,7 @@ from pipelines.ml.data import (
 from pipelines.ml.features import FACT_COLUMNS, LABEL, LeakError, assert_no_leak, changed_by_later_outcomes
 from pipelines.ml.split import TimeSplit, missing_windows
 from resources.lake import LakeResource
-from resources.mlflow import MlflowResource
+from resources.ml import MlflowResource, drift_psi_threshold, drift_window_days
 
 GROUP = "ml"
 FEATURES_KEY = AssetKey(["ml", "delay_features"])
@@ -65,19 +63,6 @@ class DelayModelConfig(Config):
 class EvaluationConfig(Config):
     margin: float = Field(default=0.005, ge=0, description="How much better the challenger must score to be promoted.")
     metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
-
-
-class DriftConfig(Config):
-    window_days: int = Field(default=drift.WINDOW_DAYS, ge=1, description="The recent window: the last N days.")
-    psi_threshold: float = Field(default=drift.PSI_THRESHOLD, gt=0)
-
-
-def _png_metadata(the_lake: Lake, name: str, png: bytes) -> dict:
-    rel = f"{CHARTS}/{name}.png"
-    the_lake.publish_bytes(rel, png)
-    encoded = base64.b64encode(png).decode()
-    return {"chart": MetadataValue.path(the_lake.uri(rel)),
-            "chart_preview": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})")}
 
 
 @asset(
@@ -296,21 +281,21 @@ def delay_model_evaluation(
     )],
     description="PSI per feature and KS for continuous ones: the recent window against the training reference.",
 )
-def drift_report(context: AssetExecutionContext, config: DriftConfig, lake: LakeResource) -> MaterializeResult:
+def drift_report(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
     reference = drift.load_reference(the_lake)
     if reference is None:
         raise RuntimeError(f"no training reference at {the_lake.uri(drift.REFERENCE_POINTER)}: "
                            "materialize ml/delay_model first")
     features, _ = read_features(the_lake)
-    current = drift.recent_window(features, days=config.window_days)
-    assessment = drift.assess(reference.sample, current, threshold=config.psi_threshold, reference_id=reference.id)
+    current = drift.recent_window(features, days=drift_window_days())
+    assessment = drift.assess(reference.sample, current, threshold=drift_psi_threshold(), reference_id=reference.id)
     table = assessment.table
     version = delta.merge(the_lake, DRIFT_REPORT, table, keys=["reference_id", "window_end", "feature"])
     metadata = delta_metadata(rows=table.height, uri=the_lake.uri(DRIFT_REPORT), version=version,
                               schema=table.schema, preview=table.sort("psi", descending=True))
     window = f"{table['window_start'][0]}..{table['window_end'][0]}"
-    metadata.update(_png_metadata(the_lake, "drift_report", drift.plot(
+    metadata.update(chart_metadata(the_lake, CHARTS, "drift_report", drift.plot(
         table, title=f"PSI, {window} against the training reference")))
     metadata.update({"window": window, "reference_id": reference.id, "shifted": MetadataValue.json(assessment.drifted),
                      "highest_psi": round(assessment.worst[1], 4), "highest_psi_feature": assessment.worst[0]})

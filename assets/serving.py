@@ -21,14 +21,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import delta_metadata, markdown_preview
+from assets.common import delta_metadata, markdown_preview
 from pipelines.core import delta
 from pipelines.ml.data import FACT
 from pipelines.serving import abtest
 from pipelines.serving.config import from_registry
 from pipelines.serving.invocations import KEYS, TABLE as INVOCATIONS, land
 from resources.lake import LakeResource
-from resources.mlflow import MlflowResource
+from resources.ml import MlflowResource
 from resources.serving import ServingResource
 
 GROUP = "serving"

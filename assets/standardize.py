@@ -1,14 +1,11 @@
 """Standardize group: the raw zone typed, in UTC, deduplicated and enriched as Delta; bad rows to quarantine."""
 
 import datetime as dt
-import time
 from collections.abc import Callable
 
 import polars as pl
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
@@ -20,13 +17,19 @@ from dagster import (
 from pydantic import Field
 
 from assets.automation import follows_upstream
-from assets.metadata import delta_metadata, quarantine_metadata
-from assets.partitions import chunks, daily_partitions, days_in_run
+from assets.common import (
+    delta_metadata,
+    quality_check,
+    quality_check_specs,
+    quarantine_metadata,
+    write_days,
+)
+from assets.partitions import daily_partitions
 from pipelines.core import delta
 from pipelines.warehouse import suites
 from pipelines.standardize import transforms as standardize
 from pipelines.core.lake import Lake
-from pipelines.core.quality import BatchValidator, QualityReport, validate
+from pipelines.core.quality import BatchValidator, validate
 from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot
 from resources.lake import LakeResource
 
@@ -50,16 +53,6 @@ def _quarantine_with_day(quarantine: pl.DataFrame, raw: pl.DataFrame) -> pl.Data
     )
 
 
-def _quality_check(report: QualityReport, name: str = "expectations") -> AssetCheckResult:
-    return AssetCheckResult(
-        check_name=name,
-        passed=report.success,
-        severity=AssetCheckSeverity.WARN,
-        description=report.summary(),
-        metadata={"evaluated": report.evaluated, "failures": len(report.failures)},
-    )
-
-
 def _share_check(good: int, bad: int, limit: float) -> AssetCheckResult:
     share = bad / (good + bad) if good + bad else 0.0
     return AssetCheckResult(
@@ -68,16 +61,6 @@ def _share_check(good: int, bad: int, limit: float) -> AssetCheckResult:
         description=f"{bad:,} of {good + bad:,} rows quarantined ({share:.3%}); the limit is {limit:.2%}",
         metadata={"quarantine_share": share, "limit": limit},
     )
-
-
-def _checks(key: list[str], *, blocking_share: bool) -> list[AssetCheckSpec]:
-    specs = [AssetCheckSpec("expectations", asset=key, description="Great Expectations suite: types, ranges, keys.")]
-    if blocking_share:
-        specs.append(AssetCheckSpec(
-            "quarantine_share", asset=key, blocking=True,
-            description="Fails when the run's quarantined share passes the limit, so the warehouse is not fed.",
-        ))
-    return specs
 
 
 def _reference_asset(table: str, fn, suite):
@@ -89,7 +72,7 @@ def _reference_asset(table: str, fn, suite):
         deps=[AssetKey(["raw", table])],
         kinds={"polars", "delta"},
         automation_condition=follows_upstream(),
-        check_specs=_checks(key, blocking_share=False),
+        check_specs=quality_check_specs(key),
         description=f"The `{table}` reference table typed and deduplicated (Delta); bad rows to quarantine.",
     )
     def _standardize(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
@@ -101,7 +84,7 @@ def _reference_asset(table: str, fn, suite):
                                   schema=result.good.schema, preview=result.good)
         metadata.update(quarantine_metadata(result.quarantine))
         report = validate(result.good, f"standardized_{table}", suite)
-        return MaterializeResult(metadata=metadata, check_results=[_quality_check(report)])
+        return MaterializeResult(metadata=metadata, check_results=[quality_check(report)])
 
     return _standardize
 
@@ -118,31 +101,26 @@ def _standardize_range(
 ) -> MaterializeResult:
     """The run's days in month chunks: raw -> `transform` -> partition-scoped overwrite of the table and of its
     quarantine; one quality report and one quarantine share for the whole run."""
-    days = days_in_run(context)
-    good_rows = bad_rows = 0
-    quarantined, preview, version = [], None, None
+    quarantined: list[pl.DataFrame] = []
     checker = BatchValidator(f"standardized_{table}", suite)
-    started = time.monotonic()
-    for chunk in chunks(days):
+
+    def build(chunk: list[dt.date]) -> pl.DataFrame:
         raw = scan_days(the_lake, table, chunk).collect()
         result = transform(raw.drop(PARTITION_DATE), chunk)
-        version = delta.overwrite_range(the_lake, f"standardized/{table}", result.good, partition_by=partition_by,
-                                        first=chunk[0], last=chunk[-1])
         bad = _quarantine_with_day(result.quarantine, raw)
         delta.overwrite_range(the_lake, f"quarantine/{table}", bad, partition_by=QUARANTINE_PARTITION,
                               first=chunk[0], last=chunk[-1])
-        good_rows, bad_rows = good_rows + result.good.height, bad_rows + bad.height
         quarantined.append(bad)
-        checker.add(result.good)
-        preview = result.good if preview is None else preview
-        context.log.info(f"{table}: through {chunk[-1]}, {good_rows:,} rows, {bad_rows:,} quarantined, "
-                         f"{good_rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
-    metadata = delta_metadata(rows=good_rows, uri=the_lake.uri(f"standardized/{table}"), version=version,
-                              schema=preview.schema, preview=preview, single=len(days) == 1)
-    metadata.update(quarantine_metadata(pl.concat(quarantined)))
+        return result.good
+
+    written = write_days(context, the_lake, f"standardized/{table}", build, partition_by=partition_by,
+                         checker=checker, note=lambda: f", {sum(q.height for q in quarantined):,} quarantined")
+    bad = pl.concat(quarantined)
+    metadata = written.metadata()
+    metadata.update(quarantine_metadata(bad))
     return MaterializeResult(
         metadata=metadata,
-        check_results=[_quality_check(checker.report()), _share_check(good_rows, bad_rows, max_quarantine_share)],
+        check_results=[quality_check(checker.report()), _share_check(written.rows, bad.height, max_quarantine_share)],
     )
 
 
@@ -154,7 +132,7 @@ def _standardize_range(
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"polars", "delta"},
     automation_condition=follows_upstream(),
-    check_specs=_checks(["standardized", "weather"], blocking_share=True),
+    check_specs=quality_check_specs(["standardized", "weather"], blocking_share=True),
     description="Hourly weather at the NYC stations, typed, UTC, deduplicated (Delta by obs_date).",
 )
 def standardized_weather(
@@ -176,7 +154,7 @@ def standardized_weather(
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"polars", "delta"},
     automation_condition=follows_upstream(),
-    check_specs=_checks(["standardized", "flights"], blocking_share=True),
+    check_specs=quality_check_specs(["standardized", "flights"], blocking_share=True),
     description="One row per flight: local and UTC times, cancellations, delay classes, geography, weather, aircraft.",
 )
 def standardized_flights(

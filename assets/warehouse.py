@@ -1,6 +1,6 @@
 """Warehouse group: the star schema (Delta) that analysts query with `tributary query`."""
 
-import base64
+import datetime as dt
 import io
 
 import polars as pl
@@ -10,14 +10,12 @@ from dagster import (
     BackfillPolicy,
     Definitions,
     MaterializeResult,
-    MetadataValue,
     asset,
 )
 
 from assets.automation import follows_upstream
-from assets.metadata import delta_metadata
-from assets.partitions import chunks, daily_partitions, days_in_run
-from assets.standardize import _checks, _quality_check
+from assets.common import chart_metadata, delta_metadata, quality_check, quality_check_specs, write_days
+from assets.partitions import daily_partitions
 from pipelines.core import delta
 from pipelines.warehouse import suites
 from pipelines.warehouse import star as warehouse
@@ -26,6 +24,7 @@ from pipelines.core.quality import BatchValidator, validate
 from resources.lake import LakeResource
 
 GROUP = "warehouse"
+CHARTS = "warehouse/_charts"
 STD_FLIGHTS = AssetKey(["standardized", "flights"])
 DIMENSIONS = [AssetKey(["warehouse", t]) for t in ("dim_airport", "dim_carrier", "dim_plane", "dim_date")]
 
@@ -46,7 +45,7 @@ def _dimension(name: str, key: str, build, upstream: str):
         deps=[AssetKey(["standardized", upstream]), STD_FLIGHTS],
         kinds={"polars", "delta"},
         automation_condition=follows_upstream(),
-        check_specs=_checks(["warehouse", name], blocking_share=False),
+        check_specs=quality_check_specs(["warehouse", name]),
         description=f"Dimension `{name}`, MERGE-upserted on `{key}`; codes the flights use but the reference lacks "
                     "are kept as unknown members.",
     )
@@ -58,7 +57,7 @@ def _dimension(name: str, key: str, build, upstream: str):
         return MaterializeResult(
             metadata=delta_metadata(rows=df.height, uri=the_lake.uri(f"warehouse/{name}"), version=version,
                                     schema=df.schema, preview=df),
-            check_results=[_quality_check(report)],
+            check_results=[quality_check(report)],
         )
 
     return _dim
@@ -77,7 +76,7 @@ dimensions = [
     key=["warehouse", "dim_date"],
     group_name=GROUP,
     kinds={"polars", "delta"},
-    check_specs=_checks(["warehouse", "dim_date"], blocking_share=False),
+    check_specs=quality_check_specs(["warehouse", "dim_date"]),
     description="Calendar dimension over the partitions' range: weekday, quarter, US federal holidays.",
 )
 def dim_date(lake: LakeResource) -> MaterializeResult:
@@ -88,7 +87,7 @@ def dim_date(lake: LakeResource) -> MaterializeResult:
     return MaterializeResult(
         metadata=delta_metadata(rows=df.height, uri=the_lake.uri("warehouse/dim_date"), version=version,
                                 schema=df.schema, preview=df),
-        check_results=[_quality_check(validate(df, "dim_date", suites.dimension("date")))],
+        check_results=[quality_check(validate(df, "dim_date", suites.dimension("date")))],
     )
 
 
@@ -100,33 +99,24 @@ def dim_date(lake: LakeResource) -> MaterializeResult:
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"polars", "delta"},
     automation_condition=follows_upstream(),
-    check_specs=_checks(["warehouse", "fact_flights"], blocking_share=False),
+    check_specs=quality_check_specs(["warehouse", "fact_flights"]),
     description="One row per flight, keyed to the dimensions; partition-scoped overwrite by flight_date.",
 )
 def fact_flights(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
-    days = days_in_run(context)
     members = {
         "carriers": delta.scan(the_lake, "warehouse/dim_carrier").select("carrier").collect()["carrier"].to_list(),
         "airports": delta.scan(the_lake, "warehouse/dim_airport").select("faa").collect()["faa"].to_list(),
         "tailnums": delta.scan(the_lake, "warehouse/dim_plane").select("tailnum").collect()["tailnum"].to_list(),
     }
-    rows, preview = 0, None
     checker = BatchValidator("fact_flights", lambda e: suites.fact_flights(e, **members))
-    for chunk in chunks(days):
+
+    def build(chunk: list[dt.date]) -> pl.DataFrame:
         flights = delta.scan(the_lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
-        df = warehouse.fact_flights(flights).collect()
-        version = delta.overwrite_range(the_lake, "warehouse/fact_flights", df, partition_by="flight_date",
-                                        first=chunk[0], last=chunk[-1])
-        checker.add(df)
-        rows += df.height
-        preview = df if preview is None else preview
-        context.log.info(f"fact_flights: through {chunk[-1]}, {rows:,} rows (Delta version {version})")
-    return MaterializeResult(
-        metadata=delta_metadata(rows=rows, uri=the_lake.uri("warehouse/fact_flights"), version=version,
-                                schema=preview.schema, preview=preview, single=len(days) == 1),
-        check_results=[_quality_check(checker.report())],
-    )
+        return warehouse.fact_flights(flights).collect()
+
+    written = write_days(context, the_lake, "warehouse/fact_flights", build, partition_by="flight_date", checker=checker)
+    return MaterializeResult(metadata=written.metadata(), check_results=[quality_check(checker.report())])
 
 
 def _chart(df: pl.DataFrame, x: str, y: str, title: str, *, kind: str = "line") -> bytes:
@@ -148,14 +138,6 @@ def _chart(df: pl.DataFrame, x: str, y: str, title: str, *, kind: str = "line") 
     return buffer.getvalue()
 
 
-def _chart_metadata(the_lake: Lake, name: str, png: bytes) -> dict:
-    rel = f"warehouse/_charts/{name}.png"
-    the_lake.publish_bytes(rel, png)
-    encoded = base64.b64encode(png).decode()
-    return {"chart": MetadataValue.path(the_lake.uri(rel)),
-            "chart_preview": MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})")}
-
-
 @asset(
     key=["warehouse", "route_daily_kpis"],
     group_name=GROUP,
@@ -164,29 +146,27 @@ def _chart_metadata(the_lake: Lake, name: str, png: bytes) -> dict:
     backfill_policy=BackfillPolicy.single_run(),
     kinds={"polars", "delta"},
     automation_condition=follows_upstream(),
-    check_specs=_checks(["warehouse", "route_daily_kpis"], blocking_share=False),
+    check_specs=quality_check_specs(["warehouse", "route_daily_kpis"]),
     description="Per day and route: flights, cancellations, mean delays, late share, p90 arrival delay.",
 )
 def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
-    days = days_in_run(context)
-    rows, frames = 0, []
+    frames: list[pl.DataFrame] = []
     checker = BatchValidator("route_daily_kpis", suites.route_daily_kpis)
-    for chunk in chunks(days):
+
+    def build(chunk: list[dt.date]) -> pl.DataFrame:
         fact = delta.scan(the_lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
         df = warehouse.route_daily_kpis(fact).collect()
-        version = delta.overwrite_range(the_lake, "warehouse/route_daily_kpis", df, partition_by="flight_date",
-                                        first=chunk[0], last=chunk[-1])
-        checker.add(df)
-        rows += df.height
-        context.log.info(f"route_daily_kpis: through {chunk[-1]}, {rows:,} route-days")
         frames.append(df.group_by("flight_date").agg(pl.col("flights").sum()))
+        return df
+
+    written = write_days(context, the_lake, "warehouse/route_daily_kpis", build, partition_by="flight_date",
+                         checker=checker)
     daily = pl.concat(frames).sort("flight_date")
-    metadata = delta_metadata(rows=rows, uri=the_lake.uri("warehouse/route_daily_kpis"), version=version,
-                              schema=df.schema, preview=df, single=len(days) == 1)
-    metadata.update(_chart_metadata(the_lake, "route_daily_kpis", _chart(daily, "flight_date", "flights", "Flights per day")))
-    return MaterializeResult(metadata=metadata,
-                             check_results=[_quality_check(checker.report())])
+    metadata = written.metadata()
+    metadata.update(chart_metadata(the_lake, CHARTS, "route_daily_kpis",
+                                   _chart(daily, "flight_date", "flights", "Flights per day")))
+    return MaterializeResult(metadata=metadata, check_results=[quality_check(checker.report())])
 
 
 @asset(
@@ -195,7 +175,7 @@ def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> Mate
     deps=[AssetKey(["warehouse", "fact_flights"])],
     kinds={"polars", "delta"},
     automation_condition=follows_upstream(),
-    check_specs=_checks(["warehouse", "carrier_monthly_kpis"], blocking_share=False),
+    check_specs=quality_check_specs(["warehouse", "carrier_monthly_kpis"]),
     description="Per carrier and month: flights, cancellations, on-time share, mean delays (recomputed whole).",
 )
 def carrier_monthly_kpis(lake: LakeResource) -> MaterializeResult:
@@ -208,10 +188,10 @@ def carrier_monthly_kpis(lake: LakeResource) -> MaterializeResult:
     ).sort("carrier")
     metadata = delta_metadata(rows=df.height, uri=the_lake.uri("warehouse/carrier_monthly_kpis"), version=version,
                               schema=df.schema, preview=df)
-    metadata.update(_chart_metadata(the_lake, "carrier_monthly_kpis",
-                                    _chart(by_carrier, "carrier", "on_time_share", "On-time share by carrier", kind="bar")))
+    metadata.update(chart_metadata(the_lake, CHARTS, "carrier_monthly_kpis",
+                                   _chart(by_carrier, "carrier", "on_time_share", "On-time share by carrier", kind="bar")))
     return MaterializeResult(metadata=metadata,
-                             check_results=[_quality_check(validate(df, "carrier_monthly_kpis", suites.carrier_monthly_kpis))])
+                             check_results=[quality_check(validate(df, "carrier_monthly_kpis", suites.carrier_monthly_kpis))])
 
 
 defs = Definitions(assets=[*dimensions, dim_date, fact_flights, route_daily_kpis, carrier_monthly_kpis])
