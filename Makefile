@@ -35,7 +35,7 @@ test-fast: lint
 
 ## ui: the Dagster UI (and daemon) on http://127.0.0.1:3000, over the runs of `make demo`
 ui: $(STAMP)
-	@mkdir -p $(DAGSTER_HOME)
+	@$(BIN)/python -c "from pipelines.cli import ensure_dagster_home; ensure_dagster_home()"  # instance config: run monitoring
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## bench: the extract and warehouse benchmarks at scale 1 (prints figures; see benchmarks/ for more scales)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from pipelines.core.errors import Failure, OneLineGroup, one_line_errors
+from pipelines.core.errors import Failure, OneLineGroup, one_line_errors, run_failure_reason
+from pipelines.core.instance import local_instance_home
 from pipelines.core.lake import LakeError
 from pipelines.extract.sourcedb import SourceError
 
@@ -64,36 +65,11 @@ def _profile_dsn() -> str:
     return resolved("source_db").resolved_dsn()
 
 
-LOCAL_INSTANCE_YAML = """\
-# The local Dagster instance of `tributary run` and `make ui`. Written by `tributary run` when missing (or when
-# it still holds the bare default of earlier versions); your edits are kept.
-telemetry:
-  enabled: false
-# The daemon of `make ui` watches runs: a run stuck starting, or not stopping after a cancel, for 3 minutes is
-# marked failed, so it can be re-executed. A run launched from the UI whose worker dies is marked failed by
-# the code server; the default run launcher cannot resume it (max_resume_run_attempts: 0). A `tributary run`
-# killed outright is marked failed by the next `tributary run` (its process is gone). No max_runtime_seconds:
-# the daemon cannot stop a `tributary run` process, it would only mark a live run failed.
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-  cancel_timeout_seconds: 180
-  max_resume_run_attempts: 0
-  poll_interval_seconds: 30
-"""
-_EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"
-
-
-def _dagster_home() -> str:
+def ensure_dagster_home() -> str:
+    """The instance folder (DAGSTER_HOME, else .tributary/dagster) with its config written: `make ui` calls it too."""
     from resources import home
 
-    path = os.environ.get("DAGSTER_HOME") or str(Path(home(), "dagster").resolve())
-    Path(path).mkdir(parents=True, exist_ok=True)
-    config = Path(path, "dagster.yaml")
-    if not config.exists() or config.read_text() == _EARLIER_DEFAULT:
-        config.write_text(LOCAL_INSTANCE_YAML)
-    os.environ["DAGSTER_HOME"] = path
-    return path
+    return local_instance_home(home())
 
 
 def _partition_range(start: str | None, end: str | None) -> tuple[str, str]:
@@ -122,7 +98,7 @@ def _partition_range(start: str | None, end: str | None) -> tuple[str, str]:
 @_fail_cleanly
 def run(selection: str, start: str | None, end: str | None) -> None:
     """Run the main job (extract, standardize, warehouse, or a selection of it) over a date range, in one run."""
-    _dagster_home()
+    ensure_dagster_home()
     # One "planned" event per asset for a range run instead of one per day: on the SQLite instance each
     # event costs ~11 ms, so a year of two tables spent 8 s planning. The price: the days of a failed
     # range run show as missing, not failed, in the UI (the run itself shows the failure).
@@ -175,7 +151,7 @@ def run(selection: str, start: str | None, end: str | None) -> None:
             raise_on_error=False,
         )
     if not result.success:
-        raise Failure(f"run {result.run_id} failed: {_failure_reason(result)}")
+        raise Failure(f"run {result.run_id} failed: {run_failure_reason(result)}")
     click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
     if selection == "*":
         from pipelines.ml.cli import ensure_champion
@@ -222,19 +198,6 @@ def _source_tables(keys) -> list[str]:
     from pipelines.extract.source import TABLES
 
     return [k.path[1] for k in keys if k.path[0] == "raw" and len(k.path) == 2 and k.path[1] in TABLES]
-
-
-def _failure_reason(result) -> str:
-    from pipelines.core.errors import summarize
-
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data:
-            error = event.step_failure_data.error
-            # Name what the step's code raised, not Dagster's wrapper around it.
-            while error and error.cause and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            return f"step {event.step_key}: {summarize(error.cls_name, error.message) if error else 'unknown'}"
-    return "see the run's log"
 
 
 _LAKE_TAG, _PROCESS_TAG = "tributary/lake", "tributary/process"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from pipelines.core.errors import Failure, one_line_errors
+from pipelines.core.errors import Failure, one_line_errors, run_failure_reason
+from pipelines.core.instance import local_instance_home
 from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable
 
 
 def _settings() -> MlflowSettings:
     from resources import ProfileError, current_profile
-    from resources.mlflow import mlflow_resource
+    from resources.ml import mlflow_resource
 
     try:
         return mlflow_resource(current_profile()).process_config_and_initialize().settings()
@@ -91,17 +92,17 @@ def run_retrain(*, trigger: str) -> None:
 
     from dagster import DagsterInstance
 
-    from pipelines.cli import _dagster_home, _failure_reason
     from pipelines.definitions import defs
+    from resources import home
 
-    _dagster_home()
+    local_instance_home(home())
     started = time.monotonic()
     result = defs.resolve_job_def("ml_retrain").execute_in_process(
         instance=DagsterInstance.get(), tags={"tributary/trigger": trigger},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}}, raise_on_error=False,
     )
     if not result.success:
-        raise Failure(f"ml_retrain run {result.run_id} failed: {_failure_reason(result)}")
+        raise Failure(f"ml_retrain run {result.run_id} failed: {run_failure_reason(result)}")
     champion = _champion_or_none(_settings())
     click.echo(f"ml_retrain run {result.run_id} succeeded in {time.monotonic() - started:.1f}s; "
                f"champion: {'v' + champion if champion else 'none yet (see the run log)'}")

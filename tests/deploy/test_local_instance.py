@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import cli
+from pipelines.core.instance import LOCAL_INSTANCE_YAML
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def test_the_local_instance_watches_its_runs(fresh_home: Path) -> None:
     from dagster import DagsterInstance, DefaultRunLauncher
     from dagster._core.instance.config import dagster_instance_config
 
-    assert cli._dagster_home() == str(fresh_home)
+    assert cli.ensure_dagster_home() == str(fresh_home)
     config, custom_class = dagster_instance_config(str(fresh_home))  # Dagster's own schema check
     assert custom_class is None and config["run_monitoring"]["enabled"] is True
     with DagsterInstance.get() as instance:
@@ -42,10 +43,10 @@ def test_an_earlier_default_is_upgraded_and_an_edited_config_is_kept(fresh_home:
     fresh_home.mkdir()
     config = fresh_home / "dagster.yaml"
     config.write_text("telemetry:\n  enabled: false\n")  # what `tributary run` wrote before run monitoring
-    cli._dagster_home()
-    assert config.read_text() == cli.LOCAL_INSTANCE_YAML
+    cli.ensure_dagster_home()
+    assert config.read_text() == LOCAL_INSTANCE_YAML
 
     edited = "telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: false\n"
     config.write_text(edited)
-    cli._dagster_home()
+    cli.ensure_dagster_home()
     assert config.read_text() == edited
