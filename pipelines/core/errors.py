@@ -74,6 +74,18 @@ def summarize(kind: str, message: str) -> str:
     return kind
 
 
+def run_failure_reason(result) -> str:
+    """Why a Dagster run failed, from its result: the first failed step and what its code raised."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data:
+            error = event.step_failure_data.error
+            # Name what the step's code raised, not Dagster's wrapper around it.
+            while error and error.cause and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            return f"step {event.step_key}: {summarize(error.cls_name, error.message) if error else 'unknown'}"
+    return "see the run's log"
+
+
 class OneLineGroup(click.Group):
     """The top-level command: a usage error (an unknown option, a bad value) is one `error:` line too, with
     exit 2 as click gives it, instead of click's usage block and capitalised `Error:`."""

@@ -81,7 +81,7 @@ def test_a_commit_conflict_is_summarised_by_its_cause_not_its_help(tmp_path: Pat
     from dagster import asset, materialize
     from deltalake import DeltaTable, write_deltalake
 
-    from pipelines.cli import _failure_reason
+    from pipelines.core.errors import run_failure_reason
 
     uri = str(tmp_path / "table")
 
@@ -95,7 +95,7 @@ def test_a_commit_conflict_is_summarised_by_its_cause_not_its_help(tmp_path: Pat
 
     result = materialize([conflicting], raise_on_error=False)
     assert not result.success
-    assert _failure_reason(result) == (
+    assert run_failure_reason(result) == (
         "step conflicting: CommitFailedError: Failed to commit transaction: Commit failed: "
         "a concurrent transactions added new data."
     )
