@@ -124,3 +124,41 @@ def test_changed_since_finds_the_days_whose_rows_changed(seeded_sqlite: str, tmp
     assert list(changed) == ["2013-03-01"]
     assert changed["2013-03-01"].startswith("2030-01-01T00:00:00")
     assert set(ex.changed_since(engine, "airlines", None)) == {""}
+
+
+@pytest.mark.parametrize("source", ["sqlite", "postgresql"])
+def test_a_range_in_one_query_publishes_what_day_by_day_extraction_does(
+    source: str, seeded_sqlite: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if source == "sqlite":
+        engine = create_engine(seeded_sqlite)
+    else:
+        from pipelines.synthetic.seed import seed
+
+        engine = create_engine(request.getfixturevalue("pg_dsn"))
+        seed(engine, tables=["flights"])
+    first, last = dt.date(2013, 2, 27), dt.date(2013, 3, 2)  # crosses a month end
+    by_day, by_range = Lake(str(tmp_path / "day")), Lake(str(tmp_path / "range"))
+    with engine.connect() as conn:
+        daily = [ex.extract(conn, by_day, "flights", date=first + dt.timedelta(days=i), run_id="r", chunk_rows=700)
+                 for i in range((last - first).days + 1)]
+        ranged = list(ex.extract_range(conn, by_range, "flights", first=first, last=last, run_id="r", chunk_rows=700))
+    assert [e.date for e in ranged] == [e.date for e in daily]
+    assert [e.rows for e in ranged] == [e.rows for e in daily] and all(e.rows > 700 for e in ranged)
+    for a, b in zip(daily, ranged, strict=True):
+        assert a.source_updated_at == b.source_updated_at
+        assert pl.read_parquet(by_day.uri(a.path)).equals(pl.read_parquet(by_range.uri(b.path)))
+        assert ex.current_file(by_range, "flights", b.date) == b.path
+
+
+def test_a_range_publishes_days_without_rows_empty(engine: sa.Engine, lake: Lake) -> None:
+    with engine.connect() as conn:
+        days = list(ex.extract_range(conn, lake, "flights", first=dt.date(2013, 12, 31), last=dt.date(2013, 12, 31),
+                                     run_id="r"))
+    assert [d.date for d in days] == ["2013-12-31"] and days[0].rows > 0
+    with engine.connect() as conn:  # nothing in the source after the data: each day still gets its (empty) file
+        conn.execute(sa.text("DELETE FROM flights WHERE year = 2013 AND month = 12 AND day = 30"))
+        days = list(ex.extract_range(conn, lake, "flights", first=dt.date(2013, 12, 30), last=dt.date(2013, 12, 31),
+                                     run_id="r2"))
+        conn.rollback()
+    assert [(d.date, d.rows > 0) for d in days] == [("2013-12-30", False), ("2013-12-31", True)]
