@@ -219,7 +219,7 @@ def document_text(
     texts = rejected_count = 0
     for offset in range(0, docs.height, TEXT_CHUNK):
         part = docs.slice(offset, TEXT_CHUNK)
-        frame, rejected, stats = extract_texts(_sources(the_lake, part), ocr=shared_engine, run_id=context.run_id,
+        frame, rejected, stats = extract_texts(_sources(the_lake, part), ocr=lambda: shared_engine(documents.ocr_threads), run_id=context.run_id,
                                                limits=documents.limits(), known_tails=tails)
         before = read(the_lake, DOCUMENT_TEXT, ["doc_id"])
         refused = {r.doc_id for r in rejected}

@@ -15,15 +15,15 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.ml import EVALUATION_KEY
 from resources.edge import EdgeResource
 from resources.lake import LakeResource
-from resources.mlflow import MlflowResource
+from resources.ml import MlflowResource
 
 GROUP = "edge"
 BUNDLE_KEY = AssetKey(["edge", "delay_model_bundle"])
 ROLLOUT_KEY = AssetKey(["edge", "rollout"])
 STATUS_KEY = AssetKey(["edge", "device_status"])
-EVALUATION_KEY = AssetKey(["ml", "delay_model_evaluation"])
 
 
 class BundleConfig(Config):

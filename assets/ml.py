@@ -33,7 +33,17 @@ from assets.common import chart_metadata, delta_metadata
 from pipelines.core import delta
 from pipelines.ml import drift
 from pipelines.ml.data import (
-    DIM_AIRPORT, DIM_DATE, DIM_PLANE, DRIFT_REPORT, FACT, FEATURES, features_from_warehouse, read_features, require,
+    CHARTS,
+    DIM_AIRPORT,
+    DIM_DATE,
+    DIM_PLANE,
+    DRIFT_REPORT,
+    EVALUATIONS,
+    FACT,
+    FEATURES,
+    features_from_warehouse,
+    read_features,
+    require,
 )
 from pipelines.ml.features import FACT_COLUMNS, LABEL, LeakError, assert_no_leak, changed_by_later_outcomes
 from pipelines.ml.split import TimeSplit, missing_windows
@@ -41,13 +51,12 @@ from resources.lake import LakeResource
 from resources.ml import MlflowResource, drift_psi_threshold, drift_window_days
 
 GROUP = "ml"
-FEATURES_KEY = AssetKey(["ml", "delay_features"])
+FEATURES_KEY = AssetKey.from_user_string(FEATURES)
 MODEL_KEY = AssetKey(["ml", "delay_model"])
-EVALUATION_KEY = AssetKey(["ml", "delay_model_evaluation"])
-DRIFT_KEY = AssetKey(["ml", "drift_report"])
-WAREHOUSE_DEPS = [AssetKey(["warehouse", t]) for t in ("fact_flights", "dim_plane", "dim_airport", "dim_date")]
-EVALUATIONS = "ml/delay_model_evaluation"
-CHARTS = "ml/_charts"
+"""A registered model in MLflow, not a lake table."""
+EVALUATION_KEY = AssetKey.from_user_string(EVALUATIONS)
+DRIFT_KEY = AssetKey.from_user_string(DRIFT_REPORT)
+WAREHOUSE_DEPS = [AssetKey.from_user_string(rel) for rel in (FACT, DIM_PLANE, DIM_AIRPORT, DIM_DATE)]
 
 
 class DelayModelConfig(Config):

@@ -22,6 +22,8 @@ from dagster import (
 from pydantic import Field
 
 from assets.common import delta_metadata, markdown_preview
+from assets.ml import EVALUATION_KEY
+from assets.warehouse import FACT_FLIGHTS_KEY
 from pipelines.core import delta
 from pipelines.ml.data import FACT
 from pipelines.serving import abtest
@@ -33,11 +35,9 @@ from resources.serving import ServingResource
 
 GROUP = "serving"
 ENDPOINT_KEY = AssetKey(["serving", "delay_endpoint"])
-INVOCATIONS_KEY = AssetKey(["serving", "invocations"])
-AB_REPORT_KEY = AssetKey(["serving", "ab_report"])
-EVALUATION_KEY = AssetKey(["ml", "delay_model_evaluation"])
-FACT_KEY = AssetKey(["warehouse", "fact_flights"])
+INVOCATIONS_KEY = AssetKey.from_user_string(INVOCATIONS)
 AB_REPORT = "serving/ab_report"
+AB_REPORT_KEY = AssetKey.from_user_string(AB_REPORT)
 
 
 class DelayEndpointConfig(Config):
@@ -136,7 +136,7 @@ def invocations(context: AssetExecutionContext, serving: ServingResource, lake: 
 @asset(
     key=AB_REPORT_KEY,
     group_name=GROUP,
-    deps=[INVOCATIONS_KEY, FACT_KEY],
+    deps=[INVOCATIONS_KEY, FACT_FLIGHTS_KEY],
     kinds={"polars", "delta"},
     output_required=False,
     description="Per variant ROC-AUC, calibration and latency on flights whose outcome arrived; promote or keep.",

@@ -121,11 +121,11 @@ def bench_delay(obs: pl.DataFrame, work: Path, *, rate: float, duration: float, 
     from deltalake import DeltaTable
 
     from assets.stream import stream_assets
-    from resources.lake import LakeResource
+    from resources.lake import LocalLakeResource
     from resources.stream import StreamResource
     from sensors.stream import telemetry_landing_sensor
 
-    resources = {"lake": LakeResource(root=str(work / "lake-delay")),
+    resources = {"lake": LocalLakeResource(root=str(work / "lake-delay")),
                  "stream": StreamResource(spool_dir=str(work / "spool-delay"))}
     spool = resources["stream"].get_spool()
     deliveries = plan_replay(obs, seed=7).deliveries

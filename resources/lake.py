@@ -1,33 +1,64 @@
-"""The lake as a Dagster resource: a folder on `local`, an S3 bucket on `localstack` and `aws`."""
+"""The lake as a Dagster resource: one interface, a folder on `local` and an S3 bucket on `localstack` and `aws`.
+
+Assets annotate `LakeResource`; `build_resources` picks the implementation once per profile.
+"""
 
 from __future__ import annotations
+
+import os
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipelines.core.lake import Lake
+from resources.aws import AwsConnection, aws_connection
+from resources.profiles import ProfileError, env, home, setting
 
 
 class LakeResource(ConfigurableResource):
-    """Where the raw, standardized, warehouse and model zones live (`file://`, a path, or `s3://bucket/prefix`)."""
+    """Where the raw, standardized, warehouse and model zones live."""
 
     root: str = Field(description="Lake root: a folder path, file:// URI or s3://bucket[/prefix].")
-    region: str = "us-east-1"
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (LocalStack, moto, MinIO).")
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
-    create_bucket: bool = Field(default=False, description="Create a missing bucket (test endpoints only).")
 
     def get_lake(self) -> Lake:
         """The lake, checked: raises LakeError with one clear line when it cannot be reached."""
-        lake = Lake(
-            root=self.root,
-            region=self.region,
-            endpoint_url=self.endpoint_url,
-            access_key_id=self.access_key_id,
-            secret_access_key=self.secret_access_key,
-            session_token=self.session_token,
-        )
+        raise NotImplementedError(f"{type(self).__name__} is an interface: use LocalLakeResource or S3LakeResource")
+
+
+class LocalLakeResource(LakeResource):
+    """A lake in a folder (`local`)."""
+
+    def get_lake(self) -> Lake:
+        lake = Lake(root=self.root)
+        lake.check()
+        return lake
+
+
+class S3LakeResource(LakeResource, AwsConnection):
+    """A lake in an S3 bucket (`localstack`, `aws`)."""
+
+    create_bucket: bool = Field(default=False, description="Create a missing bucket (test endpoints only).")
+
+    def get_lake(self) -> Lake:
+        lake = Lake(root=self.root, **self.connection())
         lake.check(create=self.create_bucket)
         return lake
+
+
+def lake_resource(profile: str) -> LakeResource:
+    """The lake of a profile: a folder on `local` (unless TRIBUTARY_LAKE_ROOT names a bucket), else S3."""
+    if profile == "local":
+        default = os.path.join(home(), "lake")
+    elif profile == "localstack":
+        default = "s3://tributary-lake"
+    else:
+        bucket = setting("TRIBUTARY_LAKE_BUCKET")
+        default = f"s3://{bucket}" if bucket else None
+    root = setting("TRIBUTARY_LAKE_ROOT") or default
+    if root is None:
+        raise ProfileError(f"profile {profile!r} needs TRIBUTARY_LAKE_ROOT (s3://bucket/prefix) or TRIBUTARY_LAKE_BUCKET")
+    if not root.startswith("s3://"):
+        return LocalLakeResource(root=env("TRIBUTARY_LAKE_ROOT", default))
+    return S3LakeResource(root=env("TRIBUTARY_LAKE_ROOT", default),
+                          **aws_connection("aws" if profile == "local" else profile),
+                          create_bucket=profile == "localstack")

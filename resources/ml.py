@@ -1,4 +1,5 @@
-"""MLflow as a Dagster resource: a SQLite store on `local`, a tracking server on `localstack` and `aws`.
+"""The ML stage's resources: MLflow: a SQLite store on `local`, a tracking server on `localstack` and `aws`;
+and the drift settings the drift sensor and `ml/drift_report` share.
 
 - local: tracking and registry in `sqlite:///<TRIBUTARY_HOME>/mlflow.db`, artifacts in `<lake>/mlflow`.
 - localstack, aws: the tracking server at `TRIBUTARY_MLFLOW_TRACKING_URI`, whose backend store is PostgreSQL
@@ -16,7 +17,9 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from pipelines.ml import drift
 from pipelines.ml.tracking import EXPERIMENT, MODEL_NAME, MlflowSettings, MlflowUnavailable
+from resources.profiles import check_profile, env, home, number, setting
 
 LOCALSTACK_TRACKING_URI = "http://127.0.0.1:5000"
 """Where `mlflow server` listens by default: the tracking server beside LocalStack."""
@@ -52,27 +55,17 @@ class MlflowResource(ConfigurableResource):
         )
 
 
-def _env(name: str, default):
-    from resources import _env as profile_env
-
-    return profile_env(name, default)
-
-
 def _local_lake_uri() -> str:
-    root = os.environ.get("TRIBUTARY_LAKE_ROOT")
+    root = setting("TRIBUTARY_LAKE_ROOT")
     if root and root.startswith("s3://"):
         return root.rstrip("/")
-    from resources import home
-
     path = root.removeprefix("file://") if root else os.path.join(home(), "lake")
     return Path(path).expanduser().resolve().as_uri()
 
 
 def mlflow_resource(profile: str) -> MlflowResource:
     """The MLflow resource of a profile; every field can be overridden by its environment variable."""
-    from resources import home
-
-    if profile == "local":
+    if check_profile(profile) == "local":
         store = Path(home(), "mlflow.db").expanduser().resolve()
         tracking = f"sqlite:///{store}"
         artifacts = f"{_local_lake_uri()}/mlflow"
@@ -80,7 +73,17 @@ def mlflow_resource(profile: str) -> MlflowResource:
         tracking = LOCALSTACK_TRACKING_URI if profile == "localstack" else None
         artifacts = None
     return MlflowResource(
-        tracking_uri=_env("TRIBUTARY_MLFLOW_TRACKING_URI", tracking),
-        registry_uri=_env("TRIBUTARY_MLFLOW_REGISTRY_URI", None),
-        artifact_location=_env("TRIBUTARY_MLFLOW_ARTIFACT_LOCATION", artifacts),
+        tracking_uri=env("TRIBUTARY_MLFLOW_TRACKING_URI", tracking),
+        registry_uri=env("TRIBUTARY_MLFLOW_REGISTRY_URI", None),
+        artifact_location=env("TRIBUTARY_MLFLOW_ARTIFACT_LOCATION", artifacts),
     )
+
+
+def drift_window_days() -> int:
+    """TRIBUTARY_DRIFT_WINDOW_DAYS, read when called (each sensor tick, each drift report)."""
+    return int(number("TRIBUTARY_DRIFT_WINDOW_DAYS", drift.WINDOW_DAYS, int))
+
+
+def drift_psi_threshold() -> float:
+    """TRIBUTARY_DRIFT_PSI_THRESHOLD, read when called (each sensor tick, each drift report)."""
+    return number("TRIBUTARY_DRIFT_PSI_THRESHOLD", drift.PSI_THRESHOLD, float)

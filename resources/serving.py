@@ -18,6 +18,8 @@ from pydantic import Field
 from pipelines.serving.config import (
     DEFAULT_ENDPOINT, INFERENCE_ID_HEADER, ConfigError, EndpointConfig, load, publish, reweighted,
 )
+from resources.aws import AwsConnection, aws_connection
+from resources.profiles import check_profile, env, home, setting
 
 MODES = ("local", "sagemaker")
 
@@ -25,7 +27,6 @@ MODES = ("local", "sagemaker")
 class ServingResource(ConfigurableResource):
     """Where the endpoint config goes and where the service spools its invocation log."""
 
-    mode: str = Field(default="local", description="local (our service watches config_path) | sagemaker")
     endpoint_name: str = DEFAULT_ENDPOINT
     config_path: str = Field(default=".tributary/serving/endpoint.json",
                              description="The endpoint config the local service watches (published atomically).")
@@ -36,28 +37,69 @@ class ServingResource(ConfigurableResource):
     sticky_header: str = Field(default=INFERENCE_ID_HEADER,
                                description="Header whose value pins a caller to a variant (besides the inference id).")
     stale_segment_seconds: float = Field(default=600.0, description="An open segment untouched this long is landed.")
-    region: str = "us-east-1"
-    endpoint_url: str | None = Field(default=None, description="SageMaker-compatible endpoint (moto in tests).")
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
+
+    @property
+    def mode(self) -> str:
+        """local (our service watches config_path) | sagemaker: a label for metadata and logs."""
+        raise NotImplementedError
+
+    def current(self) -> EndpointConfig | None:
+        """The config the local service serves (None before the first publish)."""
+        return load(self.config_path)
+
+    def apply(self, config: EndpointConfig, *, lake=None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+        """Make the endpoint serve `config`."""
+        raise NotImplementedError(f"{type(self).__name__} is an interface: use LocalServingResource or "
+                                  "SageMakerServingResource")
+
+    def reweight(self, weights: dict[str, float], *, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+        """New weights for the variants the endpoint already has; nothing is reloaded or redeployed."""
+        raise NotImplementedError(f"{type(self).__name__} is an interface")
+
+
+class LocalServingResource(ServingResource):
+    """Our own service (`tributary serve`) watching a config file (`local`, `localstack`)."""
+
+    @property
+    def mode(self) -> str:
+        return "local"
+
+    def apply(self, config: EndpointConfig, *, lake=None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+        """Make the endpoint serve `config`: publish it for the local service."""
+        from pipelines.serving.config import same_models
+
+        previous = self.current()
+        published = publish(self.config_path, config)
+        action = "created" if previous is None else ("reweighted" if same_models(previous, config) else "updated")
+        log(f"published endpoint config {published.generation} to {self.config_path} ({action})")
+        return {"action": action, "mode": "local", "config_path": self.config_path,
+                "generation": published.generation, "config": published.to_json()}
+
+    def reweight(self, weights: dict[str, float], *, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+        """New weights for the variants the endpoint already has; nothing is reloaded or redeployed."""
+        current = self.current()
+        if current is None:
+            raise ConfigError(f"no endpoint config at {self.config_path}: materialize serving/delay_endpoint first")
+        published = publish(self.config_path, reweighted(current, weights))
+        log(f"re-weighted {published.name}: " + ", ".join(f"{v.name}={v.weight:g}" for v in published.variants))
+        return {"action": "reweighted", "mode": "local", "generation": published.generation,
+                "weights": {v.name: v.weight for v in published.variants}}
+
+
+class SageMakerServingResource(ServingResource, AwsConnection):
+    """A SageMaker endpoint with production variants (`aws`)."""
+
     role_arn: str | None = Field(default=None, description="Execution role of the SageMaker models.")
     image_uri: str | None = Field(default=None, description="The serving image (deploy/serving/Dockerfile) in ECR.")
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
 
-    def check_mode(self) -> str:
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown serving mode {self.mode!r}: use one of {', '.join(MODES)}")
-        return self.mode
+    @property
+    def mode(self) -> str:
+        return "sagemaker"
 
     def sagemaker_client(self):
-        import boto3
-
-        return boto3.client("sagemaker", region_name=self.region, endpoint_url=self.endpoint_url or None,
-                            aws_access_key_id=self.access_key_id or None,
-                            aws_secret_access_key=self.secret_access_key or None,
-                            aws_session_token=self.session_token or None)
+        return self.client("sagemaker")
 
     def target(self):
         from pipelines.serving.sagemaker import Target
@@ -67,21 +109,8 @@ class ServingResource(ConfigurableResource):
         return Target(role_arn=self.role_arn, image_uri=self.image_uri, instance_type=self.instance_type,
                       instance_count=self.instance_count)
 
-    def current(self) -> EndpointConfig | None:
-        """The config the local service serves (None before the first publish)."""
-        return load(self.config_path)
-
     def apply(self, config: EndpointConfig, *, lake=None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-        """Make the endpoint serve `config`: publish it for the local service, or deploy it on SageMaker."""
-        if self.check_mode() == "local":
-            previous = self.current()
-            from pipelines.serving.config import same_models
-
-            published = publish(self.config_path, config)
-            action = "created" if previous is None else ("reweighted" if same_models(previous, config) else "updated")
-            log(f"published endpoint config {published.generation} to {self.config_path} ({action})")
-            return {"action": action, "mode": "local", "config_path": self.config_path,
-                    "generation": published.generation, "config": published.to_json()}
+        """Deploy `config` on SageMaker (model artifacts go to the lake)."""
         from pipelines.serving.sagemaker import deploy
 
         if lake is None:
@@ -96,15 +125,6 @@ class ServingResource(ConfigurableResource):
                 "endpoint_config": result.endpoint_config, "weights": result.weights}
 
     def reweight(self, weights: dict[str, float], *, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-        """New weights for the variants the endpoint already has; nothing is reloaded or redeployed."""
-        if self.check_mode() == "local":
-            current = self.current()
-            if current is None:
-                raise ConfigError(f"no endpoint config at {self.config_path}: materialize serving/delay_endpoint first")
-            published = publish(self.config_path, reweighted(current, weights))
-            log(f"re-weighted {published.name}: " + ", ".join(f"{v.name}={v.weight:g}" for v in published.variants))
-            return {"action": "reweighted", "mode": "local", "generation": published.generation,
-                    "weights": {v.name: v.weight for v in published.variants}}
         from pipelines.serving.sagemaker import reweight
 
         live = reweight(self.sagemaker_client(), self.endpoint_name, weights)
@@ -112,38 +132,27 @@ class ServingResource(ConfigurableResource):
         return {"action": "reweighted", "mode": "sagemaker", "weights": live}
 
 
-def _env(name: str, default: Any) -> Any:
-    from resources import _env as profile_env
-
-    return profile_env(name, default)
-
-
 def serving_resource(profile: str) -> ServingResource:
-    """The serving resource of a profile; every field can be overridden by its environment variable."""
-    from dagster import EnvVar
-
-    from resources import PROFILES, ProfileError, home
-
-    if profile not in PROFILES:
-        raise ProfileError(f"unknown TRIBUTARY_PROFILE {profile!r}: use one of {', '.join(PROFILES)}")
+    """The serving resource of a profile (TRIBUTARY_SERVING_MODE picks the backend); every field can be
+    overridden by its environment variable."""
+    mode = setting("TRIBUTARY_SERVING_MODE") or ("sagemaker" if check_profile(profile) == "aws" else "local")
+    if mode not in MODES:
+        raise ConfigError(f"unknown serving mode {mode!r} (TRIBUTARY_SERVING_MODE): use one of {', '.join(MODES)}")
     root = os.path.join(home(), "serving")
-    keys = ("test", "test") if profile == "localstack" else (None, None)
-    count = EnvVar.int("TRIBUTARY_SAGEMAKER_INSTANCE_COUNT") if os.environ.get("TRIBUTARY_SAGEMAKER_INSTANCE_COUNT") else 1
-    return ServingResource(
-        mode=_env("TRIBUTARY_SERVING_MODE", "sagemaker" if profile == "aws" else "local"),
-        endpoint_name=_env("TRIBUTARY_SERVING_ENDPOINT", DEFAULT_ENDPOINT),
-        config_path=_env("TRIBUTARY_SERVING_CONFIG", os.path.join(root, "endpoint.json")),
-        models_dir=_env("TRIBUTARY_SERVING_MODELS", os.path.join(root, "models")),
-        spool_dir=_env("TRIBUTARY_SERVING_SPOOL", os.path.join(root, "spool")),
-        state_dir=_env("TRIBUTARY_SERVING_STATE", os.path.join(root, "state")),
-        sticky_header=_env("TRIBUTARY_SERVING_STICKY_HEADER", INFERENCE_ID_HEADER),
-        region=_env("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
-        endpoint_url=_env("AWS_ENDPOINT_URL", None) if profile != "local" else None,
-        access_key_id=_env("AWS_ACCESS_KEY_ID", keys[0]),
-        secret_access_key=_env("AWS_SECRET_ACCESS_KEY", keys[1]),
-        session_token=_env("AWS_SESSION_TOKEN", None),
-        role_arn=_env("TRIBUTARY_SAGEMAKER_ROLE_ARN", None),
-        image_uri=_env("TRIBUTARY_SAGEMAKER_IMAGE_URI", None),
-        instance_type=_env("TRIBUTARY_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large"),
-        instance_count=count,
+    common = dict(
+        endpoint_name=env("TRIBUTARY_SERVING_ENDPOINT", DEFAULT_ENDPOINT),
+        config_path=env("TRIBUTARY_SERVING_CONFIG", os.path.join(root, "endpoint.json")),
+        models_dir=env("TRIBUTARY_SERVING_MODELS", os.path.join(root, "models")),
+        spool_dir=env("TRIBUTARY_SERVING_SPOOL", os.path.join(root, "spool")),
+        state_dir=env("TRIBUTARY_SERVING_STATE", os.path.join(root, "state")),
+        sticky_header=env("TRIBUTARY_SERVING_STICKY_HEADER", INFERENCE_ID_HEADER),
+    )
+    if mode == "local":
+        return LocalServingResource(**common)
+    return SageMakerServingResource(
+        **common, **aws_connection(profile),
+        role_arn=env("TRIBUTARY_SAGEMAKER_ROLE_ARN", None),
+        image_uri=env("TRIBUTARY_SAGEMAKER_IMAGE_URI", None),
+        instance_type=env("TRIBUTARY_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large"),
+        instance_count=env("TRIBUTARY_SAGEMAKER_INSTANCE_COUNT", 1, kind=int),
     )

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Literal
+from typing import Literal
 
-from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from pipelines.stream.landing import LATENESS, MAX_RECORDS
 from pipelines.stream.transports import KinesisStream, MqttSink, Sink, Source, Spool
+from resources.aws import AwsConnection, aws_connection
+from resources.profiles import check_profile, env, home
 
 StreamKind = Literal["spool", "kinesis", "mqtt"]
 KINDS: tuple[str, ...] = ("spool", "kinesis", "mqtt")
 
 
-class StreamResource(ConfigurableResource):
+class StreamResource(AwsConnection):
     """Where telemetry flows: `kind` picks the transport; the other fields configure each one."""
 
     kind: str = Field(default="spool", description="spool | kinesis | mqtt")
@@ -30,11 +31,6 @@ class StreamResource(ConfigurableResource):
     kinesis_stream: str = "tributary-telemetry"
     kinesis_shards: int = Field(default=2, description="Shards of a stream this resource creates.")
     create_stream: bool = Field(default=False, description="Create a missing Kinesis stream (test endpoints only).")
-    region: str = "us-east-1"
-    endpoint_url: str | None = Field(default=None, description="Kinesis-compatible endpoint (LocalStack, moto).")
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_topic: str = Field(default="tributary/telemetry", description="Topic prefix; one sub-topic per station.")
@@ -56,9 +52,7 @@ class StreamResource(ConfigurableResource):
         return Spool(self.spool_dir, shards=self.spool_shards, fsync=fsync)
 
     def get_kinesis(self) -> KinesisStream:
-        return KinesisStream(self.kinesis_stream, region=self.region, endpoint_url=self.endpoint_url,
-                             access_key_id=self.access_key_id, secret_access_key=self.secret_access_key,
-                             session_token=self.session_token, create=self.create_stream,
+        return KinesisStream(self.kinesis_stream, **self.connection(), create=self.create_stream,
                              shard_count=self.kinesis_shards)
 
     def get_sink(self, kind: str | None = None) -> Sink:
@@ -75,37 +69,18 @@ class StreamResource(ConfigurableResource):
         return self.get_kinesis() if self._check_kind(kind) == "kinesis" else self.get_spool()
 
 
-def _env(name: str, default: Any) -> Any:
-    """The variable as an EnvVar when it is set, so Dagster reads it at use time; else the profile default."""
-    return EnvVar(name) if os.environ.get(name) else default
-
-
-def _env_int(name: str, default: int) -> Any:
-    return EnvVar.int(name) if os.environ.get(name) else default
-
-
 def stream_resource(profile: str) -> StreamResource:
     """The stream of a profile: local spool under TRIBUTARY_HOME; Kinesis at AWS_ENDPOINT_URL; Kinesis on AWS."""
-    from resources import PROFILES, ProfileError, home
-
-    if profile not in PROFILES:
-        raise ProfileError(f"unknown TRIBUTARY_PROFILE {profile!r}: use one of {', '.join(PROFILES)}")
-    kind = {"local": "spool", "localstack": "kinesis", "aws": "kinesis"}[profile]
-    keys = ("test", "test") if profile == "localstack" else (None, None)
-    endpoint = {"local": None, "localstack": "http://127.0.0.1:4566", "aws": None}[profile]
+    kind = {"local": "spool", "localstack": "kinesis", "aws": "kinesis"}[check_profile(profile)]
     return StreamResource(
-        kind=_env("TRIBUTARY_STREAM_KIND", kind),
-        spool_dir=_env("TRIBUTARY_STREAM_SPOOL", os.path.join(home(), "stream", "spool")),
-        kinesis_stream=_env("TRIBUTARY_KINESIS_STREAM", "tributary-telemetry"),
-        kinesis_shards=_env_int("TRIBUTARY_KINESIS_SHARDS", 2),
+        kind=env("TRIBUTARY_STREAM_KIND", kind),
+        spool_dir=env("TRIBUTARY_STREAM_SPOOL", os.path.join(home(), "stream", "spool")),
+        kinesis_stream=env("TRIBUTARY_KINESIS_STREAM", "tributary-telemetry"),
+        kinesis_shards=env("TRIBUTARY_KINESIS_SHARDS", 2, kind=int),
         create_stream=profile == "localstack",
-        region=_env("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
-        endpoint_url=_env("AWS_ENDPOINT_URL", endpoint) if profile != "local" else None,
-        access_key_id=_env("AWS_ACCESS_KEY_ID", keys[0]),
-        secret_access_key=_env("AWS_SECRET_ACCESS_KEY", keys[1]),
-        session_token=_env("AWS_SESSION_TOKEN", None),
-        mqtt_host=_env("TRIBUTARY_MQTT_HOST", "127.0.0.1"),
-        mqtt_port=_env_int("TRIBUTARY_MQTT_PORT", 1883),
-        mqtt_topic=_env("TRIBUTARY_MQTT_TOPIC", "tributary/telemetry"),
-        max_records=_env_int("TRIBUTARY_STREAM_MAX_RECORDS", MAX_RECORDS),
+        **aws_connection(profile),
+        mqtt_host=env("TRIBUTARY_MQTT_HOST", "127.0.0.1"),
+        mqtt_port=env("TRIBUTARY_MQTT_PORT", 1883, kind=int),
+        mqtt_topic=env("TRIBUTARY_MQTT_TOPIC", "tributary/telemetry"),
+        max_records=env("TRIBUTARY_STREAM_MAX_RECORDS", MAX_RECORDS, kind=int),
     )

@@ -1,11 +1,11 @@
 """Edge automation: a new champion becomes a new bundle (one run per champion version)."""
 
-import json
-
-from dagster import DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import DefaultSensorStatus, Definitions, SensorEvaluationContext, SensorResult, sensor
 
 from assets.edge import BUNDLE_KEY
-from resources.mlflow import MlflowResource
+from pipelines.ml.registry import CHAMPION
+from sensors.ml import follow_aliases
+from resources.ml import MlflowResource
 
 
 def run_key(version: str) -> str:
@@ -21,20 +21,11 @@ def run_key(version: str) -> str:
     description="Request edge/delay_model_bundle when the `champion` alias of delay_model moves.",
 )
 def edge_bundle_on_new_champion(context: SensorEvaluationContext, mlflow: MlflowResource) -> SensorResult:
-    from pipelines.ml.registry import CHAMPION, alias_version
-
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    version = alias_version(mlflow.settings(), CHAMPION)
-    if version is None:
-        return SensorResult(skip_reason=SkipReason("delay_model has no champion yet"), cursor=json.dumps(cursor))
-    if cursor.get("champion") == str(version):
-        return SensorResult(skip_reason=SkipReason(f"champion still v{version}, its bundle already requested"),
-                            cursor=json.dumps(cursor))
-    context.log.info(f"champion moved to v{version}: requesting its edge bundle")
-    return SensorResult(run_requests=[RunRequest(run_key=run_key(str(version)),
-                                                 tags={"tributary/trigger": "new_champion",
-                                                       "tributary/model_version": str(version)})],
-                        cursor=json.dumps({"champion": str(version)}))
+    return follow_aliases(
+        context, mlflow, aliases=(CHAMPION,), run_key=lambda seen: run_key(seen[CHAMPION]),
+        tags=lambda seen: {"tributary/trigger": "new_champion", "tributary/model_version": seen[CHAMPION]},
+        done="its bundle already requested", action="requesting the champion's edge bundle",
+    )
 
 
 defs = Definitions(sensors=[edge_bundle_on_new_champion])

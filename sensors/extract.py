@@ -22,7 +22,7 @@ from assets.partitions import daily_partitions
 from pipelines.extract.extraction import changed_since, manifest_path, snapshot_pointer
 from pipelines.extract.source import TABLES
 from resources.lake import LakeResource
-from resources.source_db import SourceDatabaseResource
+from resources.extract import SourceDatabaseResource
 
 daily_extract_job = define_asset_job(
     "daily_extract",

@@ -1,7 +1,8 @@
-"""ML automation: the drift sensor asks for a retrain when recent flights no longer look like the training data."""
+"""ML automation: the drift sensor asks for a retrain when recent flights no longer look like the training data;
+`follow_aliases` is how the edge and serving sensors follow the registry's aliases."""
 
 import json
-import os
+from collections.abc import Callable
 
 from dagster import (
     DefaultSensorStatus,
@@ -18,34 +19,40 @@ from pipelines.core import delta
 from pipelines.ml import drift
 from pipelines.ml.data import FACT, MissingTableError, features_from_warehouse
 from resources.lake import LakeResource
-
-
-def _setting(name: str, default: float, kind: type) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, not {raw}")
-    return value
-
-
-def psi_threshold() -> float:
-    """TRIBUTARY_DRIFT_PSI_THRESHOLD, read at each tick."""
-    return _setting("TRIBUTARY_DRIFT_PSI_THRESHOLD", drift.PSI_THRESHOLD, float)
-
-
-def window_days() -> int:
-    """TRIBUTARY_DRIFT_WINDOW_DAYS, read at each tick."""
-    return int(_setting("TRIBUTARY_DRIFT_WINDOW_DAYS", drift.WINDOW_DAYS, int))
+from resources.ml import MlflowResource, drift_psi_threshold, drift_window_days
 
 
 def run_key(reference_id: str, window_start: object, window_end: object) -> str:
     """Deterministic: one retrain per training reference and recent window, however many ticks see it."""
     return f"drift-retrain:{reference_id}:{window_start}:{window_end}"
+
+
+def follow_aliases(
+    context: SensorEvaluationContext,
+    mlflow: MlflowResource,
+    *,
+    aliases: tuple[str, ...],
+    run_key: Callable[[dict], str],
+    tags: Callable[[dict], dict[str, str]],
+    done: str,
+    action: str,
+) -> SensorResult:
+    """One run when a registry alias of the model moves (the cursor holds the versions last seen); a SkipReason
+    while there is no champion or nothing moved. `done` says what the unchanged aliases already have."""
+    from pipelines.ml.registry import CHAMPION, alias_version
+
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    settings = mlflow.settings()
+    seen = {alias: alias_version(settings, alias) for alias in aliases}
+    following = json.dumps(seen, sort_keys=True)
+    if seen.get(CHAMPION) is None:
+        return SensorResult(skip_reason=SkipReason(f"{settings.model_name} has no champion yet"), cursor=following)
+    if cursor == seen:
+        state = ", ".join(f"{alias} v{version or '-'}" for alias, version in seen.items())
+        return SensorResult(skip_reason=SkipReason(f"{state} still, unchanged since the last tick: {done}"),
+                            cursor=following)
+    context.log.info(f"registry aliases moved from {cursor or 'nothing'} to {seen}: {action}")
+    return SensorResult(run_requests=[RunRequest(run_key=run_key(seen), tags=tags(seen))], cursor=following)
 
 
 @sensor(
@@ -63,7 +70,7 @@ def delay_model_drift(context: SensorEvaluationContext, lake: LakeResource) -> S
     if reference_id is None or fact_version is None:
         missing = "no training reference (ml/delay_model writes one)" if reference_id is None else f"no {FACT}"
         return SensorResult(skip_reason=SkipReason(f"nothing to compare yet: {missing}"), cursor=json.dumps(cursor))
-    threshold, days = psi_threshold(), window_days()
+    threshold, days = drift_psi_threshold(), drift_window_days()
     seen = {"fact_flights_version": fact_version, "reference": reference_id, "threshold": threshold, "days": days}
     if all(cursor.get(k) == v for k, v in seen.items()):
         return SensorResult(

@@ -1,9 +1,6 @@
 """Serving automation: the endpoint follows the registry aliases; the invocation log lands when segments close."""
 
-import json
-
 from dagster import (
-    AssetKey,
     DefaultSensorStatus,
     Definitions,
     RunRequest,
@@ -13,12 +10,12 @@ from dagster import (
     sensor,
 )
 
+from assets.serving import ENDPOINT_KEY, INVOCATIONS_KEY
+from pipelines.ml.registry import CHALLENGER, CHAMPION
 from pipelines.serving.invocations import ready_segments
-from resources.mlflow import MlflowResource
+from resources.ml import MlflowResource
 from resources.serving import ServingResource
-
-ENDPOINT_KEY = AssetKey(["serving", "delay_endpoint"])
-INVOCATIONS_KEY = AssetKey(["serving", "invocations"])
+from sensors.ml import follow_aliases
 
 
 def endpoint_run_key(champion: str | None, challenger: str | None) -> str:
@@ -34,23 +31,13 @@ def endpoint_run_key(champion: str | None, challenger: str | None) -> str:
     description="Re-apply serving/delay_endpoint when the registry's champion or challenger alias moves.",
 )
 def delay_endpoint_follows_registry(context: SensorEvaluationContext, mlflow: MlflowResource) -> SensorResult:
-    from pipelines.ml.registry import CHALLENGER, CHAMPION, alias_version
-
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    settings = mlflow.settings()
-    seen = {"champion": alias_version(settings, CHAMPION), "challenger": alias_version(settings, CHALLENGER)}
-    following = json.dumps(seen, sort_keys=True)
-    if seen["champion"] is None:
-        return SensorResult(skip_reason=SkipReason(f"{settings.model_name} has no champion yet"), cursor=following)
-    if cursor == seen:
-        return SensorResult(skip_reason=SkipReason(
-            f"champion v{seen['champion']}, challenger v{seen['challenger'] or '-'}: unchanged since the last tick"),
-            cursor=following)
-    context.log.info(f"registry aliases moved from {cursor or 'nothing'} to {seen}: reconfiguring the endpoint")
-    return SensorResult(run_requests=[RunRequest(
-        run_key=endpoint_run_key(seen["champion"], seen["challenger"]),
-        tags={"tributary/trigger": "registry-alias", "tributary/champion": seen["champion"],
-              "tributary/challenger": seen["challenger"] or "-"})], cursor=following)
+    return follow_aliases(
+        context, mlflow, aliases=(CHAMPION, CHALLENGER),
+        run_key=lambda seen: endpoint_run_key(seen[CHAMPION], seen[CHALLENGER]),
+        tags=lambda seen: {"tributary/trigger": "registry-alias", "tributary/champion": seen[CHAMPION],
+                           "tributary/challenger": seen[CHALLENGER] or "-"},
+        done="the endpoint follows them", action="reconfiguring the endpoint",
+    )
 
 
 @sensor(

@@ -55,7 +55,7 @@ class OcrEngine:
             from rapidocr_onnxruntime.utils import infer_engine
         except ImportError as exc:
             raise RuntimeError(f"OCR needs the rapidocr-onnxruntime package: {exc}") from None
-        threads = threads or int(os.environ.get("TRIBUTARY_OCR_THREADS", "0")) or max(1, min(4, os.cpu_count() or 1))
+        threads = threads or max(1, min(4, os.cpu_count() or 1))
         self.threads = threads
         self.min_confidence = min_confidence
         # onnxruntime's worker threads spin while they wait; on a busy 2-core machine (another step, another
@@ -115,9 +115,9 @@ def upright(eng, crops: list[np.ndarray]) -> list[np.ndarray]:
 
 
 @functools.cache
-def shared_engine() -> OcrEngine:
-    """One engine per process: assets, tests and the benchmark share it."""
-    return OcrEngine()
+def shared_engine(threads: int = 0) -> OcrEngine:
+    """One engine per process (and thread count): assets, tests and the benchmark share it."""
+    return OcrEngine(threads=threads or None)
 
 
 def restore_spaces(chars: Sequence[str], cols: Sequence[int], *, gap: float = SPACE_GAP) -> str:

@@ -13,11 +13,11 @@ from dagster import AssetKey, DagsterInstance, materialize
 from assets.documents import defs, document_assets, document_checks
 from pipelines.core import delta
 from pipelines.documents import QUARANTINE_EVENTS, QUARANTINE_LANDING, QUARANTINE_TEXT
-from pipelines.synthetic.documents import generate
-from pipelines.documents.landing import catalog, manifests, produce
+from pipelines.synthetic.documents import generate, produce
+from pipelines.documents.landing import catalog, manifests
 from pipelines.core.lake import Lake
-from resources.documents import DocumentStoreResource
-from resources.lake import LakeResource
+from resources.documents import DynamoDocumentStoreResource, FolderDocumentStoreResource
+from resources.lake import LocalLakeResource
 from tests.documents.conftest import OVERSIZE_LIMIT
 
 KEYS = {AssetKey(["raw", "documents"]), AssetKey(["standardized", "maintenance_events"]),
@@ -27,9 +27,9 @@ KEYS = {AssetKey(["raw", "documents"]), AssetKey(["standardized", "maintenance_e
 @pytest.fixture
 def resources(tmp_path: Path) -> dict:
     return {
-        "lake": LakeResource(root=str(tmp_path / "lake")),
-        "documents": DocumentStoreResource(backend="folder", folder=str(tmp_path / "store"),
-                                           max_document_bytes=OVERSIZE_LIMIT),
+        "lake": LocalLakeResource(root=str(tmp_path / "lake")),
+        "documents": FolderDocumentStoreResource(folder=str(tmp_path / "store"),
+                                                 max_document_bytes=OVERSIZE_LIMIT),
     }
 
 
@@ -176,10 +176,10 @@ def test_dynamodb_and_s3_path_quarantines_hostile_records(hostile_corpus, s3_env
 
     resources = {
         "lake": build_resources("localstack")["lake"],
-        "documents": DocumentStoreResource(backend="dynamodb", table=f"docs-{uuid.uuid4().hex[:8]}",
-                                           endpoint_url=s3_env["AWS_ENDPOINT_URL"], access_key_id="test",
-                                           secret_access_key="test", create_table=True,
-                                           max_document_bytes=OVERSIZE_LIMIT),
+        "documents": DynamoDocumentStoreResource(table=f"docs-{uuid.uuid4().hex[:8]}",
+                                                 endpoint_url=s3_env["AWS_ENDPOINT_URL"], access_key_id="test",
+                                                 secret_access_key="test", create_table=True,
+                                                 max_document_bytes=OVERSIZE_LIMIT),
     }
     lake = resources["lake"].process_config_and_initialize().get_lake()
     store = resources["documents"].process_config_and_initialize().get_store()

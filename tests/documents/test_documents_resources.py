@@ -11,20 +11,20 @@ from dagster import EnvVar
 from pipelines.documents import DocumentError
 from pipelines.documents.store import DynamoDocumentStore, FolderDocumentStore
 from resources import ProfileError
-from resources.documents import DocumentStoreResource, documents_resource
+from resources.documents import DynamoDocumentStoreResource, FolderDocumentStoreResource, documents_resource
 
 
 def test_local_profile_is_a_folder_under_tributary_home(tmp_path: Path) -> None:
     resource = documents_resource("local")
-    assert resource.backend == "folder" and resource.folder == str(tmp_path / "home" / "documents")
+    assert isinstance(resource, FolderDocumentStoreResource) and resource.folder == str(tmp_path / "home" / "documents")
     store = resource.get_store()
     assert isinstance(store, FolderDocumentStore) and (tmp_path / "home" / "documents").is_dir()
 
 
 def test_localstack_and_aws_profiles_are_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     local = documents_resource("localstack")
-    assert (local.backend, local.table, local.endpoint_url, local.create_table) == (
-        "dynamodb", "tributary-documents", "http://127.0.0.1:4566", True)
+    assert isinstance(local, DynamoDocumentStoreResource)
+    assert (local.table, local.endpoint_url, local.create_table) == ("tributary-documents", "http://127.0.0.1:4566", True)
     monkeypatch.setenv("TRIBUTARY_DOCUMENTS_TABLE", "prod-docs")
     aws = documents_resource("aws")
     assert aws.table == EnvVar("TRIBUTARY_DOCUMENTS_TABLE") and aws.endpoint_url is None and not aws.create_table
@@ -45,6 +45,6 @@ def test_localstack_profile_creates_its_table_on_the_moto_server(s3_env: dict, m
 
 def test_misconfigured_store_is_one_line() -> None:
     with pytest.raises(DocumentError, match="needs a table name"):
-        DocumentStoreResource(backend="dynamodb").get_store()
+        DynamoDocumentStoreResource().get_store()
     with pytest.raises(DocumentError, match="needs a folder"):
-        DocumentStoreResource(backend="folder").get_store()
+        FolderDocumentStoreResource().get_store()

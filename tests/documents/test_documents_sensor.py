@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SkipReason, build_sensor_context
 
-from pipelines.synthetic.documents import generate
-from pipelines.documents.landing import land, produce
+from pipelines.synthetic.documents import generate, produce
+from pipelines.documents.landing import land
 from pipelines.core.lake import Lake
-from resources.documents import DocumentStoreResource
-from resources.lake import LakeResource
+from resources.documents import FolderDocumentStoreResource
+from resources.lake import LocalLakeResource
 from sensors.documents import documents_landing, plan_landing
 
 
@@ -34,8 +34,8 @@ def test_plan_landing(cursor: dict, new: dict, following: dict, keyed: bool) -> 
 
 
 def test_sensor_requests_a_run_for_new_items_and_files_then_skips(tmp_path: Path) -> None:
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")),
-                 "documents": DocumentStoreResource(backend="folder", folder=str(tmp_path / "store"))}
+    resources = {"lake": LocalLakeResource(root=str(tmp_path / "lake")),
+                 "documents": FolderDocumentStoreResource(folder=str(tmp_path / "store"))}
     instance = DagsterInstance.ephemeral()
 
     empty = documents_landing(build_sensor_context(instance=instance, resources=resources))

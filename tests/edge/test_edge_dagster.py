@@ -10,8 +10,8 @@ from assets.edge import BUNDLE_KEY, delay_model_bundle
 from pipelines.edge.repository import Repository
 from pipelines.core.lake import Lake
 from resources.edge import EdgeResource
-from resources.lake import LakeResource
-from resources.mlflow import MlflowResource
+from resources.lake import LocalLakeResource
+from resources.ml import MlflowResource
 from sensors.edge import edge_bundle_on_new_champion, run_key
 
 
@@ -24,7 +24,7 @@ def test_the_bundle_asset_publishes_the_champion_once(registered_delay_model, ed
 
     m = registered_delay_model
     monkeypatch.setattr(release, "selftest_rows_from_lake", lambda lake, n=64: edge_models.rows)
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "mlflow": _mlflow(m.settings),
+    resources = {"lake": LocalLakeResource(root=str(tmp_path / "lake")), "mlflow": _mlflow(m.settings),
                  "edge": EdgeResource(key_dir=str(edge_models.key_dir))}
     first = materialize([delay_model_bundle], resources=resources)
     assert first.success

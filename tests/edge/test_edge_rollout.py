@@ -160,7 +160,7 @@ def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, 
 
     from assets.edge import edge_rollout
     from resources.edge import EdgeResource
-    from resources.lake import LakeResource
+    from resources.lake import LocalLakeResource
     from tests.edge.test_edge_power_loss import factory_device, start_agent
 
     try:
@@ -182,7 +182,7 @@ def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, 
         procs = [start_agent(d, tmp_path / d, server.url, root_json) for d in fleet]
         try:
             edge = EdgeResource(fleet=",".join(fleet), rollout_config=json.dumps(rollout), rollout_timeout_seconds=60)
-            result = materialize([edge_rollout], resources={"lake": LakeResource(root=repo.lake.root), "edge": edge})
+            result = materialize([edge_rollout], resources={"lake": LocalLakeResource(root=repo.lake.root), "edge": edge})
         finally:
             for proc in procs:
                 proc.kill()

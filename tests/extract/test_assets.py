@@ -11,13 +11,13 @@ from dagster import AssetKey, DagsterInstance, materialize
 from assets.extract import raw_assets
 from pipelines.extract.extraction import current_file
 from pipelines.core.lake import Lake
-from resources.lake import LakeResource
-from resources.source_db import SourceDatabaseResource
+from resources.lake import LocalLakeResource
+from resources.extract import SourceDatabaseResource
 
 
 @pytest.fixture
 def resources(seeded_sqlite: str, tmp_path: Path) -> dict:
-    return {"lake": LakeResource(root=str(tmp_path / "lake")), "source_db": SourceDatabaseResource(dsn=seeded_sqlite)}
+    return {"lake": LocalLakeResource(root=str(tmp_path / "lake")), "source_db": SourceDatabaseResource(dsn=seeded_sqlite)}
 
 
 def test_one_partition_lands_with_metadata(resources: dict, tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_missing_source_table_fails_the_step_with_a_clear_message(tmp_path: Pa
     snapshots = [a for a in raw_assets if a.key == AssetKey(["raw", "airlines"])]
     result = materialize(
         snapshots,
-        resources={"lake": LakeResource(root=str(tmp_path / "lake")), "source_db": SourceDatabaseResource(dsn=str(empty))},
+        resources={"lake": LocalLakeResource(root=str(tmp_path / "lake")), "source_db": SourceDatabaseResource(dsn=str(empty))},
         raise_on_error=False,
     )
     assert not result.success

@@ -14,8 +14,8 @@ from dagster import DagsterInstance, SkipReason, build_sensor_context
 from pipelines.extract.extraction import extract
 from pipelines.core.lake import Lake
 from pipelines.extract.sourcedb import create_engine
-from resources.lake import LakeResource
-from resources.source_db import SourceDatabaseResource
+from resources.lake import LocalLakeResource
+from resources.extract import SourceDatabaseResource
 from sensors.extract import daily_extract_schedule, plan_change_capture, source_change_capture
 
 T0 = "2026-01-01T00:00:00+00:00"
@@ -43,7 +43,7 @@ def test_sensor_requests_only_days_changed_after_extraction(seeded_sqlite: str, 
     lake = Lake(str(tmp_path / "lake"))
     for day in (dt.date(2013, 3, 1), dt.date(2013, 3, 2)):
         extract(engine, lake, "flights", date=day, run_id="first")
-    resources = {"source_db": SourceDatabaseResource(dsn=str(source)), "lake": LakeResource(root=str(tmp_path / "lake"))}
+    resources = {"source_db": SourceDatabaseResource(dsn=str(source)), "lake": LocalLakeResource(root=str(tmp_path / "lake"))}
     instance = DagsterInstance.ephemeral()
 
     first = source_change_capture(build_sensor_context(instance=instance, resources=resources))

@@ -23,8 +23,8 @@ from pipelines.ml.features import FEATURES as FEATURE_COLUMNS
 from pipelines.ml.features import LABEL
 from pipelines.ml.tracking import QUIET_ENV, MlflowSettings, client
 from pipelines.ml.train import TuningConfig, train_and_register
-from resources.lake import LakeResource
-from resources.mlflow import MlflowResource
+from resources.lake import LocalLakeResource
+from resources.ml import MlflowResource
 from tests.ml.conftest import write_warehouse
 
 QUICK = ml.DelayModelConfig(n_trials=2, train_sample=60_000, max_rounds=300, nthread=1)
@@ -32,7 +32,7 @@ QUICK = ml.DelayModelConfig(n_trials=2, train_sample=60_000, max_rounds=300, nth
 
 
 def _resources(lake_root: Path, settings: MlflowSettings) -> dict:
-    return {"lake": LakeResource(root=str(lake_root)),
+    return {"lake": LocalLakeResource(root=str(lake_root)),
             "mlflow": MlflowResource(tracking_uri=settings.tracking_uri, artifact_location=settings.artifact_location)}
 
 

@@ -14,7 +14,7 @@ from pipelines.ml import registry
 from pipelines.ml.cli import model
 from pipelines.ml.data import MissingTableError, features_from_warehouse
 from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable, activate, check_reachable, client
-from resources.mlflow import MlflowResource, mlflow_resource
+from resources.ml import MlflowResource, mlflow_resource
 
 
 def _register(settings: MlflowSettings, tmp_path: Path, count: int) -> list[str]:

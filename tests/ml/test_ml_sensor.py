@@ -11,7 +11,7 @@ import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context
 
 from pipelines.ml import drift
-from resources.lake import LakeResource
+from resources.lake import LocalLakeResource
 from sensors.ml import delay_model_drift, run_key
 from tests.ml.conftest import write_warehouse
 
@@ -27,7 +27,7 @@ def _with_summer_reference(root: Path, warehouse_tables: dict, features: pl.Data
 
 
 def _tick(root: Path, cursor: str | None = None):
-    context = build_sensor_context(cursor=cursor, resources={"lake": LakeResource(root=str(root))})
+    context = build_sensor_context(cursor=cursor, resources={"lake": LocalLakeResource(root=str(root))})
     return delay_model_drift(context), context
 
 
@@ -80,7 +80,7 @@ def test_without_a_reference_or_a_warehouse_the_sensor_says_so(tmp_path: Path) -
 
 
 def test_a_bad_threshold_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sensors.ml import psi_threshold
+    from resources.ml import drift_psi_threshold as psi_threshold
 
     monkeypatch.setenv("TRIBUTARY_DRIFT_PSI_THRESHOLD", "high")
     with pytest.raises(ValueError, match="TRIBUTARY_DRIFT_PSI_THRESHOLD='high' is not a float"):

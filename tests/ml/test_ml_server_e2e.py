@@ -18,7 +18,7 @@ import pytest
 from pipelines.ml import registry
 from pipelines.ml.tracking import QUIET_ENV, MlflowSettings
 from pipelines.ml.train import TuningConfig, train_and_register
-from resources.mlflow import mlflow_resource
+from resources.ml import mlflow_resource
 
 pytestmark = pytest.mark.e2e
 

@@ -17,16 +17,16 @@ from pipelines.core.lake import Lake
 from pipelines.ml.data import FACT
 from pipelines.serving import abtest
 from pipelines.serving.invocations import SpoolWriter
-from resources.lake import LakeResource
-from resources.mlflow import MlflowResource
-from resources.serving import ServingResource, serving_resource
+from resources.lake import LocalLakeResource
+from resources.ml import MlflowResource
+from resources.serving import LocalServingResource, serving_resource
 from tests.conftest import RegisteredDelayModel
 
 
-def _serving(tmp_path: Path) -> ServingResource:
+def _serving(tmp_path: Path) -> LocalServingResource:
     root = tmp_path / "serving"
-    return ServingResource(config_path=str(root / "endpoint.json"), models_dir=str(root / "models"),
-                           spool_dir=str(root / "spool"), state_dir=str(root / "state"))
+    return LocalServingResource(config_path=str(root / "endpoint.json"), models_dir=str(root / "models"),
+                                spool_dir=str(root / "spool"), state_dir=str(root / "state"))
 
 
 def _mlflow(m: RegisteredDelayModel) -> MlflowResource:
@@ -37,7 +37,7 @@ def test_delay_endpoint_publishes_champion_and_challenger(registered_delay_model
                                                           tmp_path: Path) -> None:
     m = registered_delay_model
     serving = _serving(tmp_path)
-    resources = {"serving": serving, "mlflow": _mlflow(m), "lake": LakeResource(root=str(tmp_path / "lake"))}
+    resources = {"serving": serving, "mlflow": _mlflow(m), "lake": LocalLakeResource(root=str(tmp_path / "lake"))}
     result = materialize([delay_endpoint], resources=resources, run_config={"ops": {"serving__delay_endpoint": {
         "config": {"champion_weight": 0.8, "challenger_weight": 0.2}}}})
     assert result.success
@@ -84,7 +84,7 @@ def test_invocations_land_once_and_the_ab_report_recommends(registered_delay_mod
     delta.overwrite(lake, FACT, flights.select("flight_id", "flight_date", "is_late"))
     serving = _serving(tmp_path)
     _spool_traffic(Path(serving.spool_dir), flights)
-    resources = {"serving": serving, "lake": LakeResource(root=str(tmp_path / "lake"))}
+    resources = {"serving": serving, "lake": LocalLakeResource(root=str(tmp_path / "lake"))}
     result = materialize([invocations, ab_report], resources=resources)
     assert result.success
     landed = result.asset_materializations_for_node("serving__invocations")[0].metadata

@@ -13,7 +13,7 @@ import pytest
 from pipelines.core.lake import Lake
 from pipelines.serving.config import EndpointConfig, Shadow, Variant, reweighted
 from pipelines.serving.sagemaker import MODEL_TARBALL, SageMakerError, Target, endpoint_config_request
-from resources.serving import ServingResource
+from resources.serving import SageMakerServingResource, serving_resource
 from tests.conftest import service_missing
 from tests.serving.conftest import ROOT, Models
 
@@ -22,7 +22,7 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tributary-serving:latest"
 
 
 @pytest.fixture
-def aws(s3_endpoint: str) -> tuple[ServingResource, Lake, str]:
+def aws(s3_endpoint: str) -> tuple[SageMakerServingResource, Lake, str]:
     keys = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
     bucket = f"lake-{uuid.uuid4().hex[:10]}"
     try:
@@ -30,8 +30,8 @@ def aws(s3_endpoint: str) -> tuple[ServingResource, Lake, str]:
     except Exception as exc:  # noqa: BLE001 (any failure here means the server is not there)
         service_missing(f"moto at {s3_endpoint}", exc)
     endpoint = f"tributary-delay-{uuid.uuid4().hex[:6]}"
-    resource = ServingResource(mode="sagemaker", endpoint_name=endpoint, endpoint_url=s3_endpoint,
-                               access_key_id="test", secret_access_key="test", role_arn=ROLE, image_uri=IMAGE)
+    resource = SageMakerServingResource(endpoint_name=endpoint, endpoint_url=s3_endpoint,
+                                        access_key_id="test", secret_access_key="test", role_arn=ROLE, image_uri=IMAGE)
     lake = Lake(f"s3://{bucket}", endpoint_url=s3_endpoint, access_key_id="test", secret_access_key="test")
     return resource, lake, endpoint
 
@@ -90,9 +90,10 @@ def test_endpoint_config_request_has_shadow_variants_and_matches_the_example() -
         request["EndpointConfigName"]
 
 
-def test_sagemaker_mode_needs_its_settings(serving_models: Models) -> None:
-    resource = ServingResource(mode="sagemaker")
+def test_sagemaker_mode_needs_its_settings(serving_models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    resource = SageMakerServingResource()
     with pytest.raises(ValueError, match="TRIBUTARY_SAGEMAKER_ROLE_ARN"):
         resource.target()
+    monkeypatch.setenv("TRIBUTARY_SERVING_MODE", "k8s")
     with pytest.raises(ValueError, match="unknown serving mode"):
-        ServingResource(mode="k8s").check_mode()
+        serving_resource("local")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from dagster import AssetKey, Definitions, build_sensor_context
 
-from resources.mlflow import MlflowResource
-from resources.serving import ServingResource
+from resources.ml import MlflowResource
+from resources.serving import LocalServingResource
 from sensors.serving import (
     delay_endpoint_follows_registry, endpoint_run_key, serving_invocations_landing,
 )
@@ -30,7 +30,7 @@ def test_endpoint_follows_the_aliases(registered_delay_model: RegisteredDelayMod
 def test_landing_sensor_asks_once_per_new_segment(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
-    serving = ServingResource(spool_dir=str(spool))
+    serving = LocalServingResource(spool_dir=str(spool))
     empty = serving_invocations_landing(build_sensor_context(resources={"serving": serving}))
     assert not empty.run_requests
     (spool / "20131102T000000-1-a.ndjson").write_text("{}\n")

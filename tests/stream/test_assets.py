@@ -16,7 +16,7 @@ from assets.stream import flight_weather_telemetry, stream_assets
 from pipelines.core.lake import Lake
 from pipelines.stream.cli import stream as stream_cli
 from pipelines.stream.landing import STANDARDIZED
-from resources.lake import LakeResource
+from resources.lake import LocalLakeResource
 from resources.stream import StreamResource, stream_resource
 from sensors import stream as stream_sensors
 from tests.stream.conftest import send
@@ -27,7 +27,7 @@ KEYS = {AssetKey(["raw", "telemetry"]), AssetKey(["standardized", "telemetry"]),
 
 def test_the_stream_definitions_load_with_their_keys_group_and_sensor(tmp_path: Path) -> None:
     defs = Definitions.merge(stream_assets_module.defs, stream_sensors.defs, Definitions(resources={
-        "lake": LakeResource(root=str(tmp_path / "lake")), "stream": stream_resource("local")}))
+        "lake": LocalLakeResource(root=str(tmp_path / "lake")), "stream": stream_resource("local")}))
     graph = defs.resolve_asset_graph()
     lineage_key = AssetKey(["analytics", "flight_weather_telemetry"])
     assert set(graph.materializable_asset_keys) == KEYS | {lineage_key}
@@ -41,7 +41,7 @@ def test_the_stream_definitions_load_with_their_keys_group_and_sensor(tmp_path: 
 
 
 def test_the_assets_land_plan_themselves_and_report_what_they_did(tmp_path: Path, replay) -> None:
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")),
+    resources = {"lake": LocalLakeResource(root=str(tmp_path / "lake")),
                  "stream": StreamResource(spool_dir=str(tmp_path / "spool"), max_records=100_000)}
     send(resources["stream"].get_spool(fsync=False), replay)
     instance = DagsterInstance.ephemeral()
@@ -73,7 +73,7 @@ def test_the_assets_land_plan_themselves_and_report_what_they_did(tmp_path: Path
 
 def test_the_lineage_asset_joins_flights_to_the_stream(tmp_path: Path, replay) -> None:
     lake = Lake(str(tmp_path / "lake"))
-    resources = {"lake": LakeResource(root=lake.root),
+    resources = {"lake": LocalLakeResource(root=lake.root),
                  "stream": StreamResource(spool_dir=str(tmp_path / "spool"), max_records=100_000)}
     send(resources["stream"].get_spool(fsync=False), replay)
     assert materialize(stream_assets, resources=resources).success
@@ -129,6 +129,6 @@ def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
 
 
 def test_the_sensor_context_builds_with_profile_resources(tmp_path: Path) -> None:
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "stream": stream_resource("local")}
+    resources = {"lake": LocalLakeResource(root=str(tmp_path / "lake")), "stream": stream_resource("local")}
     result = stream_sensors.telemetry_landing_sensor(build_sensor_context(resources=resources))
     assert result.skip_reason.skip_message == "the spool stream has no shards yet"

@@ -17,8 +17,8 @@ from pipelines.synthetic.faults import DUPLICATE, EXPECTED_RULE, FAULT_ID_BASE
 from pipelines.core.lake import Lake
 from pipelines.synthetic.seed import seed
 from pipelines.extract.sourcedb import create_engine
-from resources.lake import LakeResource
-from resources.source_db import SourceDatabaseResource
+from resources.lake import LocalLakeResource
+from resources.extract import SourceDatabaseResource
 
 ALL = [*extract.raw_assets, *standardize.defs.assets, *warehouse.defs.assets]
 
@@ -36,7 +36,7 @@ def _run(source: str, lake_root: Path, day: str, *, instance=None, limit: float 
     return materialize(
         ALL,
         partition_key=day,
-        resources={"lake": LakeResource(root=str(lake_root)), "source_db": SourceDatabaseResource(dsn=source)},
+        resources={"lake": LocalLakeResource(root=str(lake_root)), "source_db": SourceDatabaseResource(dsn=source)},
         run_config=RunConfig(ops={
             "standardized__flights": QuarantineConfig(max_quarantine_share=limit),
             "standardized__weather": QuarantineConfig(max_quarantine_share=limit),

@@ -7,8 +7,8 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance, Definitions, evaluate_automation_conditions, materialize
 
 from assets import extract, standardize, warehouse
-from resources.lake import LakeResource
-from resources.source_db import SourceDatabaseResource
+from resources.lake import LocalLakeResource
+from resources.extract import SourceDatabaseResource
 from sensors.automation import follow_upstream_sensor
 
 ALL = [*extract.raw_assets, *standardize.defs.assets, *warehouse.defs.assets]
@@ -16,7 +16,7 @@ ALL = [*extract.raw_assets, *standardize.defs.assets, *warehouse.defs.assets]
 
 def test_a_new_raw_partition_is_requested_downstream(seeded_sqlite: str, tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
-    resources = {"lake": LakeResource(root=str(tmp_path / "lake")), "source_db": SourceDatabaseResource(dsn=seeded_sqlite)}
+    resources = {"lake": LocalLakeResource(root=str(tmp_path / "lake")), "source_db": SourceDatabaseResource(dsn=seeded_sqlite)}
     assert materialize(ALL, partition_key="2013-03-01", resources=resources, instance=instance).success
     defs = Definitions(assets=ALL, resources=resources)
     first = evaluate_automation_conditions(defs, instance)

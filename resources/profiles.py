@@ -1,0 +1,155 @@
+"""Profiles and the environment: the one place a `TRIBUTARY_*` variable is named, defaulted and read.
+
+A leaf module: it imports nothing from the project and nothing heavy (Dagster's `EnvVar` is imported when a
+resource is built), so the CLI, the serving workers and tests can use it cheaply. `VARIABLES` is the registry
+of every `TRIBUTARY_*` variable; the README's table is checked against it (tests/test_environment.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Profile = Literal["local", "localstack", "aws"]
+PROFILES: tuple[Profile, ...] = ("local", "localstack", "aws")
+
+
+class ProfileError(ValueError):
+    """An unknown or incomplete profile; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    """The default as the README shows it (per profile where it differs)."""
+    meaning: str
+
+
+_HOME = "`$TRIBUTARY_HOME`"
+VARIABLES: tuple[Variable, ...] = (
+    # profile and local state
+    Variable("TRIBUTARY_PROFILE", "local", "Which resources: local, localstack or aws."),
+    Variable("TRIBUTARY_HOME", ".tributary", "Folder of local state: source database, lake, Dagster instance, MLflow."),
+    Variable("TRIBUTARY_MAX_CONCURRENT", "2", "Runs the local queued run coordinator starts at once (`tributary up`)."),
+    Variable("TRIBUTARY_PARTITIONS_END", "2014-01-01", "First day after the data (exclusive); a seed at --scale N needs 2013+N."),
+    # lake and source database
+    Variable("TRIBUTARY_LAKE_ROOT", f"local: {_HOME}/lake; localstack: s3://tributary-lake",
+             "Lake root: folder, file:// URI or s3://bucket[/prefix]."),
+    Variable("TRIBUTARY_LAKE_BUCKET", "", "aws: the lake bucket, when TRIBUTARY_LAKE_ROOT is not set."),
+    Variable("TRIBUTARY_SOURCE_DSN", f"local: sqlite:///{_HOME}/source.db; localstack: postgresql://postgres@127.0.0.1:5432/test",
+             "Source database: SQLAlchemy URL, postgresql:// DSN or SQLite path."),
+    Variable("TRIBUTARY_SOURCE_SECRET_ID", "", "Secrets Manager secret with the RDS credentials (used when the DSN is empty)."),
+    # stream
+    Variable("TRIBUTARY_STREAM_KIND", "local: spool; localstack, aws: kinesis", "Telemetry transport: spool, kinesis or mqtt."),
+    Variable("TRIBUTARY_STREAM_SPOOL", f"{_HOME}/stream/spool", "The spool folder (local stream, MQTT bridge landing)."),
+    Variable("TRIBUTARY_STREAM_MAX_RECORDS", "100000", "Records per shard in one landing batch."),
+    Variable("TRIBUTARY_KINESIS_STREAM", "tributary-telemetry", "The Kinesis stream name."),
+    Variable("TRIBUTARY_KINESIS_SHARDS", "2", "Shards of a Kinesis stream the resource creates (localstack)."),
+    Variable("TRIBUTARY_MQTT_HOST", "127.0.0.1", "MQTT broker host (stream and edge jobs)."),
+    Variable("TRIBUTARY_MQTT_PORT", "1883", "MQTT broker port."),
+    Variable("TRIBUTARY_MQTT_TOPIC", "tributary/telemetry", "Telemetry topic prefix; one sub-topic per station."),
+    # documents
+    Variable("TRIBUTARY_DOCUMENTS_DIR", f"{_HOME}/documents", "local: the folder document store."),
+    Variable("TRIBUTARY_DOCUMENTS_TABLE", "tributary-documents", "localstack, aws: the DynamoDB table of records."),
+    Variable("TRIBUTARY_DOCUMENTS_LANDING", "landing/documents", "Lake prefix that producers drop document files under."),
+    Variable("TRIBUTARY_OCR_THREADS", "0 (min(4, cores))", "Threads of the OCR model."),
+    # ml
+    Variable("TRIBUTARY_MLFLOW_TRACKING_URI", f"local: sqlite:///{_HOME}/mlflow.db; localstack: http://127.0.0.1:5000",
+             "MLflow tracking store or server."),
+    Variable("TRIBUTARY_MLFLOW_REGISTRY_URI", "the tracking URI", "MLflow model registry store."),
+    Variable("TRIBUTARY_MLFLOW_ARTIFACT_LOCATION", "local: <lake>/mlflow; else the server's",
+             "Artifact root of a new experiment."),
+    Variable("TRIBUTARY_DRIFT_WINDOW_DAYS", "28", "Drift sensor and ml/drift_report: the recent window in days."),
+    Variable("TRIBUTARY_DRIFT_PSI_THRESHOLD", "0.25", "Drift sensor and ml/drift_report: PSI above which a feature drifted."),
+    # serving
+    Variable("TRIBUTARY_SERVING_MODE", "local, localstack: local; aws: sagemaker", "Endpoint backend: local or sagemaker."),
+    Variable("TRIBUTARY_SERVING_ENDPOINT", "tributary-delay", "Endpoint name."),
+    Variable("TRIBUTARY_SERVING_CONFIG", f"{_HOME}/serving/endpoint.json", "Endpoint config the local service watches."),
+    Variable("TRIBUTARY_SERVING_MODELS", f"{_HOME}/serving/models", "Served model versions, unpacked."),
+    Variable("TRIBUTARY_SERVING_SPOOL", f"{_HOME}/serving/spool", "The service's invocation log segments."),
+    Variable("TRIBUTARY_SERVING_STATE", f"{_HOME}/serving/state", "Sticky assignments and metrics files of the workers."),
+    Variable("TRIBUTARY_SERVING_STICKY_HEADER", "x-amzn-sagemaker-inference-id",
+             "Header whose value pins a caller to a variant."),
+    Variable("TRIBUTARY_SAGEMAKER_ROLE_ARN", "", "aws: execution role of the SageMaker models."),
+    Variable("TRIBUTARY_SAGEMAKER_IMAGE_URI", "", "aws: the serving image in ECR."),
+    Variable("TRIBUTARY_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large", "aws: instance type of each variant."),
+    Variable("TRIBUTARY_SAGEMAKER_INSTANCE_COUNT", "1", "aws: instances of each variant."),
+    Variable("TRIBUTARY_MODEL_VERSION", "", "Set by the SageMaker deploy in each model container: the served version."),
+    Variable("TRIBUTARY_SERVE_CONFIG", "", "Set by `tributary serve` for its workers: the endpoint config."),
+    Variable("TRIBUTARY_SERVE_MODEL_DIR", "", "Set by `tributary serve` for its workers: the --model-dir."),
+    Variable("TRIBUTARY_SERVE_ENDPOINT", "tributary-delay", "Set by `tributary serve` for its workers: the endpoint name."),
+    Variable("TRIBUTARY_SERVE_SPOOL", "", "Set by `tributary serve` for its workers: the invocation spool."),
+    Variable("TRIBUTARY_SERVE_STATE", "", "Set by `tributary serve` for its workers: the state folder."),
+    Variable("TRIBUTARY_SERVE_SEGMENT_SECONDS", "30", "Invocation log: seconds before a segment is closed."),
+    Variable("TRIBUTARY_SERVE_SPOOL_MAX_MB", "1024", "Invocation log: cap of the spool folder (all workers)."),
+    Variable("TRIBUTARY_SERVE_HEADER_SECONDS", "10", "Deadline for a request head; then 408."),
+    Variable("TRIBUTARY_SERVE_BODY_SECONDS", "30", "Deadline for a request body after its head; then 408."),
+    Variable("TRIBUTARY_SERVE_KEEPALIVE_SECONDS", "5", "An idle kept-alive connection is closed after this long."),
+    Variable("TRIBUTARY_SERVE_MAX_CONNECTIONS", "1000", "Open connections per worker; one more is answered 503."),
+    # edge
+    Variable("TRIBUTARY_EDGE_KEY_DIR", f"{_HOME}/edge/keys", "The bundle signing keys (never committed)."),
+    Variable("TRIBUTARY_EDGE_REPOSITORY_URL", "http://127.0.0.1:8750", "Where devices fetch the TUF repository."),
+    Variable("TRIBUTARY_EDGE_JOBS", "local, localstack: mqtt; aws: iot", "Rollout jobs: mqtt (local controller) or iot."),
+    Variable("TRIBUTARY_EDGE_TOPIC_PREFIX", "$aws", "IoT Jobs topic prefix."),
+    Variable("TRIBUTARY_EDGE_FLEET", "", "Comma-separated thing names of the local fleet."),
+    Variable("TRIBUTARY_EDGE_IOT_TARGETS", "", "Comma-separated thing / thing-group ARNs for CreateJob."),
+    Variable("TRIBUTARY_EDGE_ROLLOUT_CONFIG", "", "Rollout JSON (CreateJob shape + cohorts), a path or inline."),
+)
+REGISTRY: dict[str, Variable] = {v.name: v for v in VARIABLES}
+
+
+def _registered(name: str) -> str:
+    if name.startswith("TRIBUTARY_") and name not in REGISTRY:
+        raise KeyError(f"{name} is not in resources.profiles.VARIABLES: add it there (and to the README table)")
+    return name
+
+
+def setting(name: str) -> str | None:
+    """The variable's value now, stripped; None when it is unset or empty."""
+    value = os.environ.get(_registered(name), "").strip()
+    return value or None
+
+
+def env(name: str, default: Any, *, kind: type = str) -> Any:
+    """A resource field: the variable as an EnvVar when set (Dagster reads it at use time), else `default`."""
+    if not setting(name):
+        return default
+    from dagster import EnvVar
+
+    return EnvVar.int(name) if kind is int else EnvVar(name)
+
+
+def number(name: str, default: float, kind: type = float) -> Any:
+    """A positive number from the variable, or `default`; a bad value is named in one line."""
+    raw = setting(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {raw}")
+    return value
+
+
+def current_profile() -> Profile:
+    profile = setting("TRIBUTARY_PROFILE") or "local"
+    return check_profile(profile)
+
+
+def check_profile(profile: str) -> Profile:
+    if profile not in PROFILES:
+        raise ProfileError(f"unknown TRIBUTARY_PROFILE {profile!r}: use one of {', '.join(PROFILES)}")
+    return profile  # type: ignore[return-value]
+
+
+def home() -> str:
+    """The folder for local state (source database, lake, Dagster instance, MLflow): `.tributary` by default."""
+    return setting("TRIBUTARY_HOME") or ".tributary"
+
+
+def aws_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
