@@ -36,6 +36,10 @@ from pipelines.documents.tables import delete_rows, quarantine, read, read_bodie
 from pipelines.core.lake import Lake
 from resources.documents import DocumentStoreResource
 from resources.lake import LakeResource
+from pipelines.documents.ocr import engine_name, shared_engine
+from pipelines.documents.search import known_tails
+from pipelines.documents.text import TextStats, extract_texts
+from pipelines.documents.embed import BATCH_SIZE, DIM, embed_texts, shared_embedder
 
 GROUP = "documents"
 RAW_KEY = AssetKey(["raw", "documents"])
@@ -205,10 +209,6 @@ def maintenance_events(
 def document_text(
     context: AssetExecutionContext, config: DocumentsConfig, lake: LakeResource, documents: DocumentStoreResource
 ) -> MaterializeResult:
-    from pipelines.documents.ocr import engine_name, shared_engine
-    from pipelines.documents.search import known_tails
-    from pipelines.documents.text import TextStats, extract_texts
-
     the_lake = lake.get_lake()
     docs = todo(the_lake, catalog(the_lake), kinds=("maintenance_record", "inspection_report", "work_order_scan",
                                                     "email"),
@@ -272,8 +272,6 @@ def document_text(
 )
 def document_embeddings(context: AssetExecutionContext, config: DocumentsConfig, lake: LakeResource
                         ) -> MaterializeResult:
-    from pipelines.documents.embed import BATCH_SIZE, DIM, embed_texts, shared_embedder
-
     the_lake = lake.get_lake()
     texts = read(the_lake, DOCUMENT_TEXT, ["text_id", "doc_id", "text_sha256", "text"])
     texts = texts if texts is not None else pl.DataFrame(schema={"text_id": pl.String, "doc_id": pl.String,
@@ -332,8 +330,6 @@ def document_embeddings(context: AssetExecutionContext, config: DocumentsConfig,
     description=f"At least {TAILS_KNOWN_MIN:.0%} of maintenance events name a tail number the planes data knows.",
 )
 def tail_numbers_known(lake: LakeResource) -> AssetCheckResult:
-    from pipelines.documents.search import known_tails
-
     the_lake = lake.get_lake()
     events = read(the_lake, MAINTENANCE_EVENTS, ["tailnum"])
     if events is None or events.is_empty():

@@ -19,6 +19,9 @@ from assets.ml import EVALUATION_KEY
 from resources.edge import EdgeResource
 from resources.lake import LakeResource
 from resources.ml import MlflowResource
+from pipelines.edge import status as device_status
+from pipelines.edge.iot import create_job, job_document
+from pipelines.edge.repository import Repository
 
 GROUP = "edge"
 BUNDLE_KEY = AssetKey(["edge", "delay_model_bundle"])
@@ -47,7 +50,7 @@ class RolloutRunConfig(Config):
 def delay_model_bundle(context: AssetExecutionContext, config: BundleConfig, lake: LakeResource,
                        mlflow: MlflowResource, edge: EdgeResource) -> Iterator[MaterializeResult]:
     """Skipped (with the reason in the log) when the version's bundle is already published: same bytes, no release."""
-    from pipelines.edge.release import publish_model
+    from pipelines.edge.release import publish_model  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     the_lake = lake.get_lake()
     release, new = publish_model(the_lake, mlflow.settings(), edge.key_dir, version_or_alias=config.version,
@@ -79,8 +82,6 @@ def delay_model_bundle(context: AssetExecutionContext, config: BundleConfig, lak
 def edge_rollout(context: AssetExecutionContext, config: RolloutRunConfig, lake: LakeResource,
                  edge: EdgeResource) -> Iterator[MaterializeResult]:
     """local: the controller over MQTT against the fleet; aws: one IoT job (CreateJob) with the same config."""
-    from pipelines.edge import status as device_status
-    from pipelines.edge.repository import Repository
 
     the_lake = lake.get_lake()
     repo = Repository(the_lake, edge.repository_prefix)
@@ -89,8 +90,6 @@ def edge_rollout(context: AssetExecutionContext, config: RolloutRunConfig, lake:
         raise ValueError("nothing to roll out: the edge repository has no release")
     rollout_config = edge.rollout()
     if edge.jobs == "iot":
-        from pipelines.edge.iot import create_job, job_document
-
         job_id = f"delay-model-release-{release.release}"
         created = create_job(edge.iot(), job_id=job_id, targets=edge.targets(),
                              document=job_document(release, repository_url=edge.repository_url),
@@ -100,7 +99,7 @@ def edge_rollout(context: AssetExecutionContext, config: RolloutRunConfig, lake:
             "rollout_config": MetadataValue.json(rollout_config.to_json())})
         yield MaterializeResult(asset_key=STATUS_KEY, metadata={"note": "AWS IoT Jobs holds execution status"})
         return
-    from pipelines.edge.release import plan_campaign, run_local_rollout
+    from pipelines.edge.release import plan_campaign, run_local_rollout  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     things = config.things or edge.things()
     if not things:

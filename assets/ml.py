@@ -160,7 +160,7 @@ def delay_model(
         )
         return
 
-    from pipelines.ml.train import TuningConfig, train_and_register
+    from pipelines.ml.train import TuningConfig, train_and_register  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     settings = mlflow.settings()
     result = train_and_register(
@@ -221,7 +221,7 @@ def delay_model(
 def delay_model_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, lake: LakeResource, mlflow: MlflowResource
 ) -> MaterializeResult:
-    from pipelines.ml.evaluate import evaluate_and_promote
+    from pipelines.ml.evaluate import evaluate_and_promote  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     the_lake = lake.get_lake()
     settings = mlflow.settings()

@@ -32,6 +32,7 @@ from pipelines.serving.invocations import KEYS, TABLE as INVOCATIONS, land
 from resources.lake import LakeResource
 from resources.ml import MlflowResource
 from resources.serving import ServingResource
+from pipelines.ml.registry import CHAMPION, alias_version
 
 GROUP = "serving"
 ENDPOINT_KEY = AssetKey(["serving", "delay_endpoint"])
@@ -66,7 +67,6 @@ class AbReportConfig(Config):
 def delay_endpoint(context: AssetExecutionContext, config: DelayEndpointConfig, serving: ServingResource,
                    mlflow: MlflowResource, lake: LakeResource) -> Iterator[MaterializeResult]:
     """Skipped (with the reason in the log), not failed, while the registry has no champion."""
-    from pipelines.ml.registry import CHAMPION, alias_version
 
     settings = mlflow.settings()
     if alias_version(settings, CHAMPION) is None:

@@ -10,6 +10,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+import fcntl
+import hashlib
+import json
+import socket
 
 import click
 
@@ -212,9 +216,6 @@ def _claim_days(instance, lake_uri: str, start: str, end: str, run_id: str) -> I
     process ends, even on kill -9. For runs elsewhere that share the instance, its in-progress runs of the main
     job. Yields the tags that name this run's lake and process.
     """
-    import fcntl
-    import hashlib
-    import json
 
     from resources import home
 
@@ -241,7 +242,6 @@ def _claim_days(instance, lake_uri: str, start: str, end: str, run_id: str) -> I
 
 def _live_notes(folder: Path) -> list[dict[str, str]]:
     """The notes of the runs holding days of this lake; a note left by a killed run is removed."""
-    import json
 
     notes = []
     for path in sorted(folder.glob("*.json")):
@@ -287,8 +287,6 @@ def _check_in_progress(instance, lake_uri: str, start: str, end: str) -> None:
 
 
 def _this_process() -> str:
-    import socket
-
     import psutil
 
     return f"{socket.gethostname()} {os.getpid()} {psutil.Process().create_time():.3f}"
@@ -296,7 +294,6 @@ def _this_process() -> str:
 
 def _process_gone(owner: str | None) -> str | None:
     """Why the process named by a run's owner tag is known to be gone, or None (alive, or on another host)."""
-    import socket
 
     import psutil
 

@@ -20,6 +20,7 @@ from pipelines.ml import drift
 from pipelines.ml.data import FACT, MissingTableError, features_from_warehouse
 from resources.lake import LakeResource
 from resources.ml import MlflowResource, drift_psi_threshold, drift_window_days
+from pipelines.ml.registry import CHAMPION, alias_version
 
 
 def run_key(reference_id: str, window_start: object, window_end: object) -> str:
@@ -39,7 +40,6 @@ def follow_aliases(
 ) -> SensorResult:
     """One run when a registry alias of the model moves (the cursor holds the versions last seen); a SkipReason
     while there is no champion or nothing moved. `done` says what the unchanged aliases already have."""
-    from pipelines.ml.registry import CHAMPION, alias_version
 
     cursor = json.loads(context.cursor) if context.cursor else {}
     settings = mlflow.settings()

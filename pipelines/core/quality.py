@@ -33,8 +33,8 @@ class QualityReport:
 
 @functools.cache
 def _context() -> Any:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    import great_expectations as gx  # noqa: PLC0415 - start-up: great_expectations ~8 s
+    from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415 - start-up: great_expectations ~8 s
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
@@ -59,7 +59,7 @@ def validate(df: pl.DataFrame, suite_name: str, build: SuiteFactory) -> QualityR
     Only the columns the suite names are handed to Great Expectations: converting a wide frame to pandas
     cost ten times the validation itself.
     """
-    import great_expectations as gx
+    import great_expectations as gx  # noqa: PLC0415 - start-up: great_expectations ~8 s
 
     expectations = list(build(gx.expectations))
     df = df.select([c for c in _columns(expectations) if c in df.columns])
@@ -97,7 +97,7 @@ class BatchValidator:
 
     def add(self, df: pl.DataFrame) -> None:
         if self._columns is None:
-            import great_expectations as gx
+            import great_expectations as gx  # noqa: PLC0415 - start-up: great_expectations ~8 s
 
             self._columns = [c for c in _columns(list(self.build(gx.expectations))) if c in df.columns]
         self._pending.append(df.select(self._columns))

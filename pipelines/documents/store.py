@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+import time
 
 from pipelines.documents import DocumentError
 
@@ -179,8 +180,8 @@ class DynamoDocumentStore:
     @property
     def client(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            import boto3  # noqa: PLC0415 - start-up: boto3 ~0.4 s
+            from botocore.config import Config  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
             self._client = boto3.client(
                 "dynamodb", region_name=self.region, endpoint_url=self.endpoint_url,
@@ -190,7 +191,7 @@ class DynamoDocumentStore:
         return self._client
 
     def ensure(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
         try:
             self.client.describe_table(TableName=self.table_name)
@@ -240,7 +241,6 @@ class DynamoDocumentStore:
 
     def _write(self, batch: list[dict]) -> None:
         """BatchWriteItem, re-sending what DynamoDB left unprocessed (throttling) with backoff."""
-        import time
 
         pending = {self.table_name: batch}
         for attempt in range(8):

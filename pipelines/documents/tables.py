@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import Final
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
@@ -121,7 +122,6 @@ def read_bodies(lake: Lake, paths: Sequence[str], *, threads: int = 8) -> list[b
     """Raw files in order; on S3 several requests are in flight at once."""
     if lake.scheme == "file" or len(paths) < 2:
         return [lake.read_bytes(p) for p in paths]
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(lake.read_bytes, paths))

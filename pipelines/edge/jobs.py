@@ -28,6 +28,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import paho.mqtt.client as mqtt
+
+from pipelines.stream.transports import TransportError
+
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"})
 FAILURES = frozenset({"FAILED", "REJECTED", "TIMED_OUT"})
 DEFAULT_PREFIX = "$aws"
@@ -328,14 +332,10 @@ def notify_payload(job: Rollout, thing: str) -> bytes:
 
 
 def _client(client_id: str):
-    import paho.mqtt.client as mqtt
-
     return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
 
 
 def _connect(client, host: str, port: int) -> None:
-    from pipelines.stream.transports import TransportError
-
     try:
         client.connect(host, port, keepalive=30)
     except OSError as exc:
@@ -418,7 +418,7 @@ def run_device(agent, *, host: str = "127.0.0.1", port: int = 1883, prefix: str 
                stop: threading.Event | None = None, retry_after: float = 1.0,
                log: Callable[[str], None] = lambda line: None) -> None:
     """The agent's main loop on MQTT: finish an interrupted install, ask for the pending job, carry out jobs."""
-    from pipelines.edge.agent import handle_safely
+    from pipelines.edge.agent import handle_safely  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     thing = agent.device_id
     names = topics(prefix, thing)

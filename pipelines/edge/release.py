@@ -10,20 +10,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import polars as pl
+
 from pipelines.edge import bundle as bundles
 from pipelines.edge import keys as keyring
 from pipelines.edge import status as device_status
 from pipelines.edge.jobs import Campaign, JobsService, Rollout, RolloutConfig
 from pipelines.edge.repository import PREFIX, Release, Repository
 from pipelines.core.lake import Lake
+from pipelines.ml.data import read_features
+from pipelines.ml.features import LABEL
 
 
 def selftest_rows_from_lake(lake: Lake, n: int = bundles.SELFTEST_ROWS) -> list[dict]:
     """Self-test rows from the newest labelled flights of `ml/delay_features` (the holdout end of the data)."""
-    import polars as pl
 
-    from pipelines.ml.data import read_features
-    from pipelines.ml.features import LABEL
 
     features, _ = read_features(lake)
     labelled = features.filter(pl.col(LABEL).is_not_null()).sort("flight_date", "flight_id").tail(n * 50)
@@ -42,7 +43,7 @@ def publish_model(
     log: Callable[[str], None] = lambda line: None,
 ) -> tuple[Release, bool]:
     """Build and publish the bundle of a registered version; (release, False) when it is already published."""
-    from pipelines.ml.artifacts import download, resolve_version
+    from pipelines.ml.artifacts import download, resolve_version  # noqa: PLC0415 - start-up: pulls in mlflow ~3.6 s
 
     repo = Repository(lake, prefix)
     version = resolve_version(settings, version_or_alias)

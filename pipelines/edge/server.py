@@ -28,6 +28,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
+import uvicorn
 
 FaultKind = Literal["cut", "corrupt", "truncate"]
 DEVICE_HEADER = "x-device-id"
@@ -183,8 +184,6 @@ class BundleServer:
 
     def __init__(self, root: str | Path, *, plan: FaultPlan | None = None, host: str = "127.0.0.1",
                  port: int | None = None) -> None:
-        import uvicorn
-
         self.plan = plan or FaultPlan()
         self.host, self.port = host, port or 0
         config = uvicorn.Config(create_app(root, self.plan), host=self.host, port=self.port, log_level="critical",

@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines.ml.pyfunc_model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from pipelines.ml.registry import RegistryError
 from pipelines.ml.tracking import MlflowSettings, activate
+from pipelines.ml.tracking import client
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,8 @@ class ModelFiles:
 
 def resolve_version(settings: MlflowSettings, version_or_alias: str) -> str:
     """`"3"` stays `"3"`; `"champion"` becomes the version the alias names (RegistryError when it names none)."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - start-up: mlflow ~3.6 s
 
-    from pipelines.ml.tracking import client
 
     ref = str(version_or_alias).strip()
     if ref.isdigit():
@@ -50,10 +50,9 @@ def resolve_version(settings: MlflowSettings, version_or_alias: str) -> str:
 
 def download(settings: MlflowSettings, version_or_alias: str, dest: str | Path | None = None) -> ModelFiles:
     """Fetch the version's artifacts into `dest` (a new temporary folder when None) and read its spec."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    import mlflow  # noqa: PLC0415 - start-up: mlflow ~3.6 s
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - start-up: mlflow ~3.6 s
 
-    from pipelines.ml.tracking import client
 
     activate(settings, check=True)
     version = resolve_version(settings, version_or_alias)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from pipelines.core.errors import Failure, one_line_errors, run_failure_reason
@@ -88,7 +90,6 @@ def retrain() -> None:
 
 def run_retrain(*, trigger: str) -> None:
     """ml_retrain as one run in the project's Dagster instance, so it shows in the UI like a scheduled one."""
-    import time
 
     from dagster import DagsterInstance
 

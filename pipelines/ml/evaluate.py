@@ -19,6 +19,7 @@ from pipelines.ml.metrics import score
 from pipelines.ml.registry import CHALLENGER, CHAMPION, Decision, decide
 from pipelines.ml.split import TimeSplit, split
 from pipelines.ml.tracking import MlflowSettings, activate
+from pipelines.ml.tracking import client
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Evaluation:
 
 def score_version(settings: MlflowSettings, version: str, holdout: pl.DataFrame) -> dict[str, float]:
     """The scores of one registered version on labelled flights, through its pyfunc."""
-    import mlflow
+    import mlflow  # noqa: PLC0415 - start-up: mlflow ~3.6 s
 
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
     schema = model.metadata.get_input_schema()
@@ -116,7 +117,6 @@ def _tag(settings: MlflowSettings, version: str | None, metrics: dict[str, float
          decision: Decision | None) -> None:
     if version is None or metrics is None:
         return
-    from pipelines.ml.tracking import client
 
     mlflow_client = client(settings, check=False)
     tags = {f"holdout_{k}": f"{metrics[k]:.6f}" for k in ("roc_auc", "pr_auc", "log_loss")}

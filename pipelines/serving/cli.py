@@ -51,6 +51,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, config_path: s
     if ctx.invoked_subcommand is not None:
         return
     from pipelines.serving.server import ServeOptions, serve as run_server
+    from resources.serving_workers import FACTORY, endpoint_name, settings, worker_environment
 
     # Given every folder (the container's `serve` does), the profile's resource (and Dagster) is not needed.
     complete = config_path and state_dir and (spool_dir or no_log)
@@ -58,12 +59,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, config_path: s
     config_path = config_path or resource.config_path
     click.echo(f"serving on http://{host}:{port} with {workers} worker(s); config {config_path}"
                f"{f', model {model_dir}' if model_dir else ''}")
-    run_server(ServeOptions(
+    options = ServeOptions(
         host=host, port=port, workers=workers, config_path=config_path, model_dir=model_dir,
-        endpoint=os.environ.get("TRIBUTARY_SERVING_ENDPOINT", "tributary-delay") if resource is None
-        else resource.endpoint_name,
+        endpoint=endpoint_name() if resource is None else resource.endpoint_name,
         state_dir=state_dir or resource.state_dir,
-        spool_dir=None if no_log else (spool_dir or resource.spool_dir), access_log=access_log))
+        spool_dir=None if no_log else (spool_dir or resource.spool_dir), access_log=access_log)
+    run_server(options, factory=FACTORY, environment=worker_environment(options),
+               keepalive_seconds=settings().keepalive_seconds)
 
 
 @serve.command()

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.ml.registry import CHALLENGER, CHAMPION, alias_version
+
 DEFAULT_ENDPOINT = "tributary-delay"
 INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"
 
@@ -203,7 +205,7 @@ def registry_fetch(settings) -> Callable[[str, Path], tuple[Path, Path]]:
     """A `fetch` for `prepare_models` that reads a version from the MLflow registry (pipelines.ml.artifacts)."""
 
     def fetch(version: str, dest: Path) -> tuple[Path, Path]:
-        from pipelines.ml.artifacts import download
+        from pipelines.ml.artifacts import download  # noqa: PLC0415 - start-up: pulls in mlflow ~3.6 s
 
         files = download(settings, version, dest)
         return files.spec_path, files.booster_path
@@ -221,7 +223,6 @@ def from_registry(
     With `shadow_share` > 0 the challenger runs as a shadow instead of a weighted variant (it sees a copy
     of that share of traffic and answers no one).
     """
-    from pipelines.ml.registry import CHALLENGER, CHAMPION, alias_version
 
     champion = alias_version(settings, CHAMPION)
     if champion is None:

@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 import polars as pl
 
+from pipelines.core import delta
+
 TABLE = "serving/invocations"
 KEYS = ("request_id", "row", "shadow")
 OPEN_SUFFIX = ".ndjson.open"
@@ -234,7 +236,6 @@ class Landed:
 def land(lake, folder: str | Path, *, stale_seconds: float = 600.0, max_segments: int = 500,
          log: Callable[[str], None] = lambda _: None) -> Landed:
     """MERGE the ready segments into `serving/invocations`, then delete them; repeat until none is left."""
-    from pipelines.core import delta
 
     total_segments = total_rows = 0
     version = delta.version(lake, TABLE)

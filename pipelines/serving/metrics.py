@@ -21,7 +21,7 @@ class Metrics:
     """The five SageMaker invocation metrics, labelled by endpoint and variant."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram, values
+        from prometheus_client import CollectorRegistry, Counter, Histogram, values  # noqa: PLC0415 - prometheus_client picks its multiprocess mode when first imported
 
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         if self.multiprocess:
@@ -57,7 +57,7 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text of every worker's metrics (or this process's when single-process)."""
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess  # noqa: PLC0415 - prometheus_client picks its multiprocess mode when first imported
 
         if self.multiprocess:
             registry = CollectorRegistry()

@@ -61,7 +61,7 @@ class LoadedModel:
 
     @classmethod
     def load(cls, folder: str | Path, *, version: str = "") -> "LoadedModel":
-        import xgboost as xgb
+        import xgboost as xgb  # noqa: PLC0415 - start-up: xgboost ~1.9 s
 
         spec_path, booster_path = find_model_files(folder)
         try:
@@ -128,7 +128,7 @@ class DensePredictor:
     when it gives the same answers as `inplace_predict` on a probe row at load time."""
 
     def __init__(self, booster: Any, n_features: int) -> None:
-        from xgboost.core import _LIB, _ProxyDMatrix, make_jcargs
+        from xgboost.core import _LIB, _ProxyDMatrix, make_jcargs  # noqa: PLC0415 - start-up: xgboost ~1.9 s
 
         self._call = _LIB.XGBoosterPredictFromDense
         self._handle = booster.handle
@@ -167,7 +167,7 @@ class DensePredictor:
                      f'"typestr": "<f4", "version": 3}}').encode()
         status = self._call(self._handle, interface, self._args, self._proxy, *self._refs)
         if status != 0:
-            from xgboost.core import _LIB
+            from xgboost.core import _LIB  # noqa: PLC0415 - start-up: xgboost ~1.9 s
 
             raise ValueError(_LIB.XGBGetLastError().decode())
         preds = self._preds

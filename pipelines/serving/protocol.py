@@ -13,22 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from functools import cache
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pipelines.serving.app import Settings
 
 MAX_HEAD_BYTES = 64 * 1024
 """Request line and headers together (nginx allows 4 x 8 KB by default, Node 16 KB)."""
 _last_warning = 0.0
 
 
-@cache
-def _limits() -> tuple[float, int]:
-    from pipelines.serving.app import Settings
+_configured: tuple[float, int] | None = None
 
-    settings = Settings.from_env()
-    return settings.header_seconds, settings.max_connections
+
+def configure(*, header_seconds: float, max_connections: int) -> None:
+    """Set this worker's limits (the app factory does, before the first connection)."""
+    global _configured
+    _configured = (header_seconds, max_connections)
+
+
+def _limits() -> tuple[float, int]:
+    if _configured is None:
+        defaults = Settings()
+        return defaults.header_seconds, defaults.max_connections
+    return _configured
 
 
 def _refusal(status: bytes, message: str) -> bytes:

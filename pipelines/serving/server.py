@@ -1,9 +1,9 @@
 """Run the endpoint: uvicorn with N worker processes, uvloop and httptools (with the head deadline, head size cap
-and connection cap of protocol.py; keep-alive TRIBUTARY_SERVE_KEEPALIVE_SECONDS).
+and connection cap of protocol.py).
 
 Workers share the listening socket (the kernel spreads connections), the Prometheus folder (metrics summed
-across workers), the sticky-assignment table and the spool folder. Each worker reads its settings from
-TRIBUTARY_SERVE_* variables, which this module sets before the workers are spawned.
+across workers), the sticky-assignment table and the spool folder. Each worker builds its settings in the app
+factory it is given; the caller passes the environment that factory reads (set here before the workers spawn).
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import uvicorn
+
+from pipelines.serving.protocol import GuardedHttpToolsProtocol
 
 WORKER_HEALTHCHECK_SECONDS = 30
 
@@ -42,20 +46,14 @@ def prepare_metrics_dir(state_dir: str | None) -> str:
     return str(folder)
 
 
-def serve(options: ServeOptions) -> None:
-    """Block serving until interrupted (SIGINT/SIGTERM stop the workers gracefully)."""
-    import uvicorn
+def serve(options: ServeOptions, *, factory: str, environment: dict[str, str], keepalive_seconds: float) -> None:
+    """Block serving until interrupted (SIGINT/SIGTERM stop the workers gracefully).
+
+    `factory` is the "module:function" uvicorn calls in each worker, `environment` what it reads there."""
 
     if not options.config_path and not options.model_dir:
         raise ValueError("give an endpoint config (--config) or a model folder (--model-dir)")
-    env = {
-        "TRIBUTARY_SERVE_CONFIG": str(Path(options.config_path).resolve()) if options.config_path else "",
-        "TRIBUTARY_SERVE_MODEL_DIR": str(Path(options.model_dir).resolve()) if options.model_dir else "",
-        "TRIBUTARY_SERVE_ENDPOINT": options.endpoint,
-        "TRIBUTARY_SERVE_SPOOL": str(Path(options.spool_dir).resolve()) if options.spool_dir else "",
-        "TRIBUTARY_SERVE_STATE": str(Path(options.state_dir).resolve()) if options.state_dir else "",
-    }
-    os.environ.update(env)
+    os.environ.update(environment)
     metrics_dir = prepare_metrics_dir(options.state_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     extra = {}
@@ -65,15 +63,12 @@ def serve(options: ServeOptions) -> None:
         # default 5 s is short on a busy machine; not seen to fire in our runs (the load test checks the log for
         # it), raised as insurance. A hung worker is still replaced, only later.
         extra["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
-    from pipelines.serving.app import Settings
-    from pipelines.serving.protocol import GuardedHttpToolsProtocol
 
-    settings = Settings.from_env()  # the connection limits, read as each worker reads them
     try:
         uvicorn.run(
-            "pipelines.serving.app:create_app", factory=True, host=options.host, port=options.port,
+            factory, factory=True, host=options.host, port=options.port,
             workers=options.workers, loop="uvloop", http=GuardedHttpToolsProtocol, lifespan="on",
-            timeout_keep_alive=settings.keepalive_seconds,
+            timeout_keep_alive=keepalive_seconds,
             access_log=options.access_log, log_level=options.log_level, server_header=False, date_header=False,
             timeout_graceful_shutdown=10, backlog=4096, **extra,
         )

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import paho.mqtt.client as mqtt
+
 from pipelines.stream.transports import Spool, TransportError
 
 
@@ -65,7 +67,6 @@ class MqttBridge:
     def run(self, *, stop: threading.Event | None = None, max_messages: int | None = None,
             idle_exit: float | None = None, on_flush: Callable[[int], None] | None = None) -> int:
         """Forward until `stop` is set, `max_messages` have been forwarded, or nothing came for `idle_exit` s."""
-        import paho.mqtt.client as mqtt
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
                              manual_ack=True)

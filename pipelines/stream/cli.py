@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+import uuid
 
 import click
 
@@ -153,7 +154,6 @@ def bridge(host: str | None, port: int | None, topic: str | None, spool_dir: str
 @_clean
 def land(max_records: int | None, follow: bool, interval: float, analytics: bool) -> None:
     """Land what is new on the stream into the lake, batch after batch, without Dagster (the sensor's job)."""
-    import uuid
 
     from pipelines.stream import analytics as stream_analytics
     from pipelines.stream.landing import land_next

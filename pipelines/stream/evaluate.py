@@ -22,6 +22,7 @@ from pipelines.stream.events import ANALYTIC_FAULTS, DELIVERY_FAULTS
 from pipelines.synthetic.telemetry import encode, observations, plan_replay
 from pipelines.stream.landing import QUARANTINE, RAW, RULE_LATE, STANDARDIZED, LandingState, payload_text, standardize
 from pipelines.stream.transports import RECORD_SCHEMA, shard_index, shard_name
+from pipelines.stream.analytics import ANOMALIES_TABLE
 
 SCORES_SCHEMA: Final = pl.Schema(
     {"fault": pl.String(), "method": pl.String(), "labelled": pl.Int64(), "found": pl.Int64(), "tp": pl.Int64(),
@@ -118,7 +119,6 @@ def offline_run(weather: pl.DataFrame, *, seed: int, limit: int | None = None, s
 
 def lake_scores(lake: Lake, truth: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(detection, landing) scores of what the lake holds: the anomalies table, standardized, quarantine, raw."""
-    from pipelines.stream.analytics import ANOMALIES_TABLE
 
     missing = [rel for rel in (STANDARDIZED, QUARANTINE, ANOMALIES_TABLE) if delta.open_table(lake, rel) is None]
     if missing:

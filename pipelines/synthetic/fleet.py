@@ -29,10 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from pipelines.edge.agent import BlobStore, DeviceAgent, MemoryStorage, Outcome, PowerLoss, handle_safely
 from pipelines.edge.jobs import Campaign, Rollout, RolloutConfig
 from pipelines.edge.repository import Release
 from pipelines.edge.server import BundleServer, FaultPlan
+from pipelines.edge.jobs import AbortCriterion
+from pipelines.edge.repository import Repository
+from pipelines.core.lake import Lake
 
 FAULTS = ("cut", "corrupt", "truncate", "power", "disk_full", "clock_skew", "offline")
 POWER_STEPS = ("download_half", "verified", "staged", "switched", "self_testing", "committed")
@@ -67,7 +72,6 @@ def default_rollout(devices: int) -> RolloutConfig:
     """deploy/edge/rollout.json: 1% canary, 10%, then all; exponential from 50/min doubling every 100 successes
     up to 1000/min; abort at 20% failures (of any type) once 10 devices have finished (fewer for tiny fleets);
     10-minute in-progress timeout."""
-    from pipelines.edge.jobs import AbortCriterion
 
     return RolloutConfig(maximum_per_minute=1000, base_rate_per_minute=50, increment_factor=2.0, increase_after=100,
                          increase_on="numberOfSucceededThings",
@@ -130,7 +134,6 @@ def simulate(
     updates: list[tuple[str, str, str, dict]] = []
     lock = threading.Lock()
 
-    import httpx
 
     http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0),
                         limits=httpx.Limits(max_connections=workers * 2, max_keepalive_connections=workers * 2))
@@ -320,8 +323,6 @@ def run_attacks(
 ) -> dict[str, dict]:
     """Each attack on its own copy of the repository against `devices` fresh devices: how many refused it
     (REJECTED), and how many still run a model that passes its self-test (must be all of them)."""
-    from pipelines.edge.repository import Repository
-    from pipelines.core.lake import Lake
 
     results: dict[str, dict] = {}
     factory_release, factory_bytes = factory
@@ -347,7 +348,7 @@ def run_attacks(
                 data[len(data) // 2] ^= 0x01
                 path.write_bytes(bytes(data))
             elif attack == "wrong_signature":
-                from securesystemslib.signer import CryptoSigner
+                from securesystemslib.signer import CryptoSigner  # noqa: PLC0415 - start-up: securesystemslib ~0.26 s
 
                 repo.refresh_timestamp(keys, signer=CryptoSigner.generate_ed25519())
             elif attack == "replayed_release":

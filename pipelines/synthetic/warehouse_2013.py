@@ -16,6 +16,7 @@ from pipelines.standardize import transforms as standardize
 from pipelines.ml.data import DIM_AIRPORT, DIM_DATE, DIM_PLANE, FACT
 from pipelines.ml.features import build_features
 from pipelines.extract.source import load_nycflights13
+from pipelines.ml import registry
 
 UPDATED = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 """The `updated_at` every row gets, as if the seed had loaded it at that instant."""
@@ -57,8 +58,7 @@ def register_sample_models(features: pl.DataFrame, settings, *, rounds: tuple[in
                            train_sample: int = 30_000) -> list[str]:
     """Small but real registered versions (one Optuna trial each on a sample), the first as `champion` and the
     last as `challenger`: what serving and edge need to exercise versions, in seconds rather than minutes."""
-    from pipelines.ml import registry
-    from pipelines.ml.train import TuningConfig, train_and_register
+    from pipelines.ml.train import TuningConfig, train_and_register  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     versions = []
     for seed, max_rounds in enumerate(rounds, start=1):
