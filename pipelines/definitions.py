@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import warnings
 from types import ModuleType
@@ -20,7 +19,7 @@ import assets  # noqa: E402 - after the warning filters
 import sensors  # noqa: E402 - after the warning filters
 from assets.partitions import daily_partitions  # noqa: E402 - after the warning filters
 from assets.policy import apply_policy  # noqa: E402 - after the warning filters
-from resources import build_resources, current_profile  # noqa: E402 - after the warning filters
+from resources import build_resources, current_profile, max_concurrent  # noqa: E402 - after the warning filters
 
 # The main job: the batch graph up to the warehouse, over a partition range. Locally it runs in one process
 # (a multiprocess step costs seconds of start-up); elsewhere steps fan out to processes.
@@ -35,7 +34,7 @@ main_job = define_asset_job(
 )
 
 _executor = in_process_executor if current_profile() == "local" else multiprocess_executor.configured(
-    {"max_concurrent": int(os.environ.get("TRIBUTARY_MAX_CONCURRENT", "2"))}
+    {"max_concurrent": max_concurrent()}
 )
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from resources.profiles import PROFILES, Profile, ProfileError, check_profile, current_profile, home
+from resources.profiles import (
+    PROFILES, Profile, ProfileError, check_profile, current_profile, home, max_concurrent,
+)
 
-__all__ = ["PROFILES", "Profile", "ProfileError", "build_resources", "current_profile", "home", "resolved"]
+__all__ = ["PROFILES", "Profile", "ProfileError", "build_resources", "current_profile", "home", "max_concurrent",
+           "resolved"]
 
 
 def build_resources(profile: str | None = None) -> dict[str, Any]:

@@ -11,7 +11,11 @@ from pydantic import Field, PrivateAttr
 
 from pipelines.extract.sourcedb import SourceError, check_tables, create_engine
 from resources.aws import AwsConnection, aws_connection
-from resources.profiles import env, home
+from resources.profiles import env, home, value
+
+PARTITIONS_END_DEFAULT = "2014-01-01"
+"""First day after the data (exclusive). A seed at --scale N reaches 2013+N; set TRIBUTARY_PARTITIONS_END to
+cover it, or to an empty value for an open-ended source that keeps receiving flights (production)."""
 
 
 class SourceDatabaseResource(AwsConnection):
@@ -59,3 +63,9 @@ def source_db_resource(profile: str) -> SourceDatabaseResource:
                "localstack": "postgresql://postgres@127.0.0.1:5432/test", "aws": None}[profile]
     return SourceDatabaseResource(dsn=env("TRIBUTARY_SOURCE_DSN", default),
                                   secret_id=env("TRIBUTARY_SOURCE_SECRET_ID", None), **aws_connection(profile))
+
+
+def partitions_end() -> str | None:
+    """The end of the daily partitions (TRIBUTARY_PARTITIONS_END; empty: open-ended)."""
+    end = value("TRIBUTARY_PARTITIONS_END")
+    return PARTITIONS_END_DEFAULT if end is None else (end.strip() or None)

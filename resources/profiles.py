@@ -32,7 +32,7 @@ VARIABLES: tuple[Variable, ...] = (
     # profile and local state
     Variable("TRIBUTARY_PROFILE", "local", "Which resources: local, localstack or aws."),
     Variable("TRIBUTARY_HOME", ".tributary", "Folder of local state: source database, lake, Dagster instance, MLflow."),
-    Variable("TRIBUTARY_MAX_CONCURRENT", "2", "Runs the local queued run coordinator starts at once (`tributary up`)."),
+    Variable("TRIBUTARY_MAX_CONCURRENT", "2", "localstack, aws: steps of one run executed at once (multiprocess executor)."),
     Variable("TRIBUTARY_PARTITIONS_END", "2014-01-01", "First day after the data (exclusive); a seed at --scale N needs 2013+N."),
     # lake and source database
     Variable("TRIBUTARY_LAKE_ROOT", f"local: {_HOME}/lake; localstack: s3://tributary-lake",
@@ -96,8 +96,22 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRIBUTARY_EDGE_FLEET", "", "Comma-separated thing names of the local fleet."),
     Variable("TRIBUTARY_EDGE_IOT_TARGETS", "", "Comma-separated thing / thing-group ARNs for CreateJob."),
     Variable("TRIBUTARY_EDGE_ROLLOUT_CONFIG", "", "Rollout JSON (CreateJob shape + cohorts), a path or inline."),
+    # deploy scripts, tests and benchmarks (read by shell or by the harness, not by the application)
+    Variable("TRIBUTARY_IMAGE", "tributary:latest", "deploy/docker-compose.yaml: the image of the services."),
+    Variable("TRIBUTARY_PYTHON", "python", "deploy/serving/serve: the interpreter of the serving container."),
+    Variable("TRIBUTARY_SERVE_CONFIG_FILE", f"{_HOME}/serving/endpoint.json",
+             "deploy/serving/serve: the endpoint config the container watches."),
+    Variable("TRIBUTARY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test", "tests: the PostgreSQL server."),
+    Variable("TRIBUTARY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test", "benchmarks/extract.py: the PostgreSQL server."),
 )
 REGISTRY: dict[str, Variable] = {v.name: v for v in VARIABLES}
+
+
+def markdown_table() -> str:
+    """The README's table of variables (tests/test_environment.py checks that the README holds exactly this)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{v.name}` | {v.default.replace('|', '/') if v.default else '—'} | {v.meaning} |" for v in VARIABLES]
+    return "\n".join(rows)
 
 
 def _registered(name: str) -> str:
@@ -110,6 +124,11 @@ def setting(name: str) -> str | None:
     """The variable's value now, stripped; None when it is unset or empty."""
     value = os.environ.get(_registered(name), "").strip()
     return value or None
+
+
+def value(name: str) -> str | None:
+    """The variable's raw value: None when unset (an empty value is a value)."""
+    return os.environ.get(_registered(name))
 
 
 def env(name: str, default: Any, *, kind: type = str) -> Any:
@@ -149,6 +168,11 @@ def check_profile(profile: str) -> Profile:
 def home() -> str:
     """The folder for local state (source database, lake, Dagster instance, MLflow): `.tributary` by default."""
     return setting("TRIBUTARY_HOME") or ".tributary"
+
+
+def max_concurrent() -> int:
+    """Steps of one run executed at once off the local profile."""
+    return int(number("TRIBUTARY_MAX_CONCURRENT", 2, int))
 
 
 def aws_region() -> str:

@@ -55,7 +55,7 @@ in a thread, so a request of MAX_ROWS rows (~60 ms of work) does not hold up the
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the app finds its config, models and state; read from TRIBUTARY_SERVE_* in each worker."""
+    """Where the app finds its config, models and state; built in each worker by the factory uvicorn calls."""
 
     config_path: str | None = None
     model_dir: str | None = None
@@ -74,19 +74,6 @@ class Settings:
     """An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive)."""
     max_connections: int = 1000
     """Open connections per worker; one more is answered 503 and closed."""
-
-    @classmethod
-    def from_env(cls) -> "Settings":
-        env = os.environ.get
-        return cls(config_path=env("TRIBUTARY_SERVE_CONFIG") or None, model_dir=env("TRIBUTARY_SERVE_MODEL_DIR") or None,
-                   endpoint=env("TRIBUTARY_SERVE_ENDPOINT") or endpoint_config.DEFAULT_ENDPOINT,
-                   spool_dir=env("TRIBUTARY_SERVE_SPOOL") or None, state_dir=env("TRIBUTARY_SERVE_STATE") or None,
-                   segment_seconds=float(env("TRIBUTARY_SERVE_SEGMENT_SECONDS") or 30.0),
-                   spool_max_mb=float(env("TRIBUTARY_SERVE_SPOOL_MAX_MB") or 1024.0),
-                   header_seconds=float(env("TRIBUTARY_SERVE_HEADER_SECONDS") or 10.0),
-                   body_seconds=float(env("TRIBUTARY_SERVE_BODY_SECONDS") or 30.0),
-                   keepalive_seconds=float(env("TRIBUTARY_SERVE_KEEPALIVE_SECONDS") or 5.0),
-                   max_connections=int(env("TRIBUTARY_SERVE_MAX_CONNECTIONS") or 1000))
 
 
 class Served:
@@ -120,7 +107,7 @@ class App:
     """The ASGI callable (one per worker)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or Settings()
         self.metrics = Metrics()
         self.deployment: Deployment | None = None
         self.models: dict[str, LoadedModel] = {}
@@ -504,7 +491,7 @@ async def _raw(send, status: int, body: bytes, content_type: bytes, variant: byt
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app() -> App:
-    """The factory uvicorn calls in each worker (`--factory`)."""
+def create_app(settings: Settings | None = None) -> App:
+    """The app of one worker (uvicorn's factory, `resources.serving_workers.create_app`, passes its settings)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
-    return App()
+    return App(settings)

@@ -1,0 +1,66 @@
+"""The serving workers' settings: `tributary serve` hands its options to its uvicorn workers as TRIBUTARY_SERVE_*
+variables, and each worker builds its `Settings` here (uvicorn's factory is `create_app`).
+
+No Dagster and no resource here: the serving image (deploy/serving/Dockerfile) has neither.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from resources.profiles import setting
+
+if TYPE_CHECKING:
+    from pipelines.serving.app import App, Settings
+    from pipelines.serving.server import ServeOptions
+
+FACTORY = "resources.serving_workers:create_app"
+
+
+def endpoint_name() -> str:
+    """The endpoint's name when the profile's resource is not built (TRIBUTARY_SERVING_ENDPOINT)."""
+    from pipelines.serving.config import DEFAULT_ENDPOINT
+
+    return setting("TRIBUTARY_SERVING_ENDPOINT") or DEFAULT_ENDPOINT
+
+
+def worker_environment(options: ServeOptions) -> dict[str, str]:
+    """What the workers read: the folders and name of `options`, absolute."""
+    def absolute(path: str | None) -> str:
+        return str(Path(path).resolve()) if path else ""
+
+    return {"TRIBUTARY_SERVE_CONFIG": absolute(options.config_path),
+            "TRIBUTARY_SERVE_MODEL_DIR": absolute(options.model_dir),
+            "TRIBUTARY_SERVE_ENDPOINT": options.endpoint,
+            "TRIBUTARY_SERVE_SPOOL": absolute(options.spool_dir),
+            "TRIBUTARY_SERVE_STATE": absolute(options.state_dir)}
+
+
+def settings() -> Settings:
+    """One worker's settings, from the TRIBUTARY_SERVE_* variables (each limit has its default when unset)."""
+    from pipelines.serving.app import Settings
+
+    defaults = Settings()
+
+    def number(name: str, default: float) -> float:
+        return float(setting(name) or default)
+
+    return Settings(config_path=setting("TRIBUTARY_SERVE_CONFIG"), model_dir=setting("TRIBUTARY_SERVE_MODEL_DIR"),
+                    endpoint=setting("TRIBUTARY_SERVE_ENDPOINT") or defaults.endpoint,
+                    spool_dir=setting("TRIBUTARY_SERVE_SPOOL"), state_dir=setting("TRIBUTARY_SERVE_STATE"),
+                    segment_seconds=number("TRIBUTARY_SERVE_SEGMENT_SECONDS", defaults.segment_seconds),
+                    spool_max_mb=number("TRIBUTARY_SERVE_SPOOL_MAX_MB", defaults.spool_max_mb),
+                    header_seconds=number("TRIBUTARY_SERVE_HEADER_SECONDS", defaults.header_seconds),
+                    body_seconds=number("TRIBUTARY_SERVE_BODY_SECONDS", defaults.body_seconds),
+                    keepalive_seconds=number("TRIBUTARY_SERVE_KEEPALIVE_SECONDS", defaults.keepalive_seconds),
+                    max_connections=int(number("TRIBUTARY_SERVE_MAX_CONNECTIONS", defaults.max_connections)))
+
+
+def create_app() -> App:
+    """The factory uvicorn calls in each worker (`--factory`): the settings, the connection limits, the app."""
+    from pipelines.serving import app, protocol
+
+    worker = settings()
+    protocol.configure(header_seconds=worker.header_seconds, max_connections=worker.max_connections)
+    return app.create_app(worker)
