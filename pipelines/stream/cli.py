@@ -153,7 +153,7 @@ def bridge(host: str | None, port: int | None, topic: str | None, spool_dir: str
               help="Bring the windows and anomalies up to date after each batch.")
 @_clean
 def land(max_records: int | None, follow: bool, interval: float, analytics: bool) -> None:
-    """Land what is new on the stream into the lake, batch after batch, without Dagster (the sensor's job)."""
+    """Land what had arrived when it started, batch after batch, then exit (--follow: keep landing); no Dagster."""
 
     from pipelines.stream import analytics as stream_analytics
     from pipelines.stream.landing import land_next
@@ -162,14 +162,21 @@ def land(max_records: int | None, follow: bool, interval: float, analytics: bool
     lake = _lake()
     source = resource.get_source()
     run_id = f"cli-{uuid.uuid4().hex[:12]}"
+    # Without --follow: what had arrived at launch (the tip then), so a producer that never stops cannot keep
+    # this command running.
+    tip = None if follow else dt.datetime.now(dt.UTC)
+    batches = 0
     while True:
         result = land_next(lake, source, run_id=run_id, max_records=max_records or resource.max_records,
-                           lateness=resource.lateness)
+                           lateness=resource.lateness, arrived_by=tip)
         if result is None:
             if not follow:
+                if batches == 0:
+                    click.echo("nothing to land: no record arrived after the last landed batch")
                 break
             time.sleep(interval)
             continue
+        batches += 1
         click.echo(f"batch {result.batch}: {result.records:,} records, {result.landed:,} landed, "
                    f"{result.duplicates:,} duplicates, {result.quarantined_total:,} quarantined "
                    f"({result.records / max(result.seconds, 1e-9):,.0f} records/s)")

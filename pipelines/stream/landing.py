@@ -203,12 +203,20 @@ def state_at(lake: Lake, batch: int) -> LandingState:
     )
 
 
-def plan_next(source: Source, state: LandingState, *, max_records: int = MAX_RECORDS) -> BatchPlan | None:
-    """The next batch: up to `max_records` new records per shard after the committed positions; None if none."""
+def plan_next(source: Source, state: LandingState, *, max_records: int = MAX_RECORDS,
+              arrived_by: dt.datetime | None = None) -> BatchPlan | None:
+    """The next batch: up to `max_records` new records per shard after the committed positions; None if none.
+
+    With `arrived_by`, only records that had arrived by then: a landing that stops at the stream's tip at its
+    launch, however fast a producer keeps writing."""
     ranges = []
     for shard in source.shards():
         after = state.positions.get(shard)
         upto = source.latest(shard, after=after, limit=max_records)
+        if upto is not None and arrived_by is not None:
+            arrived = source.read(shard, after=after, upto=upto, limit=max_records)
+            arrived = arrived.filter(pl.col("arrival") <= arrived_by)
+            upto = arrived["sequence"][-1] if arrived.height else None
         if upto is not None:
             ranges.append(ShardRange(shard, after, upto))
     return BatchPlan(state.batch + 1, tuple(ranges)) if ranges else None
@@ -509,9 +517,11 @@ def land(
 
 
 def land_next(lake: Lake, source: Source, *, run_id: str, max_records: int = MAX_RECORDS,
-              lateness: dt.timedelta = LATENESS, on_stage: Callable[[str], None] | None = None) -> LandingResult | None:
-    """Plan the next batch from what the lake holds and land it; None when the source has nothing new."""
-    plan = plan_next(source, committed_state(lake), max_records=max_records)
+              lateness: dt.timedelta = LATENESS, on_stage: Callable[[str], None] | None = None,
+              arrived_by: dt.datetime | None = None) -> LandingResult | None:
+    """Plan the next batch from what the lake holds and land it; None when the source has nothing new (that had
+    arrived by `arrived_by`, when given)."""
+    plan = plan_next(source, committed_state(lake), max_records=max_records, arrived_by=arrived_by)
     if plan is None:
         return None
     return land(lake, source, plan, run_id=run_id, lateness=lateness, on_stage=on_stage)

@@ -213,3 +213,19 @@ def test_a_batch_of_nothing_but_bad_records_still_commits(spool: Spool, tmp_path
     assert committed_batch(lake) == 1 and land_next(lake, spool, run_id="r") is None
     assert analytics.update_windows(lake).batch == 1 and analytics.update_anomalies(lake).batch == 1
     assert analytics.update_windows(lake).skipped and analytics.update_anomalies(lake).skipped
+
+
+def test_a_landing_bounded_by_arrival_takes_only_what_had_arrived(spool: Spool, tmp_path: Path) -> None:
+    first = [("EWR", _event(h).encode()) for h in range(40)]
+    spool.put(first)
+    launched = dt.datetime.now(dt.UTC)
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    while dt.datetime.now(dt.UTC) <= launched + dt.timedelta(milliseconds=5):  # arrivals are kept in ms
+        assert dt.datetime.now(dt.UTC) < deadline
+    spool.put([("EWR", _event(40 + h).encode()) for h in range(25)])  # arrives after the launch
+    lake = Lake(str(tmp_path / "lake"))
+    landed = 0
+    while (result := landing.land_next(lake, spool, run_id="r", max_records=15, arrived_by=launched)) is not None:
+        landed += result.records
+    assert landed == 40
+    assert landing.land_next(lake, spool, run_id="r", max_records=100).records == 25  # the rest, later
