@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,29 @@ pytestmark = pytest.mark.e2e
 STARTUP_SECONDS = 120
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_server_command(*, port: int, dsn: str, bucket: str) -> str:
+    """The README's `mlflow server` lines for the localstack profile, with this test's port, store and bucket."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- mlflow-server -->", 1)[1].split("<!-- /mlflow-server -->", 1)[0]
+    lines = block.strip().removeprefix("```bash").removesuffix("```").strip()
+    command = lines.split("\nexport ", 1)[0]  # the server; the export is the client's side
+    for literal, value in {"--port 5000": f"--port {port}", "postgresql://postgres@127.0.0.1:5432/test": dsn,
+                           "s3://tributary-lake/mlflow": f"s3://{bucket}/mlflow"}.items():
+        assert literal in command, f"the README's mlflow server command lost {literal!r}"
+        command = command.replace(literal, value)
+    return command.replace(".venv/bin/mlflow", str(Path(sys.executable).with_name("mlflow")))
+
+
+def test_the_readme_sets_the_client_to_the_server_it_starts() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "export TRIBUTARY_MLFLOW_TRACKING_URI=http://127.0.0.1:5000\n<!-- /mlflow-server -->" in readme.replace(
+        "```\n<!-- /mlflow-server -->", "<!-- /mlflow-server -->")
+    assert "MLFLOW_S3_ENDPOINT_URL=$AWS_ENDPOINT_URL" in readme_server_command(port=1, dsn="d", bucket="b")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,17 +61,15 @@ def mlflow_server(pg_dsn: str, s3_endpoint: str, tmp_path: Path) -> Iterator[tup
     import boto3
 
     bucket = f"mlflow-{uuid.uuid4().hex[:10]}"
-    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
     boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                  region_name="us-east-1").create_bucket(Bucket=bucket)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "mlflow-server.log").open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", pg_dsn, "--artifacts-destination", f"s3://{bucket}/mlflow"],
-        env={**os.environ, **QUIET_ENV, **aws}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        ["bash", "-c", f"{readme_server_command(port=port, dsn=pg_dsn, bucket=bucket)}\nwait"],
+        env={**os.environ, **QUIET_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "PATH": f"{ROOT}/.venv/bin:{os.environ['PATH']}"},
+        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -63,11 +85,12 @@ def mlflow_server(pg_dsn: str, s3_endpoint: str, tmp_path: Path) -> Iterator[tup
             time.sleep(1)
         yield url, bucket
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
         log.close()
 
 
