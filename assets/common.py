@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -17,12 +17,15 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    BackfillPolicy,
     MetadataValue,
     TableColumn,
     TableSchema,
+    asset,
 )
 
-from assets.partitions import chunks, days_in_run
+from assets.automation import follows_upstream
+from assets.partitions import chunks, daily_partitions, days_in_run
 from pipelines.core import delta
 from pipelines.core.lake import Lake
 from pipelines.core.quality import BatchValidator, QualityReport
@@ -95,6 +98,23 @@ def quality_check_specs(key: list[str] | AssetKey, *, blocking_share: bool = Fal
             description="Fails when the run's quarantined share passes the limit, so the warehouse is not fed.",
         ))
     return specs
+
+
+def delta_table(key: AssetKey, *, group: str, description: str, deps: Sequence[AssetKey] = (), daily: bool = False,
+                blocking_share: bool = False, follows: bool = True):
+    """`@asset` of a Delta table built with polars and checked by its suite (`quality_check_specs`): a `daily`
+    table is partitioned by day and backfills a range in one run; it `follows` its upstreams by itself."""
+    return asset(
+        key=key,
+        group_name=group,
+        deps=list(deps),
+        partitions_def=daily_partitions if daily else None,
+        backfill_policy=BackfillPolicy.single_run() if daily else None,
+        kinds={"polars", "delta"},
+        automation_condition=follows_upstream() if follows else None,
+        check_specs=quality_check_specs(key, blocking_share=blocking_share),
+        description=description,
+    )
 
 
 @dataclass

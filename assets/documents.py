@@ -139,6 +139,19 @@ def raw_documents(
     return MaterializeResult(metadata=metadata)
 
 
+def _write(context: AssetExecutionContext, lake: Lake, docs: pl.DataFrame, rows: pl.DataFrame, rejected: list,
+           *, before: pl.DataFrame | None, target: str, keys: list[str], quarantine_rel: str) -> None:
+    """Upsert what `docs` gave into `target` and their refusals into quarantine (and the log). A new version of a
+    document replaces its old rows; a refused new version leaves the last good one."""
+    refused = {r.doc_id for r in rejected}
+    replaced = [] if before is None else sorted(set(before["doc_id"]) & set(docs["doc_id"]) - refused)
+    upsert(lake, target, rows, keys=keys, replace=("doc_id", replaced))
+    quarantine(lake, quarantine_rel, rejected, run_id=context.run_id,
+               items=dict(docs.select("doc_id", "raw_path").iter_rows()))
+    for r in rejected:
+        context.log.warning(f"quarantined {r.doc_id}: {r.rule}: {r.reason}")
+
+
 def _sources(lake: Lake, docs: pl.DataFrame) -> list[Source]:
     bodies = read_bodies(lake, docs["raw_path"].to_list())
     rows = docs.select("doc_id", "sha256", "kind").iter_rows()
@@ -163,14 +176,8 @@ def maintenance_events(
     events, rejected = flatten(_sources(the_lake, docs), run_id=context.run_id)
     before = read(the_lake, MAINTENANCE_EVENTS, ["doc_id", "event_id"])
     columns_before = set() if before is None else set(delta.scan(the_lake, MAINTENANCE_EVENTS).collect_schema())
-    # A new version of a document replaces its old events; a refused new version leaves the last good one.
-    refused = {r.doc_id for r in rejected}
-    replaced = [] if before is None else sorted(set(before["doc_id"]) & set(docs["doc_id"]) - refused)
-    upsert(the_lake, MAINTENANCE_EVENTS, events, keys=["event_id"], replace=("doc_id", replaced))
-    quarantine(the_lake, QUARANTINE_EVENTS, rejected, run_id=context.run_id,
-               items=dict(docs.select("doc_id", "raw_path").iter_rows()))
-    for r in rejected:
-        context.log.warning(f"quarantined {r.doc_id}: {r.rule}: {r.reason}")
+    _write(context, the_lake, docs, events, rejected, before=before, target=MAINTENANCE_EVENTS, keys=["event_id"],
+           quarantine_rel=QUARANTINE_EVENTS)
     seconds = time.monotonic() - started
     context.log.info(f"{docs.height} document(s) read, {events.height} event(s), {len(rejected)} quarantined")
     if delta.open_table(the_lake, MAINTENANCE_EVENTS) is None:  # every document refused on the first run
@@ -221,14 +228,8 @@ def document_text(
         part = docs.slice(offset, TEXT_CHUNK)
         frame, rejected, stats = extract_texts(_sources(the_lake, part), ocr=lambda: shared_engine(documents.ocr_threads), run_id=context.run_id,
                                                limits=documents.limits(), known_tails=tails)
-        before = read(the_lake, DOCUMENT_TEXT, ["doc_id"])
-        refused = {r.doc_id for r in rejected}
-        replaced = [] if before is None else sorted(set(before["doc_id"]) & set(part["doc_id"]) - refused)
-        upsert(the_lake, DOCUMENT_TEXT, frame, keys=["text_id"], replace=("doc_id", replaced))
-        quarantine(the_lake, QUARANTINE_TEXT, rejected, run_id=context.run_id,
-                   items=dict(part.select("doc_id", "raw_path").iter_rows()))
-        for r in rejected:
-            context.log.warning(f"quarantined {r.doc_id}: {r.rule}: {r.reason}")
+        _write(context, the_lake, part, frame, rejected, before=read(the_lake, DOCUMENT_TEXT, ["doc_id"]),
+               target=DOCUMENT_TEXT, keys=["text_id"], quarantine_rel=QUARANTINE_TEXT)
         totals.ocr_images += stats.ocr_images
         totals.ocr_seconds += stats.ocr_seconds
         confidences += frame.filter(pl.col("method") == "ocr")["ocr_confidence"].to_list()

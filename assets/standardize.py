@@ -4,29 +4,13 @@ import datetime as dt
 from collections.abc import Callable
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetExecutionContext,
-    AssetKey,
-    BackfillPolicy,
-    Config,
-    Definitions,
-    MaterializeResult,
-    asset,
-)
+from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, Config, Definitions, MaterializeResult
 from pydantic import Field
 
-from assets.automation import follows_upstream
-from assets.common import (
-    delta_metadata,
-    quality_check,
-    quality_check_specs,
-    quarantine_metadata,
-    write_days,
-)
-from assets.partitions import daily_partitions
+from assets.common import delta_metadata, delta_table, quality_check, quarantine_metadata, write_days
 from pipelines.core import delta
 from pipelines.warehouse import suites
+from pipelines.standardize import FLIGHTS, REFERENCE_TABLES, WEATHER, quarantined, standardized
 from pipelines.standardize import transforms as standardize
 from pipelines.core.lake import Lake
 from pipelines.core.quality import BatchValidator, validate
@@ -35,6 +19,8 @@ from resources.lake import LakeResource
 
 GROUP = "standardize"
 QUARANTINE_PARTITION = "partition_date"
+WEATHER_KEY = AssetKey.from_user_string(WEATHER)
+FLIGHTS_KEY = AssetKey.from_user_string(FLIGHTS)
 
 
 class QuarantineConfig(Config):
@@ -64,23 +50,16 @@ def _share_check(good: int, bad: int, limit: float) -> AssetCheckResult:
 
 
 def _reference_asset(table: str, fn, suite):
-    key = ["standardized", table]
+    key = AssetKey.from_user_string(standardized(table))
 
-    @asset(
-        key=key,
-        group_name=GROUP,
-        deps=[AssetKey(["raw", table])],
-        kinds={"polars", "delta"},
-        automation_condition=follows_upstream(),
-        check_specs=quality_check_specs(key),
-        description=f"The `{table}` reference table typed and deduplicated (Delta); bad rows to quarantine.",
-    )
+    @delta_table(key, group=GROUP, deps=[AssetKey(["raw", table])],
+                 description=f"The `{table}` reference table typed and deduplicated (Delta); bad rows to quarantine.")
     def _standardize(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         the_lake = lake.get_lake()
         result = fn(scan_snapshot(the_lake, table).collect(), run_id=context.run_id)
-        version = delta.overwrite(the_lake, f"standardized/{table}", result.good)
-        delta.overwrite(the_lake, f"quarantine/{table}", result.quarantine)
-        metadata = delta_metadata(rows=result.good.height, uri=the_lake.uri(f"standardized/{table}"), version=version,
+        version = delta.overwrite(the_lake, standardized(table), result.good)
+        delta.overwrite(the_lake, quarantined(table), result.quarantine)
+        metadata = delta_metadata(rows=result.good.height, uri=the_lake.uri(standardized(table)), version=version,
                                   schema=result.good.schema, preview=result.good)
         metadata.update(quarantine_metadata(result.quarantine))
         report = validate(result.good, f"standardized_{table}", suite)
@@ -101,21 +80,21 @@ def _standardize_range(
 ) -> MaterializeResult:
     """The run's days in month chunks: raw -> `transform` -> partition-scoped overwrite of the table and of its
     quarantine; one quality report and one quarantine share for the whole run."""
-    quarantined: list[pl.DataFrame] = []
+    bad_chunks: list[pl.DataFrame] = []
     checker = BatchValidator(f"standardized_{table}", suite)
 
     def build(chunk: list[dt.date]) -> pl.DataFrame:
         raw = scan_days(the_lake, table, chunk).collect()
         result = transform(raw.drop(PARTITION_DATE), chunk)
         bad = _quarantine_with_day(result.quarantine, raw)
-        delta.overwrite_range(the_lake, f"quarantine/{table}", bad, partition_by=QUARANTINE_PARTITION,
+        delta.overwrite_range(the_lake, quarantined(table), bad, partition_by=QUARANTINE_PARTITION,
                               first=chunk[0], last=chunk[-1])
-        quarantined.append(bad)
+        bad_chunks.append(bad)
         return result.good
 
-    written = write_days(context, the_lake, f"standardized/{table}", build, partition_by=partition_by,
-                         checker=checker, note=lambda: f", {sum(q.height for q in quarantined):,} quarantined")
-    bad = pl.concat(quarantined)
+    written = write_days(context, the_lake, standardized(table), build, partition_by=partition_by,
+                         checker=checker, note=lambda: f", {sum(q.height for q in bad_chunks):,} quarantined")
+    bad = pl.concat(bad_chunks)
     metadata = written.metadata()
     metadata.update(quarantine_metadata(bad))
     return MaterializeResult(
@@ -124,17 +103,8 @@ def _standardize_range(
     )
 
 
-@asset(
-    key=["standardized", "weather"],
-    group_name=GROUP,
-    deps=[AssetKey(["raw", "weather"])],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    kinds={"polars", "delta"},
-    automation_condition=follows_upstream(),
-    check_specs=quality_check_specs(["standardized", "weather"], blocking_share=True),
-    description="Hourly weather at the NYC stations, typed, UTC, deduplicated (Delta by obs_date).",
-)
+@delta_table(WEATHER_KEY, group=GROUP, deps=[AssetKey(["raw", "weather"])], daily=True, blocking_share=True,
+             description="Hourly weather at the NYC stations, typed, UTC, deduplicated (Delta by obs_date).")
 def standardized_weather(
     context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
 ) -> MaterializeResult:
@@ -145,28 +115,22 @@ def standardized_weather(
     )
 
 
-@asset(
-    key=["standardized", "flights"],
-    group_name=GROUP,
-    deps=[AssetKey(["raw", "flights"]), AssetKey(["standardized", "weather"]), AssetKey(["standardized", "airports"]),
-          AssetKey(["standardized", "planes"]), AssetKey(["standardized", "airlines"])],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    kinds={"polars", "delta"},
-    automation_condition=follows_upstream(),
-    check_specs=quality_check_specs(["standardized", "flights"], blocking_share=True),
+@delta_table(
+    FLIGHTS_KEY, group=GROUP, daily=True, blocking_share=True,
+    deps=[AssetKey(["raw", "flights"]), WEATHER_KEY,
+          *(AssetKey.from_user_string(standardized(table)) for table in REFERENCE_TABLES)],
     description="One row per flight: local and UTC times, cancellations, delay classes, geography, weather, aircraft.",
 )
 def standardized_flights(
     context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
 ) -> MaterializeResult:
     the_lake = lake.get_lake()
-    refs = {name: delta.scan(the_lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
+    refs = {name: delta.scan(the_lake, standardized(name)).collect() for name in REFERENCE_TABLES}
 
     def transform(raw: pl.DataFrame, chunk: list[dt.date]) -> standardize.Standardized:
         # A day's flights meet the weather of their scheduled hour, which can fall on the neighbouring day in UTC.
         weather = (
-            delta.scan(the_lake, "standardized/weather")
+            delta.scan(the_lake, WEATHER)
             .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
             .collect()
         )

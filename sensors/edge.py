@@ -1,11 +1,10 @@
 """Edge automation: a new champion becomes a new bundle (one run per champion version)."""
 
-from dagster import DefaultSensorStatus, Definitions, SensorEvaluationContext, SensorResult, sensor
+from dagster import Definitions
 
 from assets.edge import BUNDLE_KEY
 from pipelines.ml.registry import CHAMPION
-from sensors.ml import follow_aliases
-from resources.ml import MlflowResource
+from sensors.ml import alias_sensor
 
 
 def run_key(version: str) -> str:
@@ -13,19 +12,16 @@ def run_key(version: str) -> str:
     return f"edge-bundle:champion:{version}"
 
 
-@sensor(
-    name="edge_bundle_on_new_champion",
+edge_bundle_on_new_champion = alias_sensor(
+    "edge_bundle_on_new_champion",
     asset_selection=[BUNDLE_KEY],
     minimum_interval_seconds=300,
-    default_status=DefaultSensorStatus.STOPPED,
     description="Request edge/delay_model_bundle when the `champion` alias of delay_model moves.",
+    aliases=(CHAMPION,),
+    run_key=lambda seen: run_key(seen[CHAMPION]),
+    tags=lambda seen: {"tributary/trigger": "new_champion", "tributary/model_version": seen[CHAMPION]},
+    done="its bundle already requested",
+    action="requesting the champion's edge bundle",
 )
-def edge_bundle_on_new_champion(context: SensorEvaluationContext, mlflow: MlflowResource) -> SensorResult:
-    return follow_aliases(
-        context, mlflow, aliases=(CHAMPION,), run_key=lambda seen: run_key(seen[CHAMPION]),
-        tags=lambda seen: {"tributary/trigger": "new_champion", "tributary/model_version": seen[CHAMPION]},
-        done="its bundle already requested", action="requesting the champion's edge bundle",
-    )
-
 
 defs = Definitions(sensors=[edge_bundle_on_new_champion])

@@ -1,13 +1,15 @@
 """ML automation: the drift sensor asks for a retrain when recent flights no longer look like the training data;
-`follow_aliases` is how the edge and serving sensors follow the registry's aliases."""
+`alias_sensor` builds the edge and serving sensors that follow the registry's aliases."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dagster import (
+    AssetKey,
     DefaultSensorStatus,
     Definitions,
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -28,31 +30,40 @@ def run_key(reference_id: str, window_start: object, window_end: object) -> str:
     return f"drift-retrain:{reference_id}:{window_start}:{window_end}"
 
 
-def follow_aliases(
-    context: SensorEvaluationContext,
-    mlflow: MlflowResource,
+def alias_sensor(
+    name: str,
     *,
+    asset_selection: Sequence[AssetKey],
+    minimum_interval_seconds: int,
+    description: str,
     aliases: tuple[str, ...],
     run_key: Callable[[dict], str],
     tags: Callable[[dict], dict[str, str]],
     done: str,
     action: str,
-) -> SensorResult:
-    """One run when a registry alias of the model moves (the cursor holds the versions last seen); a SkipReason
-    while there is no champion or nothing moved. `done` says what the unchanged aliases already have."""
+) -> SensorDefinition:
+    """A sensor that follows the registry's aliases of the model: one run when an alias moves (the cursor holds
+    the versions last seen), a SkipReason while there is no champion or nothing moved (`done` says what the
+    unchanged aliases already have)."""
 
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    settings = mlflow.settings()
-    seen = {alias: alias_version(settings, alias) for alias in aliases}
-    following = json.dumps(seen, sort_keys=True)
-    if seen.get(CHAMPION) is None:
-        return SensorResult(skip_reason=SkipReason(f"{settings.model_name} has no champion yet"), cursor=following)
-    if cursor == seen:
-        state = ", ".join(f"{alias} v{version or '-'}" for alias, version in seen.items())
-        return SensorResult(skip_reason=SkipReason(f"{state} still, unchanged since the last tick: {done}"),
-                            cursor=following)
-    context.log.info(f"registry aliases moved from {cursor or 'nothing'} to {seen}: {action}")
-    return SensorResult(run_requests=[RunRequest(run_key=run_key(seen), tags=tags(seen))], cursor=following)
+    @sensor(name=name, asset_selection=list(asset_selection), minimum_interval_seconds=minimum_interval_seconds,
+            default_status=DefaultSensorStatus.STOPPED, description=description)
+    def follow(context: SensorEvaluationContext, mlflow: MlflowResource) -> SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        settings = mlflow.settings()
+        seen = {alias: alias_version(settings, alias) for alias in aliases}
+        following = json.dumps(seen, sort_keys=True)
+        if seen.get(CHAMPION) is None:
+            return SensorResult(skip_reason=SkipReason(f"{settings.model_name} has no champion yet"),
+                                cursor=following)
+        if cursor == seen:
+            state = ", ".join(f"{alias} v{version or '-'}" for alias, version in seen.items())
+            return SensorResult(skip_reason=SkipReason(f"{state} still, unchanged since the last tick: {done}"),
+                                cursor=following)
+        context.log.info(f"registry aliases moved from {cursor or 'nothing'} to {seen}: {action}")
+        return SensorResult(run_requests=[RunRequest(run_key=run_key(seen), tags=tags(seen))], cursor=following)
+
+    return follow
 
 
 @sensor(

