@@ -70,7 +70,22 @@ def catalog(lake: Lake) -> dict[str, str]:
 
 def tables_read(sql: str, tables: Iterable[str]) -> list[str]:
     """The lake tables a read-only query reads, in order; QueryError when it does anything else."""
+    tree = _one_query(sql)
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for clause in tree.find_all(exp.From, exp.Join):
+        if not isinstance(clause.this, _SOURCES):
+            raise QueryError(f"SQL error: cannot read from {clause.this.sql(DIALECT)[:60]}: {_ONLY_LAKE}")
     known = {name.lower(): name for name in tables}
+    used: list[str] = []
+    for table in tree.find_all(exp.Table):
+        name = _lake_table(table, known, ctes)
+        if name is not None and name not in used:
+            used.append(name)
+    return used
+
+
+def _one_query(sql: str) -> exp.Query:
+    """The one read-only statement of `sql`, parsed; QueryError for table functions, writes, or several."""
     if _TABLE_FUNCTION.search(sql):
         raise QueryError(f"table functions (read_csv, read_parquet, ...) are refused, and so is any word starting "
                          f"with read_: {_ONLY_LAKE}")
@@ -88,26 +103,23 @@ def tables_read(sql: str, tables: Iterable[str]) -> list[str]:
     if not isinstance(tree, exp.Query):
         hint = "; `tributary query --tables` lists the tables" if isinstance(tree, exp.Show) else ""
         raise QueryError(f"SQL error: only a query (SELECT ...) runs here, not {_keyword(tree)}{hint}")
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    for clause in tree.find_all(exp.From, exp.Join):
-        if not isinstance(clause.this, _SOURCES):
-            raise QueryError(f"SQL error: cannot read from {clause.this.sql(DIALECT)[:60]}: {_ONLY_LAKE}")
-    used: list[str] = []
-    for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            raise QueryError(f"table function {table.this.sql(DIALECT)[:60]} is refused: {_ONLY_LAKE}")
-        if table.args.get("db") or table.args.get("catalog"):
-            raise QueryError(f"unknown table {table.sql(DIALECT)}: name a lake table without a schema; {_ONLY_LAKE}")
-        name = table.name.lower()
-        if name in ctes:
-            continue
-        if name not in known:
-            listed = ", ".join(sorted(known)) or "none yet: run `tributary run` first"
-            raise QueryError(f"unknown table {table.name!r}: the query names no known table of the lake "
-                             f"(tables: {listed})")
-        if known[name] not in used:
-            used.append(known[name])
-    return used
+    return tree
+
+
+def _lake_table(table: exp.Table, known: dict[str, str], ctes: set[str]) -> str | None:
+    """The lake table a table reference names (None for a CTE); QueryError for anything else."""
+    if not isinstance(table.this, exp.Identifier):
+        raise QueryError(f"table function {table.this.sql(DIALECT)[:60]} is refused: {_ONLY_LAKE}")
+    if table.args.get("db") or table.args.get("catalog"):
+        raise QueryError(f"unknown table {table.sql(DIALECT)}: name a lake table without a schema; {_ONLY_LAKE}")
+    name = table.name.lower()
+    if name in ctes:
+        return None
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none yet: run `tributary run` first"
+        raise QueryError(f"unknown table {table.name!r}: the query names no known table of the lake "
+                         f"(tables: {listed})")
+    return known[name]
 
 
 def run_sql(lake: Lake, sql: str) -> pl.DataFrame:

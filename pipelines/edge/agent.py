@@ -433,31 +433,17 @@ class DeviceAgent:
         slot is gone. An unfinished download of B is dropped by any newer job.
 
         Raises TransientError when it should be tried again later (the job stays IN_PROGRESS)."""
-        last = self.storage.read_doc("last_job")
-        if last and last.get("job_id") == job_id and not self.journal:  # a job notified again after its end
-            details = {k: v for k, v in last.items() if k not in ("job_id", "status")}
-            return self._finish_now(job_id, last["status"], details)
-        journal = self.journal
-        if journal and journal.get("job_id") != job_id:
-            if journal["step"] in ("switched", "self_testing", "committed", "rolled_back"):
-                self._run(journal)  # a switched slot is decided before anything else happens
-            else:
-                self.storage.drop_part()  # a newer job replaces an unfinished download
-                self.storage.write_doc("journal", None)
-        elif journal:
-            return self._run(journal)
+        earlier = self._settle_earlier(job_id)
+        if earlier is not None:
+            return earlier
         target = str(document.get("target", ""))
         operation = document.get("operation", "install")
         if operation not in ("install", "rollback") or not target:
             return self._finish_now(job_id, "REJECTED", {"reason": f"unsupported job document {document}"})
         if operation == "rollback" and document.get("from"):
-            pointer = self.current
-            if not pointer or pointer["target"] != document["from"]:
-                return self._finish_now(job_id, "SUCCEEDED", {
-                    "version": (pointer or {}).get("version", ""), "reason": f"not on {document['from']}"})
-            before = pointer.get("previous")
-            if before and self.storage.slot_digest(before["slot"]) == before["sha256"]:
-                target = before["target"]
+            target, done = self._rollback_target(job_id, str(document["from"]), target)
+            if done is not None:
+                return done
         self.report(job_id, "IN_PROGRESS", {"step": "refreshing_metadata"})
         from tuf.api.exceptions import RepositoryError  # noqa: PLC0415 - start-up: tuf ~0.2 s
 
@@ -484,6 +470,36 @@ class DeviceAgent:
                 self.storage.drop_part()
             journal = self._journal("downloading", **journal)
         return self._run(journal)
+
+    def _settle_earlier(self, job_id: str) -> Outcome | None:
+        """The outcome when this job already ended or is under way; otherwise the install of an earlier job is
+        decided (a switched slot) or dropped (an unfinished download), and None."""
+        last = self.storage.read_doc("last_job")
+        if last and last.get("job_id") == job_id and not self.journal:  # a job notified again after its end
+            details = {k: v for k, v in last.items() if k not in ("job_id", "status")}
+            return self._finish_now(job_id, last["status"], details)
+        journal = self.journal
+        if journal and journal.get("job_id") != job_id:
+            if journal["step"] in ("switched", "self_testing", "committed", "rolled_back"):
+                self._run(journal)  # a switched slot is decided before anything else happens
+            else:
+                self.storage.drop_part()  # a newer job replaces an unfinished download
+                self.storage.write_doc("journal", None)
+        elif journal:
+            return self._run(journal)
+        return None
+
+    def _rollback_target(self, job_id: str, bad: str, target: str) -> tuple[str, Outcome | None]:
+        """What a rollback from `bad` installs: the bundle run before it when its slot still holds it, else
+        `target`; with an outcome at once when the device does not run `bad`."""
+        pointer = self.current
+        if not pointer or pointer["target"] != bad:
+            return target, self._finish_now(job_id, "SUCCEEDED", {
+                "version": (pointer or {}).get("version", ""), "reason": f"not on {bad}"})
+        before = pointer.get("previous")
+        if before and self.storage.slot_digest(before["slot"]) == before["sha256"]:
+            return before["target"], None
+        return target, None
 
     def _finish_now(self, job_id: str, status: str, details: dict) -> Outcome:
         self.report(job_id, status, details)
@@ -522,45 +538,59 @@ class DeviceAgent:
             journal = self._journal("verified")
             step = "verified"
         if step == "verified":
-            size, sha = self.storage.part_digest()
-            if (size, sha) != (journal["length"], journal["sha256"]):  # a cut before the fsync of the part
-                journal = self._journal("downloading")
+            journal = self._stage(journal)
+            if journal["step"] == "downloading":  # a cut before the fsync of the part
                 return self._run(journal)
-            self.storage.promote_part(journal["slot"])
-            journal = self._journal("staged")
             step = "staged"
         if step == "staged":
             if self.storage.slot_digest(journal["slot"]) != journal["sha256"]:
                 self.storage.drop_slot(journal["slot"])
                 return self._run(self._journal("downloading"))
-            pointer = self.current
-            if not pointer or pointer["sha256"] != journal["sha256"]:
-                before = journal.get("previous")
-                self.storage.write_doc("current", {
-                    "slot": journal["slot"], "target": journal["target"], "sha256": journal["sha256"],
-                    "version": journal["version"],
-                    "previous": {k: v for k, v in before.items() if k != "previous"} if before else None})
-            self.report(job_id, "IN_PROGRESS", {"step": "switched", "version": journal["version"]})
-            journal = self._journal("switched")
+            journal = self._switch(job_id, journal)
             step = "switched"
         if step in ("switched", "self_testing"):
-            attempts = int(journal.get("self_test_attempts", 0)) + 1
-            journal = self._journal("self_testing", self_test_attempts=attempts)
-            if attempts > MAX_SELF_TEST_ATTEMPTS:
-                passed, reason = False, f"self-test did not finish in {MAX_SELF_TEST_ATTEMPTS} boots"
-            else:
-                try:
-                    result = self.storage.load(journal["slot"]).self_test()
-                    passed, reason = result.passed, result.reason
-                except BundleError as exc:
-                    passed, reason = False, str(exc)
-            if passed:
-                journal = self._journal("committed", reason=reason)
-            else:
-                previous = journal.get("previous")
-                self.storage.write_doc("current", previous)  # boot the previous bundle again
-                journal = self._journal("rolled_back", reason=reason)
+            journal = self._self_test(journal)
             step = journal["step"]
+        return self._conclude(job_id, journal, step)
+
+    def _stage(self, journal: dict) -> dict:
+        """Move the verified part into its slot; back to downloading when the part is not what was verified."""
+        size, sha = self.storage.part_digest()
+        if (size, sha) != (journal["length"], journal["sha256"]):
+            return self._journal("downloading")
+        self.storage.promote_part(journal["slot"])
+        return self._journal("staged")
+
+    def _switch(self, job_id: str, journal: dict) -> dict:
+        """Point `current` at the staged slot (unless it points there already) and say so."""
+        pointer = self.current
+        if not pointer or pointer["sha256"] != journal["sha256"]:
+            before = journal.get("previous")
+            self.storage.write_doc("current", {
+                "slot": journal["slot"], "target": journal["target"], "sha256": journal["sha256"],
+                "version": journal["version"],
+                "previous": {k: v for k, v in before.items() if k != "previous"} if before else None})
+        self.report(job_id, "IN_PROGRESS", {"step": "switched", "version": journal["version"]})
+        return self._journal("switched")
+
+    def _self_test(self, journal: dict) -> dict:
+        """Self-test the switched slot (at most MAX_SELF_TEST_ATTEMPTS boots): committed, or rolled back."""
+        attempts = int(journal.get("self_test_attempts", 0)) + 1
+        journal = self._journal("self_testing", self_test_attempts=attempts)
+        if attempts > MAX_SELF_TEST_ATTEMPTS:
+            passed, reason = False, f"self-test did not finish in {MAX_SELF_TEST_ATTEMPTS} boots"
+        else:
+            try:
+                result = self.storage.load(journal["slot"]).self_test()
+                passed, reason = result.passed, result.reason
+            except BundleError as exc:
+                passed, reason = False, str(exc)
+        if passed:
+            return self._journal("committed", reason=reason)
+        self.storage.write_doc("current", journal.get("previous"))  # boot the previous bundle again
+        return self._journal("rolled_back", reason=reason)
+
+    def _conclude(self, job_id: str, journal: dict, step: str) -> Outcome:
         if step == "committed":
             outcome = Outcome("SUCCEEDED", {"version": journal["version"], "reason": journal.get("reason", "")})
         else:
@@ -576,43 +606,51 @@ class DeviceAgent:
 
     def _download(self, journal: dict) -> None:
         """Fetch the bundle into the part file, resuming from its end; verify length and sha256."""
-
         url = f"{self.repo_url}/targets/{journal['sha256']}.{journal['target']}"
-        length, restarted, freed = journal["length"], False, False
-        failures = 0
+        restarted = False
+        tries = {"failures": 0, "freed": False}
         while True:
-            offset = self.storage.part_size()
-            if offset > length:
-                self.storage.drop_part()
-                offset = 0
-            if offset < length:
-                if offset:
-                    self.counters.resumes += 1
-                try:
-                    self._fetch_range(url, offset, length)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    if freed:
-                        raise TransientError("disk full even after freeing the spare slot") from None
-                    # The spare slot holds the release before the current one: the only bytes we may free.
-                    self.storage.drop_slot(journal["slot"])
-                    freed = True
-                    continue
-                except (httpx.HTTPError, _ShortBody) as exc:
-                    failures += 1
-                    if failures >= self.attempts:
-                        raise TransientError(f"download of {journal['target']} failed: {exc}") from None
-                    time.sleep(self.backoff * 2 ** min(failures, 5))
-                    continue
+            if not self._fetch_rest(url, journal, tries):
+                continue
             size, sha = self.storage.part_digest()
-            if size == length and sha == journal["sha256"]:
+            if size == journal["length"] and sha == journal["sha256"]:
                 return
             self.storage.drop_part()
             self.counters.restarts += 1
             if restarted:
                 raise _Tampered(f"{journal['target']} does not match its signed sha256 after two full downloads")
             restarted = True
+
+    def _fetch_rest(self, url: str, journal: dict, tries: dict) -> bool:
+        """Append what the part file lacks of the bundle; False when to try again: after freeing the spare slot
+        on a full disk, or after a backoff on an HTTP failure (TransientError once both are used up)."""
+        length = journal["length"]
+        offset = self.storage.part_size()
+        if offset > length:
+            self.storage.drop_part()
+            offset = 0
+        if offset >= length:
+            return True
+        if offset:
+            self.counters.resumes += 1
+        try:
+            self._fetch_range(url, offset, length)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            if tries["freed"]:
+                raise TransientError("disk full even after freeing the spare slot") from None
+            # The spare slot holds the release before the current one: the only bytes we may free.
+            self.storage.drop_slot(journal["slot"])
+            tries["freed"] = True
+            return False
+        except (httpx.HTTPError, _ShortBody) as exc:
+            tries["failures"] += 1
+            if tries["failures"] >= self.attempts:
+                raise TransientError(f"download of {journal['target']} failed: {exc}") from None
+            time.sleep(self.backoff * 2 ** min(tries["failures"], 5))
+            return False
+        return True
 
     def _fetch_range(self, url: str, offset: int, length: int) -> None:
         headers = {DEVICE_HEADER: self.device_id}
