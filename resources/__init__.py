@@ -21,13 +21,14 @@ __all__ = ["PROFILES", "Profile", "ProfileError", "build_resources", "current_pr
 
 def build_resources(profile: str | None = None) -> dict[str, Any]:
     """The resources of a profile, keyed by the names the assets use."""
-    from resources.documents import documents_resource
-    from resources.edge import edge_resource
-    from resources.extract import source_db_resource
-    from resources.lake import lake_resource
-    from resources.ml import mlflow_resource
-    from resources.serving import serving_resource
-    from resources.stream import stream_resource
+    # Imported here: `import resources` (the CLI's start-up, the serving image without Dagster) stays light.
+    from resources.documents import documents_resource  # noqa: PLC0415
+    from resources.edge import edge_resource  # noqa: PLC0415
+    from resources.extract import source_db_resource  # noqa: PLC0415
+    from resources.lake import lake_resource  # noqa: PLC0415
+    from resources.ml import mlflow_resource  # noqa: PLC0415
+    from resources.serving import serving_resource  # noqa: PLC0415
+    from resources.stream import stream_resource  # noqa: PLC0415
 
     profile = check_profile(profile or current_profile())
     return {"lake": lake_resource(profile), "source_db": source_db_resource(profile),

@@ -50,7 +50,7 @@ class EdgeResource(AwsConnection):
         return [t.strip() for t in self.iot_targets.split(",") if t.strip()]
 
     def iot(self):
-        from pipelines.edge.iot import iot_client
+        from pipelines.edge.iot import iot_client  # noqa: PLC0415 - start-up: boto3 ~1 s, IoT Jobs only
 
         return iot_client(**self.connection())
 

@@ -135,7 +135,7 @@ def env(name: str, default: Any, *, kind: type = str) -> Any:
     """A resource field: the variable as an EnvVar when set (Dagster reads it at use time), else `default`."""
     if not setting(name):
         return default
-    from dagster import EnvVar
+    from dagster import EnvVar  # noqa: PLC0415 - a leaf: the CLI and the serving image (no Dagster) import it
 
     return EnvVar.int(name) if kind is int else EnvVar(name)
 

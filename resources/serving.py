@@ -16,7 +16,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipelines.serving.config import (
-    DEFAULT_ENDPOINT, INFERENCE_ID_HEADER, ConfigError, EndpointConfig, load, publish, reweighted,
+    DEFAULT_ENDPOINT, INFERENCE_ID_HEADER, ConfigError, EndpointConfig, load, publish, reweighted, same_models,
 )
 from resources.aws import AwsConnection, aws_connection
 from resources.profiles import check_profile, env, home, setting
@@ -66,8 +66,6 @@ class LocalServingResource(ServingResource):
 
     def apply(self, config: EndpointConfig, *, lake=None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
         """Make the endpoint serve `config`: publish it for the local service."""
-        from pipelines.serving.config import same_models
-
         previous = self.current()
         published = publish(self.config_path, config)
         action = "created" if previous is None else ("reweighted" if same_models(previous, config) else "updated")
@@ -102,7 +100,7 @@ class SageMakerServingResource(ServingResource, AwsConnection):
         return self.client("sagemaker")
 
     def target(self):
-        from pipelines.serving.sagemaker import Target
+        from pipelines.serving.sagemaker import Target  # noqa: PLC0415 - start-up: boto3 ~1 s, SageMaker only
 
         if not self.role_arn or not self.image_uri:
             raise ConfigError("the sagemaker mode needs TRIBUTARY_SAGEMAKER_ROLE_ARN and TRIBUTARY_SAGEMAKER_IMAGE_URI")
@@ -111,7 +109,7 @@ class SageMakerServingResource(ServingResource, AwsConnection):
 
     def apply(self, config: EndpointConfig, *, lake=None, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
         """Deploy `config` on SageMaker (model artifacts go to the lake)."""
-        from pipelines.serving.sagemaker import deploy
+        from pipelines.serving.sagemaker import deploy  # noqa: PLC0415 - start-up: boto3 ~1 s, SageMaker only
 
         if lake is None:
             raise ConfigError("the sagemaker mode needs the lake to hold the model artifacts")
@@ -125,7 +123,7 @@ class SageMakerServingResource(ServingResource, AwsConnection):
                 "endpoint_config": result.endpoint_config, "weights": result.weights}
 
     def reweight(self, weights: dict[str, float], *, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-        from pipelines.serving.sagemaker import reweight
+        from pipelines.serving.sagemaker import reweight  # noqa: PLC0415 - start-up: boto3 ~1 s, SageMaker only
 
         live = reweight(self.sagemaker_client(), self.endpoint_name, weights)
         log(f"re-weighted SageMaker endpoint {self.endpoint_name}: {live}")

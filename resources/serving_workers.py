@@ -7,21 +7,18 @@ No Dagster and no resource here: the serving image (deploy/serving/Dockerfile) h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from pipelines.serving import app, protocol
+from pipelines.serving.app import App, Settings
+from pipelines.serving.config import DEFAULT_ENDPOINT
+from pipelines.serving.server import ServeOptions
 from resources.profiles import setting
-
-if TYPE_CHECKING:
-    from pipelines.serving.app import App, Settings
-    from pipelines.serving.server import ServeOptions
 
 FACTORY = "resources.serving_workers:create_app"
 
 
 def endpoint_name() -> str:
     """The endpoint's name when the profile's resource is not built (TRIBUTARY_SERVING_ENDPOINT)."""
-    from pipelines.serving.config import DEFAULT_ENDPOINT
-
     return setting("TRIBUTARY_SERVING_ENDPOINT") or DEFAULT_ENDPOINT
 
 
@@ -39,8 +36,6 @@ def worker_environment(options: ServeOptions) -> dict[str, str]:
 
 def settings() -> Settings:
     """One worker's settings, from the TRIBUTARY_SERVE_* variables (each limit has its default when unset)."""
-    from pipelines.serving.app import Settings
-
     defaults = Settings()
 
     def number(name: str, default: float) -> float:
@@ -59,8 +54,6 @@ def settings() -> Settings:
 
 def create_app() -> App:
     """The factory uvicorn calls in each worker (`--factory`): the settings, the connection limits, the app."""
-    from pipelines.serving import app, protocol
-
     worker = settings()
     protocol.configure(header_seconds=worker.header_seconds, max_connections=worker.max_connections)
     return app.create_app(worker)
