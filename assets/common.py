@@ -11,18 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    BackfillPolicy,
-    MetadataValue,
-    TableColumn,
-    TableSchema,
-    asset,
-)
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
+                     BackfillPolicy, MetadataValue, TableColumn, TableSchema, asset)
 
 from assets.automation import follows_upstream
 from assets.partitions import chunks, daily_partitions, days_in_run

@@ -4,32 +4,14 @@
 import time
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    Config,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-    asset_check,
-)
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, Config,
+                     Definitions, MaterializeResult, MetadataValue, asset, asset_check)
 from pydantic import Field
 
 from assets.common import table_metadata
 from pipelines.core import delta
-from pipelines.documents import (
-    DOCUMENT_EMBEDDINGS,
-    DOCUMENT_TEXT,
-    MAINTENANCE_EVENTS,
-    QUARANTINE_EVENTS,
-    QUARANTINE_LANDING,
-    QUARANTINE_TEXT,
-    RAW,
-)
+from pipelines.documents import (DOCUMENT_EMBEDDINGS, DOCUMENT_TEXT, MAINTENANCE_EVENTS, QUARANTINE_EVENTS,
+                                 QUARANTINE_LANDING, QUARANTINE_TEXT, RAW)
 from pipelines.documents.landing import CATALOG_SCHEMA, Landed, catalog, land
 from pipelines.documents.structured import Source, flatten
 from pipelines.documents.tables import delete_rows, quarantine, read, read_bodies, todo, upsert

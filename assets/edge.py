@@ -2,17 +2,8 @@
 
 from collections.abc import Iterator
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    Config,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-    multi_asset,
-)
+from dagster import (AssetExecutionContext, AssetKey, AssetSpec, Config, Definitions, MaterializeResult, MetadataValue,
+                     asset, multi_asset)
 from pydantic import Field
 
 from assets.ml import EVALUATION_KEY

@@ -3,14 +3,7 @@
 
 import time
 
-from dagster import (
-    AssetExecutionContext,
-    BackfillPolicy,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, BackfillPolicy, Definitions, MaterializeResult, MetadataValue, asset
 
 from assets.common import table_metadata
 from assets.partitions import chunks, daily_partitions, days_in_run

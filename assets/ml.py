@@ -9,42 +9,16 @@ from collections.abc import Iterator
 from typing import Literal
 
 import polars as pl
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSelection,
-    Config,
-    DefaultScheduleStatus,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    ScheduleDefinition,
-    asset,
-    asset_check,
-    define_asset_job,
-)
+from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
+                     AssetExecutionContext, AssetKey, AssetSelection, Config, DefaultScheduleStatus, Definitions,
+                     MaterializeResult, MetadataValue, ScheduleDefinition, asset, asset_check, define_asset_job)
 from pydantic import Field
 
 from assets.common import chart_metadata, delta_metadata
 from pipelines.core import delta
 from pipelines.ml import drift
-from pipelines.ml.data import (
-    CHARTS,
-    DIM_AIRPORT,
-    DIM_DATE,
-    DIM_PLANE,
-    DRIFT_REPORT,
-    EVALUATIONS,
-    FACT,
-    FEATURES,
-    features_from_warehouse,
-    read_features,
-    require,
-)
+from pipelines.ml.data import (CHARTS, DIM_AIRPORT, DIM_DATE, DIM_PLANE, DRIFT_REPORT, EVALUATIONS, FACT, FEATURES,
+                               features_from_warehouse, read_features, require)
 from pipelines.ml.features import FACT_COLUMNS, LABEL, LeakError, assert_no_leak, changed_by_later_outcomes
 from pipelines.ml.split import TimeSplit, missing_windows
 from resources.lake import LakeResource

@@ -8,17 +8,8 @@ import datetime as dt
 from collections.abc import Iterator
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    Config,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetKey, Config, Definitions,
+                     MaterializeResult, MetadataValue, asset)
 from pydantic import Field
 
 from assets.common import delta_metadata, markdown_preview

@@ -3,39 +3,16 @@
 import datetime as dt
 
 import polars as pl
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    Config,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-    asset_check,
-    multi_asset,
-)
+from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
+                     AssetExecutionContext, AssetKey, AssetSpec, Config, Definitions, MaterializeResult, MetadataValue,
+                     asset, asset_check, multi_asset)
 from pydantic import Field
 
 from assets.common import column_schema, table_metadata
 from pipelines.core import delta
 from pipelines.stream import analytics
-from pipelines.stream.landing import (
-    QUARANTINE,
-    RAW,
-    STANDARDIZED,
-    STANDARDIZED_SCHEMA,
-    BatchPlan,
-    LandingResult,
-    ShardRange,
-    committed_state,
-    land,
-    plan_next,
-)
+from pipelines.stream.landing import (QUARANTINE, RAW, STANDARDIZED, STANDARDIZED_SCHEMA, BatchPlan, LandingResult,
+                                      ShardRange, committed_state, land, plan_next)
 from pipelines.stream.transports import RECORD_SCHEMA
 from pipelines.stream.windows import WINDOW_SCHEMA
 from resources.lake import LakeResource

@@ -10,17 +10,8 @@ from assets.common import chart_metadata, delta_metadata, delta_table, quality_c
 from assets.partitions import daily_partitions
 from pipelines.core import delta
 from pipelines.standardize import FLIGHTS as STANDARDIZED_FLIGHTS, standardized
-from pipelines.warehouse import (
-    CARRIER_MONTHLY_KPIS,
-    CHARTS,
-    DIM_AIRPORT,
-    DIM_CARRIER,
-    DIM_DATE,
-    DIM_PLANE,
-    FACT_FLIGHTS,
-    ROUTE_DAILY_KPIS,
-    suites,
-)
+from pipelines.warehouse import (CARRIER_MONTHLY_KPIS, CHARTS, DIM_AIRPORT, DIM_CARRIER, DIM_DATE, DIM_PLANE,
+                                 FACT_FLIGHTS, ROUTE_DAILY_KPIS, suites)
 from pipelines.warehouse import star as warehouse
 from pipelines.core.lake import Lake
 from pipelines.core.quality import BatchValidator, validate

@@ -4,16 +4,8 @@
 import hashlib
 import json
 
-from dagster import (
-    AssetSelection,
-    DefaultSensorStatus,
-    Definitions,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    sensor,
-)
+from dagster import (AssetSelection, DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext,
+                     SensorResult, SkipReason, sensor)
 
 from assets.documents import document_assets
 from pipelines.documents.landing import pending, read_state

@@ -4,19 +4,8 @@
 import datetime as dt
 import json
 
-from dagster import (
-    AssetKey,
-    AssetSelection,
-    DefaultSensorStatus,
-    Definitions,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    build_schedule_from_partitioned_job,
-    define_asset_job,
-    sensor,
-)
+from dagster import (AssetKey, AssetSelection, DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext,
+                     SensorResult, SkipReason, build_schedule_from_partitioned_job, define_asset_job, sensor)
 
 from assets.partitions import daily_partitions
 from pipelines.extract.extraction import changed_since, manifest_path, snapshot_pointer

@@ -4,17 +4,8 @@
 import json
 from collections.abc import Callable, Sequence
 
-from dagster import (
-    AssetKey,
-    DefaultSensorStatus,
-    Definitions,
-    RunRequest,
-    SensorDefinition,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    sensor,
-)
+from dagster import (AssetKey, DefaultSensorStatus, Definitions, RunRequest, SensorDefinition, SensorEvaluationContext,
+                     SensorResult, SkipReason, sensor)
 
 from assets.ml import RETRAIN_SELECTION
 from pipelines.core import delta

@@ -1,14 +1,7 @@
 """Serving automation: the endpoint follows the registry aliases; the invocation log lands when segments close."""
 
-from dagster import (
-    DefaultSensorStatus,
-    Definitions,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    sensor,
-)
+from dagster import (DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext, SensorResult, SkipReason,
+                     sensor)
 
 from assets.serving import ENDPOINT_KEY, INVOCATIONS_KEY
 from pipelines.ml.registry import CHALLENGER, CHAMPION

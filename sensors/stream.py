@@ -3,19 +3,8 @@
 import hashlib
 import json
 
-from dagster import (
-    AssetSelection,
-    DagsterRunStatus,
-    DefaultSensorStatus,
-    Definitions,
-    RunRequest,
-    RunsFilter,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    define_asset_job,
-    sensor,
-)
+from dagster import (AssetSelection, DagsterRunStatus, DefaultSensorStatus, Definitions, RunRequest, RunsFilter,
+                     SensorEvaluationContext, SensorResult, SkipReason, define_asset_job, sensor)
 
 from assets.stream import ANOMALIES_KEY, LANDING_OP, RAW_KEY, STANDARDIZED_KEY, WINDOWS_KEY
 from pipelines.stream.landing import BatchPlan, LandingState, committed_batch, committed_state, plan_next
