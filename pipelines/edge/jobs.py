@@ -37,6 +37,14 @@ FAILURES = frozenset({"FAILED", "REJECTED", "TIMED_OUT"})
 DEFAULT_PREFIX = "$aws"
 
 
+def _check_abort_criterion(c: AbortCriterion) -> None:
+    if c.failure_type not in ("FAILED", "REJECTED", "TIMED_OUT", "ALL") or c.action != "CANCEL":
+        raise RolloutConfigError(f"abortConfig criterion {c} needs failureType FAILED|REJECTED|TIMED_OUT|ALL "
+                                 "and action CANCEL")
+    if c.min_executed < 1 or not 0 <= c.threshold_percentage <= 100:
+        raise RolloutConfigError("abortConfig needs minNumberOfExecutedThings >= 1, thresholdPercentage 0..100")
+
+
 class RolloutConfigError(ValueError):
     """A rollout configuration AWS would refuse; the message names the field."""
 
@@ -71,24 +79,23 @@ class RolloutConfig:
         if not 1 <= self.maximum_per_minute <= 1000:
             raise RolloutConfigError("maximumPerMinute must be between 1 and 1000")
         if self.base_rate_per_minute is not None:
-            if not 1 <= self.base_rate_per_minute <= 1000:
-                raise RolloutConfigError("exponentialRate.baseRatePerMinute must be between 1 and 1000")
-            if not 1.1 <= self.increment_factor <= 5:
-                raise RolloutConfigError("exponentialRate.incrementFactor must be between 1.1 and 5")
-            if self.increase_on not in ("numberOfNotifiedThings", "numberOfSucceededThings"):
-                raise RolloutConfigError("rateIncreaseCriteria needs numberOfNotifiedThings or numberOfSucceededThings")
-            if self.increase_after < 1:
-                raise RolloutConfigError(f"rateIncreaseCriteria.{self.increase_on} must be at least 1")
+            self._check_exponential_rate()
         for c in self.abort:
-            if c.failure_type not in ("FAILED", "REJECTED", "TIMED_OUT", "ALL") or c.action != "CANCEL":
-                raise RolloutConfigError(f"abortConfig criterion {c} needs failureType FAILED|REJECTED|TIMED_OUT|ALL "
-                                         "and action CANCEL")
-            if c.min_executed < 1 or not 0 <= c.threshold_percentage <= 100:
-                raise RolloutConfigError("abortConfig needs minNumberOfExecutedThings >= 1, thresholdPercentage 0..100")
+            _check_abort_criterion(c)
         if not 1 <= self.in_progress_timeout_minutes <= 10080:
             raise RolloutConfigError("timeoutConfig.inProgressTimeoutInMinutes must be between 1 and 10080")
         if not self.cohorts or self.cohorts[-1] != 1.0 or list(self.cohorts) != sorted(self.cohorts):
             raise RolloutConfigError("cohorts must rise to 1.0 (e.g. [0.01, 0.1, 1.0])")
+
+    def _check_exponential_rate(self) -> None:
+        if not 1 <= self.base_rate_per_minute <= 1000:
+            raise RolloutConfigError("exponentialRate.baseRatePerMinute must be between 1 and 1000")
+        if not 1.1 <= self.increment_factor <= 5:
+            raise RolloutConfigError("exponentialRate.incrementFactor must be between 1.1 and 5")
+        if self.increase_on not in ("numberOfNotifiedThings", "numberOfSucceededThings"):
+            raise RolloutConfigError("rateIncreaseCriteria needs numberOfNotifiedThings or numberOfSucceededThings")
+        if self.increase_after < 1:
+            raise RolloutConfigError(f"rateIncreaseCriteria.{self.increase_on} must be at least 1")
 
     def to_iot(self) -> dict[str, Any]:
         """The CreateJob fields, as boto3's `iot.create_job(**config.to_iot(), ...)` takes them."""
@@ -418,8 +425,6 @@ def run_device(agent, *, host: str = "127.0.0.1", port: int = 1883, prefix: str 
                stop: threading.Event | None = None, retry_after: float = 1.0,
                log: Callable[[str], None] = lambda line: None) -> None:
     """The agent's main loop on MQTT: finish an interrupted install, ask for the pending job, carry out jobs."""
-    from pipelines.edge.agent import handle_safely  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
-
     thing = agent.device_id
     names = topics(prefix, thing)
     jobs: queue.Queue = queue.Queue()
@@ -455,21 +460,28 @@ def run_device(agent, *, host: str = "127.0.0.1", port: int = 1883, prefix: str 
         if not connected.wait(10):
             raise RuntimeError(f"the MQTT broker at {host}:{port} did not accept {thing}")
         agent.recover()
-        done: set[str] = set()
-        while not (stop and stop.is_set()):
-            try:
-                execution = jobs.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            job_id = execution["jobId"]
-            if job_id in done:
-                continue
-            outcome = handle_safely(agent, job_id, execution.get("jobDocument") or {})
-            if outcome is None:
-                jobs.put(execution)  # transient: try again shortly, the job stays IN_PROGRESS
-                time.sleep(retry_after)
-            else:
-                done.add(job_id)
+        _work_jobs(agent, jobs, stop=stop, retry_after=retry_after)
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _work_jobs(agent, jobs: queue.Queue, *, stop: threading.Event | None, retry_after: float) -> None:
+    """Carry out the executions the broker delivers, each job once; a transient failure is tried again."""
+    from pipelines.edge.agent import handle_safely  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
+
+    done: set[str] = set()
+    while not (stop and stop.is_set()):
+        try:
+            execution = jobs.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        job_id = execution["jobId"]
+        if job_id in done:
+            continue
+        outcome = handle_safely(agent, job_id, execution.get("jobDocument") or {})
+        if outcome is None:
+            jobs.put(execution)  # transient: try again shortly, the job stays IN_PROGRESS
+            time.sleep(retry_after)
+        else:
+            done.add(job_id)

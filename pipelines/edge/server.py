@@ -18,6 +18,7 @@ import stat
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -143,30 +144,32 @@ def create_app(root: str | Path, plan: FaultPlan | None = None) -> Starlette:
         headers = {"accept-ranges": "bytes", "content-length": str(length)}
         if span:
             headers["content-range"] = f"bytes {first}-{first + length - 1}/{size}"
-
-        def body():
-            sent, cut_after = 0, (int(length * fault[1]) if fault and fault[0] == "cut" else None)
-            with open(path, "rb") as handle:
-                handle.seek(first)
-                while sent < length:
-                    chunk = handle.read(min(CHUNK, length - sent))
-                    if cut_after is not None and sent + len(chunk) > cut_after:
-                        chunk = chunk[: cut_after - sent]
-                        if chunk:
-                            plan.count(device, len(chunk))
-                            yield chunk
-                        raise _Cut(f"fault: cut {device} after {cut_after} bytes")
-                    if fault and fault[0] == "corrupt" and sent <= length // 2 < sent + len(chunk):
-                        i = length // 2 - sent
-                        chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
-                    sent += len(chunk)
-                    plan.count(device, len(chunk))
-                    yield chunk
-
-        return StreamingResponse(body(), status_code=206 if span else 200, headers=headers,
-                                 media_type="application/octet-stream")
+        return StreamingResponse(_body(path, first, length, fault, plan, device), status_code=206 if span else 200,
+                                 headers=headers, media_type="application/octet-stream")
 
     return Starlette(routes=[Route("/{path:path}", serve, methods=["GET"])])
+
+
+def _body(path: str, first: int, length: int, fault: tuple[str, float] | None, plan: FaultPlan,
+          device: str | None) -> Iterator[bytes]:
+    """`length` bytes of the file from `first`, in chunks, with the planned fault: cut short, or one byte flipped."""
+    sent, cut_after = 0, (int(length * fault[1]) if fault and fault[0] == "cut" else None)
+    with open(path, "rb") as handle:
+        handle.seek(first)
+        while sent < length:
+            chunk = handle.read(min(CHUNK, length - sent))
+            if cut_after is not None and sent + len(chunk) > cut_after:
+                chunk = chunk[: cut_after - sent]
+                if chunk:
+                    plan.count(device, len(chunk))
+                    yield chunk
+                raise _Cut(f"fault: cut {device} after {cut_after} bytes")
+            if fault and fault[0] == "corrupt" and sent <= length // 2 < sent + len(chunk):
+                i = length // 2 - sent
+                chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
+            sent += len(chunk)
+            plan.count(device, len(chunk))
+            yield chunk
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -350,7 +350,12 @@ class App:
         overhead_us = max((done - started) // 1000 - model_us, 0)
         model_latency.observe(model_us)
         overhead_latency.observe(overhead_us)
-        attributes = headers.get(CUSTOM_ATTRIBUTES)
+        await self._after_answer(deployment, served, decoded, rows, predictions, request_id, model_us, overhead_us,
+                                 headers.get(CUSTOM_ATTRIBUTES), large)
+
+    async def _after_answer(self, deployment: Deployment, served, decoded, rows, predictions, request_id: str,
+                            model_us: int, overhead_us: int, attributes: str | None, large: bool) -> None:
+        """Once the client has its answer: log the invocation to the spool, and maybe score it on the shadow."""
         if self.spool is not None:
             if large:
                 lines = await asyncio.to_thread(_log_lines, deployment, served, rows, predictions, request_id,

@@ -181,26 +181,30 @@ def _decode_json(body: bytes, max_rows: int) -> tuple[str, Any]:
         raise BadInput(f"the JSON body needs exactly one of {', '.join(JSON_KEYS)} (found {found})")
     key = present[0]
     payload = doc[key]
+    count = _json_row_count(key, payload)
+    if count > max_rows:
+        raise _too_many_rows(f"{count:,} rows", max_rows)
+    return key, payload
+
+
+def _json_row_count(key: str, payload: Any) -> int:
+    """How many rows the payload under `key` holds; BadInput when it does not have that key's shape."""
     if key == "dataframe_split":
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise BadInput('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
         if not isinstance(payload.get("columns", []), list):
             raise BadInput("dataframe_split columns must be a list of names")
-        count = len(payload["data"])
-    elif key == "inputs" and isinstance(payload, dict):
+        return len(payload["data"])
+    if key == "inputs" and isinstance(payload, dict):
         if not all(isinstance(c, list) for c in payload.values()):
             raise BadInput("inputs as an object must map each feature to a list of values (one per row)")
-        count = max((len(c) for c in payload.values()), default=0)
-    elif not isinstance(payload, list):
+        return max((len(c) for c in payload.values()), default=0)
+    if not isinstance(payload, list):
         if key == "dataframe_records":
             raise BadInput("dataframe_records must be a list of objects (one per row)")
         raise BadInput(f"{key} must be a list of rows (objects, or lists in feature order)"
                        + (" or an object of columns" if key == "inputs" else ""))
-    else:
-        count = len(payload)
-    if count > max_rows:
-        raise _too_many_rows(f"{count:,} rows", max_rows)
-    return key, payload
+    return len(payload)
 
 
 def _json_rows(key: str, payload: Any, schema: Schema) -> list[list[Any]]:
