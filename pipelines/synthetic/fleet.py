@@ -98,34 +98,10 @@ def simulate(
     config = config or default_rollout(devices)
     work = Path(tempfile.mkdtemp(prefix="tributary-fleet-"))
     blobs = BlobStore()
-    factory_release, factory_bytes = factory
+    factory_release = factory[0]
     plan = FaultPlan()
-    fleet: list[SimDevice] = []
-    n_faulty = int(round(devices * faults))
-    faulty = set(rng.sample(range(devices), n_faulty))
-    for i in range(devices):
-        device_id = f"sim-{i:06d}"
-        meta = work / device_id
-        meta.mkdir()
-        (meta / "root.json").write_bytes(root_json)
-        storage = MemoryStorage(blobs, meta)
-        storage.install_factory("a", factory_bytes, factory_release.model_version, factory_release.path)
-        dev = SimDevice(device_id, storage)
-        if i in faulty:
-            dev.fault = FAULTS[len([d for d in fleet if d.fault]) % len(FAULTS)]
-            if dev.fault in ("cut", "corrupt", "truncate"):
-                plan.add(device_id, dev.fault, at=rng.uniform(0.1, 0.9))
-            elif dev.fault == "power":
-                dev.power_at = rng.choice(POWER_STEPS)
-            elif dev.fault == "disk_full":
-                junk = blobs.put(f"old bundle of {device_id}".encode().ljust(target.length, b"\0"))
-                storage.slots["b"] = junk
-                storage.quota_bytes = len(factory_bytes) + target.length + 4096
-            elif dev.fault == "clock_skew":
-                dev.skew = dt.timedelta(hours=rng.choice([-1, 1]) * rng.uniform(1, 6))
-            elif dev.fault == "offline":
-                dev.online_at = rng.uniform(5, 30) * 60
-        fleet.append(dev)
+    fleet = _build_fleet(work, blobs, plan, rng, root_json=root_json, factory=factory, target=target,
+                         devices=devices, faults=faults)
     by_id = {d.id: d for d in fleet}
     rollback_doc = {"operation": "rollback", "from": target.path, "target": factory_release.path}
     campaign = Campaign(Rollout(f"release-{target.release}", [d.id for d in fleet],
@@ -133,10 +109,43 @@ def simulate(
                         rollback_document=rollback_doc)
     updates: list[tuple[str, str, str, dict]] = []
     lock = threading.Lock()
-
-
     http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0),
                         limits=httpx.Limits(max_connections=workers * 2, max_keepalive_connections=workers * 2))
+    started = time.monotonic()
+    exposed_at_abort: int | None = None
+    rollback_done_at: float | None = None
+    last_change = 0.0
+    with BundleServer(repo_root, plan=plan) as server, cf.ThreadPoolExecutor(workers) as pool:
+        run_job = _job_runner(server.url, http, lock, updates)
+        now = 0.0
+        while now <= max_sim_seconds:
+            to_run = _due(campaign, fleet, by_id, now)
+            _run_all(pool, run_job, to_run, now)
+            with lock:
+                batch, updates[:] = list(updates), []
+            if _record(campaign, batch, now):
+                last_change = now
+            if campaign.rollout.status == "CANCELED" and exposed_at_abort is None:
+                exposed_at_abort = len(campaign.rollout.exposed())
+            if campaign.rollback is not None and campaign.rollback.status == "COMPLETED" and rollback_done_at is None:
+                rollback_done_at = now
+            if int(now) % 60 == 0:
+                counts = campaign.rollout.counts()
+                progress(f"t={now / 60:5.1f} min  {dict(sorted(counts.items()))}")
+            if campaign.done and not to_run and _fleet_settled(fleet, now):
+                break
+            now += 1.0
+    http.close()
+    wall = time.monotonic() - started
+    figures = _figures(fleet, campaign, target, factory_release, wall, now, last_change, exposed_at_abort,
+                       rollback_done_at, blobs)
+    shutil.rmtree(work, ignore_errors=True)
+    return SimResult(figures, campaign, fleet)
+
+
+def _job_runner(url: str, http: httpx.Client, lock: threading.Lock, updates: list[tuple[str, str, str, dict]]
+                ) -> Callable[[SimDevice, Rollout], Outcome | None]:
+    """Run one job on one simulated device (an agent on its storage), rebooting it after a planned power cut."""
 
     def make_agent(dev: SimDevice) -> DeviceAgent:
         def report(job_id: str, status: str, details: dict) -> None:
@@ -148,7 +157,7 @@ def simulate(
                 dev.power_at = None
                 raise PowerLoss(step)
 
-        return DeviceAgent(dev.id, dev.storage, server.url, http=http, report=report, hook=hook,
+        return DeviceAgent(dev.id, dev.storage, url, http=http, report=report, hook=hook,
                            clock=lambda: dt.datetime.now(dt.UTC) + dev.skew, backoff=0.0)
 
     def run_job(dev: SimDevice, job: Rollout) -> Outcome | None:
@@ -165,62 +174,100 @@ def simulate(
             dev.bytes += agent.counters.bundle_bytes
             dev.metadata_bytes += agent.counters.metadata_bytes
 
-    started = time.monotonic()
-    exposed_at_abort: int | None = None
-    rollback_done_at: float | None = None
-    last_change = 0.0
-    with BundleServer(repo_root, plan=plan) as server, cf.ThreadPoolExecutor(workers) as pool:
-        now = 0.0
-        while now <= max_sim_seconds:
-            latest: dict[str, Rollout] = {}
-            for job, thing in campaign.step(now):  # a device told of a release and its rollback runs the newer
-                latest[thing] = job
-            to_run = [(by_id[t], job) for t, job in latest.items() if by_id[t].online_at <= now and not by_id[t].busy]
-            scheduled = {dev.id for dev, _ in to_run}
-            for dev in fleet:  # devices that came online (or retry) ask for their pending job: start-next
-                if dev.busy or dev.online_at > now or dev.id in scheduled:
-                    continue
-                job = _pending(campaign, dev.id)
-                if job is None:
-                    dev.retry_at.clear()
-                    continue
-                due = dev.retry_at.get(job.job_id)
-                if (due is None and job.executions[dev.id].notified_at < now) or (due is not None and due <= now):
-                    to_run.append((dev, job))
-            for dev, _ in to_run:
-                dev.busy = True
-            futures = {pool.submit(run_job, dev, job): (dev, job) for dev, job in to_run}
-            for future in cf.as_completed(futures):
-                dev, job = futures[future]
-                dev.busy = False
-                if future.result() is None:
-                    dev.retry_at[job.job_id] = now + 30.0
-                else:
-                    dev.retry_at.pop(job.job_id, None)
-            with lock:
-                batch, updates[:] = list(updates), []
-            for job_id, thing, status, details in batch:
-                job = campaign.find(job_id)
-                if job is not None and job.record(thing, status, details, now):
-                    last_change = now
-            if campaign.rollout.status == "CANCELED" and exposed_at_abort is None:
-                exposed_at_abort = len(campaign.rollout.exposed())
-            if campaign.rollback is not None and campaign.rollback.status == "COMPLETED" and rollback_done_at is None:
-                rollback_done_at = now
-            if int(now) % 60 == 0:
-                counts = campaign.rollout.counts()
-                progress(f"t={now / 60:5.1f} min  {dict(sorted(counts.items()))}")
-            idle = not to_run and all(not d.busy for d in fleet)
-            if campaign.done and idle and all(d.online_at <= now for d in fleet) and not any(
-                    d.retry_at for d in fleet):
-                break
-            now += 1.0
-    http.close()
-    wall = time.monotonic() - started
-    figures = _figures(fleet, campaign, target, factory_release, wall, now, last_change, exposed_at_abort,
-                       rollback_done_at, blobs)
-    shutil.rmtree(work, ignore_errors=True)
-    return SimResult(figures, campaign, fleet)
+    return run_job
+
+
+def _build_fleet(work: Path, blobs: BlobStore, plan: FaultPlan, rng: random.Random, *, root_json: bytes,
+                 factory: tuple[Release, bytes], target: Release, devices: int, faults: float) -> list[SimDevice]:
+    """The devices on the factory bundle, a share `faults` of them with a fault (each kind in turn)."""
+    factory_release, factory_bytes = factory
+    fleet: list[SimDevice] = []
+    n_faulty = int(round(devices * faults))
+    faulty = set(rng.sample(range(devices), n_faulty))
+    for i in range(devices):
+        device_id = f"sim-{i:06d}"
+        meta = work / device_id
+        meta.mkdir()
+        (meta / "root.json").write_bytes(root_json)
+        storage = MemoryStorage(blobs, meta)
+        storage.install_factory("a", factory_bytes, factory_release.model_version, factory_release.path)
+        dev = SimDevice(device_id, storage)
+        if i in faulty:
+            dev.fault = FAULTS[len([d for d in fleet if d.fault]) % len(FAULTS)]
+            _plant_fault(dev, rng, plan, blobs, quota_bytes=len(factory_bytes) + target.length + 4096,
+                         bundle_length=target.length)
+        fleet.append(dev)
+    return fleet
+
+
+def _plant_fault(dev: SimDevice, rng: random.Random, plan: FaultPlan, blobs: BlobStore, *, quota_bytes: int,
+                 bundle_length: int) -> None:
+    """Set up the device's fault: a planned download fault, a power cut at a step, a full disk, a skewed clock,
+    or a late start."""
+    if dev.fault in ("cut", "corrupt", "truncate"):
+        plan.add(dev.id, dev.fault, at=rng.uniform(0.1, 0.9))
+    elif dev.fault == "power":
+        dev.power_at = rng.choice(POWER_STEPS)
+    elif dev.fault == "disk_full":
+        junk = blobs.put(f"old bundle of {dev.id}".encode().ljust(bundle_length, b"\0"))
+        dev.storage.slots["b"] = junk
+        dev.storage.quota_bytes = quota_bytes
+    elif dev.fault == "clock_skew":
+        dev.skew = dt.timedelta(hours=rng.choice([-1, 1]) * rng.uniform(1, 6))
+    elif dev.fault == "offline":
+        dev.online_at = rng.uniform(5, 30) * 60
+
+
+def _due(campaign: Campaign, fleet: list[SimDevice], by_id: dict[str, SimDevice], now: float
+         ) -> list[tuple[SimDevice, Rollout]]:
+    """The (device, job) pairs to run this second: devices notified now, and devices that came online (or whose
+    retry is due) asking for their pending job (start-next)."""
+    latest: dict[str, Rollout] = {}
+    for job, thing in campaign.step(now):  # a device told of a release and its rollback runs the newer
+        latest[thing] = job
+    to_run = [(by_id[t], job) for t, job in latest.items() if by_id[t].online_at <= now and not by_id[t].busy]
+    scheduled = {dev.id for dev, _ in to_run}
+    for dev in fleet:
+        if dev.busy or dev.online_at > now or dev.id in scheduled:
+            continue
+        job = _pending(campaign, dev.id)
+        if job is None:
+            dev.retry_at.clear()
+            continue
+        due = dev.retry_at.get(job.job_id)
+        if (due is None and job.executions[dev.id].notified_at < now) or (due is not None and due <= now):
+            to_run.append((dev, job))
+    return to_run
+
+
+def _run_all(pool: cf.ThreadPoolExecutor, run_job: Callable[[SimDevice, Rollout], Outcome | None],
+             to_run: list[tuple[SimDevice, Rollout]], now: float) -> None:
+    """Run the jobs on the pool and wait for them; a device whose job failed transiently retries in 30 s."""
+    for dev, _ in to_run:
+        dev.busy = True
+    futures = {pool.submit(run_job, dev, job): (dev, job) for dev, job in to_run}
+    for future in cf.as_completed(futures):
+        dev, job = futures[future]
+        dev.busy = False
+        if future.result() is None:
+            dev.retry_at[job.job_id] = now + 30.0
+        else:
+            dev.retry_at.pop(job.job_id, None)
+
+
+def _record(campaign: Campaign, batch: list[tuple[str, str, str, dict]], now: float) -> bool:
+    """Apply the devices' status updates to their jobs; True when any changed a job's state."""
+    changed = False
+    for job_id, thing, status, details in batch:
+        job = campaign.find(job_id)
+        if job is not None and job.record(thing, status, details, now):
+            changed = True
+    return changed
+
+
+def _fleet_settled(fleet: list[SimDevice], now: float) -> bool:
+    """No device busy, offline, or waiting to retry."""
+    return all(not d.busy and d.online_at <= now and not d.retry_at for d in fleet)
 
 
 def _pending(campaign: Campaign, thing: str) -> Rollout | None:
