@@ -324,6 +324,24 @@ def _chunks(first: dt.date, last: dt.date) -> list[list[dt.date]]:
     return [days[i : i + CHUNK_DAYS] for i in range(0, len(days), CHUNK_DAYS)]
 
 
+def _extract(engine, lake: Lake, chunks: list[list[dt.date]], run_id: str) -> dict[str, int]:
+    """Every day of flights and weather and the snapshot tables into the raw zone; rows per daily table."""
+    rows = {"flights": 0, "weather": 0}
+    with engine.connect() as conn:
+        for table in ("flights", "weather"):
+            query = sa.text(f"SELECT {', '.join(COLUMNS[table])} FROM {table} "
+                            "WHERE year = :year AND month = :month AND day = :day ORDER BY id")
+            for day in (day for chunk in chunks for day in chunk):
+                df = pd.read_sql(query, conn, params={"year": day.year, "month": day.month, "day": day.day},
+                                 parse_dates={"time_hour": {"utc": True}, "updated_at": {"utc": True}})
+                lake.write_raw(table, str(day), run_id, df)
+                rows[table] += len(df)
+        for table in ("airports", "planes", "airlines"):
+            df = pd.read_sql(sa.text(f"SELECT {', '.join(COLUMNS[table])} FROM {table}"), conn)
+            lake.write_raw(table, "snapshot", run_id, df)
+    return rows
+
+
 def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
     lake = Lake(home / "lake")
     run_id = uuid.uuid4().hex
@@ -338,20 +356,7 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
         mark = now
 
     engine = sa.create_engine(dsn)
-    rows = {"flights": 0, "weather": 0}
-    with engine.connect() as conn:
-        for table in ("flights", "weather"):
-            query = sa.text(f"SELECT {', '.join(COLUMNS[table])} FROM {table} "
-                            "WHERE year = :year AND month = :month AND day = :day ORDER BY id")
-            for chunk in chunks:
-                for day in chunk:
-                    df = pd.read_sql(query, conn, params={"year": day.year, "month": day.month, "day": day.day},
-                                     parse_dates={"time_hour": {"utc": True}, "updated_at": {"utc": True}})
-                    lake.write_raw(table, str(day), run_id, df)
-                    rows[table] += len(df)
-        for table in ("airports", "planes", "airlines"):
-            df = pd.read_sql(sa.text(f"SELECT {', '.join(COLUMNS[table])} FROM {table}"), conn)
-            lake.write_raw(table, "snapshot", run_id, df)
+    rows = _extract(engine, lake, chunks, run_id)
     stage("extract")
 
     refs = {}
