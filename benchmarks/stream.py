@@ -122,11 +122,11 @@ def bench_delay(obs: pl.DataFrame, work: Path, *, rate: float, duration: float, 
 
     from assets.stream import stream_assets
     from resources.lake import LocalLakeResource
-    from resources.stream import StreamResource
+    from resources.stream import SpoolStreamResource
     from sensors.stream import telemetry_landing_sensor
 
     resources = {"lake": LocalLakeResource(root=str(work / "lake-delay")),
-                 "stream": StreamResource(spool_dir=str(work / "spool-delay"))}
+                 "stream": SpoolStreamResource(spool_dir=str(work / "spool-delay"))}
     spool = resources["stream"].get_spool()
     deliveries = plan_replay(obs, seed=7).deliveries
     stop = threading.Event()

@@ -17,7 +17,7 @@ from pipelines.core.lake import Lake
 from pipelines.stream.cli import stream as stream_cli
 from pipelines.stream.landing import STANDARDIZED
 from resources.lake import LocalLakeResource
-from resources.stream import StreamResource, stream_resource
+from resources.stream import KinesisStreamResource, MqttStreamResource, SpoolStreamResource, stream_resource
 from sensors import stream as stream_sensors
 from tests.stream.conftest import send
 
@@ -42,7 +42,7 @@ def test_the_stream_definitions_load_with_their_keys_group_and_sensor(tmp_path: 
 
 def test_the_assets_land_plan_themselves_and_report_what_they_did(tmp_path: Path, replay) -> None:
     resources = {"lake": LocalLakeResource(root=str(tmp_path / "lake")),
-                 "stream": StreamResource(spool_dir=str(tmp_path / "spool"), max_records=100_000)}
+                 "stream": SpoolStreamResource(spool_dir=str(tmp_path / "spool"), max_records=100_000)}
     send(resources["stream"].get_spool(fsync=False), replay)
     instance = DagsterInstance.ephemeral()
     result = materialize(stream_assets, resources=resources, instance=instance)  # batch 0: plan from the lake
@@ -74,7 +74,7 @@ def test_the_assets_land_plan_themselves_and_report_what_they_did(tmp_path: Path
 def test_the_lineage_asset_joins_flights_to_the_stream(tmp_path: Path, replay) -> None:
     lake = Lake(str(tmp_path / "lake"))
     resources = {"lake": LocalLakeResource(root=lake.root),
-                 "stream": StreamResource(spool_dir=str(tmp_path / "spool"), max_records=100_000)}
+                 "stream": SpoolStreamResource(spool_dir=str(tmp_path / "spool"), max_records=100_000)}
     send(resources["stream"].get_spool(fsync=False), replay)
     assert materialize(stream_assets, resources=resources).success
     departures = [dt.datetime(2013, 1, 2, 10, m, tzinfo=dt.timezone.utc) for m in (5, 20, 55)]
@@ -102,8 +102,12 @@ def test_the_stream_resource_per_profile(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("TRIBUTARY_MQTT_PORT", "1884")
     mqtt = stream_resource("local").process_config_and_initialize()
     assert (mqtt.kind, mqtt.mqtt_port, mqtt.get_source().kind) == ("mqtt", 1884, "spool")
+    assert isinstance(mqtt, MqttStreamResource) and isinstance(localstack, KinesisStreamResource)
     with pytest.raises(ValueError, match="unknown stream kind 'pigeon'"):
-        StreamResource(kind="pigeon").get_sink()
+        SpoolStreamResource().get_sink("pigeon")
+    monkeypatch.setenv("TRIBUTARY_STREAM_KIND", "pigeon")
+    with pytest.raises(ValueError, match="unknown stream kind 'pigeon'"):
+        stream_resource("local")
 
 
 def test_the_cli_produces_lands_and_evaluates(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pipelines.core.lake import Lake
 from pipelines.stream import landing
 from pipelines.stream.landing import STANDARDIZED, BatchPlan, LandingState, ShardRange, committed_batch
 from resources.lake import LocalLakeResource
-from resources.stream import StreamResource
+from resources.stream import SpoolStreamResource
 from sensors.stream import DEFAULT_INTERVAL_SECONDS, run_key, settle, telemetry_landing_sensor
 from tests.stream.conftest import send
 
@@ -21,7 +21,7 @@ from tests.stream.conftest import send
 @pytest.fixture
 def resources(tmp_path: Path) -> dict:
     return {"lake": LocalLakeResource(root=str(tmp_path / "lake")),
-            "stream": StreamResource(spool_dir=str(tmp_path / "spool"), max_records=300)}
+            "stream": SpoolStreamResource(spool_dir=str(tmp_path / "spool"), max_records=300)}
 
 
 def tick(instance: DagsterInstance, resources: dict, cursor: str | None = None):
