@@ -84,20 +84,7 @@ def query_parameters(table: SourceTable, date: dt.date | None) -> dict[str, int]
 
 def conform(batch: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
     """Give a fetched batch the table's declared types and column order, whatever the driver returned."""
-    exprs = []
-    for name, dtype in table.columns.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.Datetime):
-            current = batch.schema[name]
-            if current == pl.String:
-                col = col.str.to_datetime(time_unit="us", time_zone="UTC")
-            elif isinstance(current, pl.Datetime) and current.time_zone is None:
-                col = col.dt.replace_time_zone("UTC")
-            col = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-        else:
-            col = col.cast(dtype)
-        exprs.append(col.alias(name))
-    return batch.select(exprs)
+    return table.conform(batch, parse_strings=True)
 
 
 def read_batches(

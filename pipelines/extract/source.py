@@ -25,6 +25,23 @@ class SourceTable:
     primary_key: tuple[str, ...]
     partitioned: bool  # daily partitions on (year, month, day); otherwise a snapshot table
 
+    def conform(self, frame: pl.DataFrame, *, parse_strings: bool = False) -> pl.DataFrame:
+        """`frame` with exactly this table's columns, in order and of the declared types; timestamps in UTC at
+        microseconds (a naive one read as UTC, a string parsed as UTC when `parse_strings`)."""
+        exprs = []
+        for name, dtype in self.columns.items():
+            col, current = pl.col(name), frame.schema[name]
+            if isinstance(dtype, pl.Datetime) and (parse_strings or isinstance(current, pl.Datetime)):
+                if current == pl.String:
+                    col = col.str.to_datetime(time_unit="us", time_zone="UTC")
+                elif isinstance(current, pl.Datetime) and current.time_zone is None:
+                    col = col.dt.replace_time_zone("UTC")
+                col = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+            else:
+                col = col.cast(dtype)
+            exprs.append(col.alias(name))
+        return frame.select(exprs)
+
 
 _INT = pl.Int32()
 _F64 = pl.Float64()

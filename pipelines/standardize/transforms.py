@@ -370,18 +370,7 @@ def _typed(raw: pl.DataFrame, table: SourceTable) -> pl.DataFrame:
     missing = [c for c in table.columns if c not in raw.columns]
     if missing:
         raise ValueError(f"raw {table.name} lacks column(s) {missing}; the raw zone holds {list(table.columns)}")
-    exprs = []
-    for name, dtype in table.columns.items():
-        col = pl.col(name)
-        current = raw.schema[name]
-        if isinstance(dtype, pl.Datetime) and isinstance(current, pl.Datetime):
-            if current.time_zone is None:
-                col = col.dt.replace_time_zone("UTC")
-            col = col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-        else:
-            col = col.cast(dtype)
-        exprs.append(col.alias(name))
-    return raw.select(exprs)
+    return table.conform(raw)
 
 
 def _latest(frame: pl.DataFrame, key: Sequence[str]) -> tuple[pl.DataFrame, int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from pipelines.stream.transports import Spool, TransportError
+from pipelines.stream.transports import Spool, TransportError, connect
 
 
 def topic_key(topic: str) -> str:
@@ -72,12 +72,7 @@ class MqttBridge:
                              manual_ack=True)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
-        try:
-            client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            where = f"{self.host}:{self.port}"
-            raise TransportError(f"cannot reach the MQTT broker at {where}: {exc.strerror or exc}") from None
-        client.loop_start()
+        connect(client, self.host, self.port)
         try:
             if not self._connected.wait(10):
                 raise TransportError(f"the MQTT broker at {self.host}:{self.port} did not accept the connection")

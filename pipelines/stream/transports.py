@@ -426,6 +426,15 @@ class KinesisStream(Sink, Source):
 # -- MQTT ---------------------------------------------------------------------------------------------------
 
 
+def connect(client: mqtt.Client, host: str, port: int) -> None:
+    """Connect an MQTT client and start its network loop; TransportError when the broker cannot be reached."""
+    try:
+        client.connect(host, port, keepalive=30)
+    except OSError as exc:
+        raise TransportError(f"cannot reach the MQTT broker at {host}:{port}: {exc.strerror or exc}") from None
+    client.loop_start()
+
+
 class MqttSink(Sink):
     """Publishes each record with QoS 1 to `<prefix>/<partition key>` and waits for the broker's PUBACKs."""
 
@@ -443,12 +452,7 @@ class MqttSink(Sink):
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
             client.max_inflight_messages_set(100)
             client.max_queued_messages_set(0)
-            try:
-                client.connect(self.host, self.port, keepalive=30)
-            except OSError as exc:
-                where = f"{self.host}:{self.port}"
-                raise TransportError(f"cannot reach the MQTT broker at {where}: {exc.strerror or exc}") from None
-            client.loop_start()
+            connect(client, self.host, self.port)
             self._client = client
         return self._client
 
