@@ -125,12 +125,14 @@ def run(selection: str, start: str | None, end: str | None) -> None:
 
     in_job = main_job.selection.resolve(graph)
     if keys - in_job:
-        outside = ", ".join(sorted(k.to_user_string() for k in keys - in_job)[:5])
-        if selection != "*":
-            raise ValueError(f"not part of the main job: {outside} (the stream, documents, serving and edge groups "
-                             "follow their sensors; materialize one by hand from the UI or with `dagster asset "
-                             "materialize -m pipelines.definitions --select <key>`)")
-        keys = keys & in_job
+        if selection == "*":
+            keys = keys & in_job
+        elif keys & in_job:
+            outside = ", ".join(sorted(k.to_user_string() for k in keys - in_job)[:5])
+            raise ValueError(f"--select {selection!r} mixes the main job's assets with others ({outside}): "
+                             "run them as two selections")
+        else:
+            return _run_outside_main(defs, keys, selection, profile)
 
     from resources import resolved
 
@@ -161,6 +163,27 @@ def run(selection: str, start: str | None, end: str | None) -> None:
         from pipelines.ml.cli import ensure_champion
 
         ensure_champion()
+
+
+def _run_outside_main(defs, keys, selection: str, profile: str) -> None:
+    """Assets the main job does not hold (documents, ml, serving, edge, stream): one run of their own, unpartitioned,
+    in the same instance, as the UI's "Materialize" would start it."""
+    from dagster import DagsterInstance
+
+    partitioned = sorted(k.to_user_string() for k in keys if defs.resolve_asset_graph().get(k).partitions_def)
+    if partitioned:
+        raise ValueError(f"--select {selection!r} holds partitioned assets outside the main job ({', '.join(partitioned)}"
+                         "): their sensors plan them; use the UI for a partition")
+    click.echo(f"profile {profile}: {len(keys)} asset(s) outside the main job, as one run")
+    started = time.monotonic()
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=DagsterInstance.get(), asset_selection=sorted(keys),
+        tags={"tributary/profile": profile, "tributary/selection": selection[:63]},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}}, raise_on_error=False,
+    )
+    if not result.success:
+        raise Failure(f"run {result.run_id} failed: {run_failure_reason(result)}")
+    click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
 
 
 @main.command(short_help="Read-only SQL over the lake's Delta tables.")

@@ -76,8 +76,8 @@ class SearchIndex:
     @classmethod
     def load(cls, lake: Lake) -> SearchIndex:
         if delta.open_table(lake, DOCUMENT_EMBEDDINGS) is None or delta.open_table(lake, DOCUMENT_TEXT) is None:
-            raise DocumentError("no documents are searchable yet: materialize the documents group "
-                                "(standardized/document_text and standardized/document_embeddings) first")
+            raise DocumentError("no documents are searchable yet: land them first with "
+                                "`tributary run --select 'group:documents'` (after `tributary docs produce`)")
         embeddings = (delta.scan(lake, DOCUMENT_EMBEDDINGS).select("text_id", "chunk", "chunk_text", "embedding")
                       .collect())
         texts = delta.scan(lake, DOCUMENT_TEXT).select("text_id", "doc_id", "kind", "title", "tailnum",
