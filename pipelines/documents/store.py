@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Protocol
 import time
 
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
 from pipelines.documents import DocumentError
 
 SHARDS = 4
@@ -180,7 +182,7 @@ class DynamoDocumentStore:
     @property
     def client(self):
         if self._client is None:
-            import boto3  # noqa: PLC0415 - start-up: boto3 ~0.4 s
+            import boto3  # noqa: PLC0415 - start-up: boto3 ~0.3 s
             from botocore.config import Config  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
             self._client = boto3.client(
@@ -191,8 +193,6 @@ class DynamoDocumentStore:
         return self._client
 
     def ensure(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError  # noqa: PLC0415 - start-up: botocore ~0.2 s
-
         try:
             self.client.describe_table(TableName=self.table_name)
             return

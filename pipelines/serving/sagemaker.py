@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
+
 from pipelines.serving.config import EndpointConfig, Shadow, Variant
 from pipelines.serving.model import find_model_files
 
@@ -98,7 +100,6 @@ def _message(exc: Exception) -> str:
 
 def _exists(call: Callable[[], Any]) -> Any | None:
     """A Describe* answer, or None when SageMaker says the thing does not exist (a ValidationException)."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
     try:
         return call()
@@ -129,7 +130,6 @@ def ensure_models(sm, config: EndpointConfig, target: Target, upload: Callable[[
 def deploy(sm, config: EndpointConfig, target: Target, upload: Callable[[str, bytes], str],
            log: Callable[[str], None] = lambda _: None) -> DeployResult:
     """Create or update the endpoint so it serves `config`; a pure re-weight only re-weights."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
     request = endpoint_config_request(config, target)
     weights = {v.name: float(v.weight) for v in config.variants}
@@ -164,7 +164,6 @@ def deploy(sm, config: EndpointConfig, target: Target, upload: Callable[[str, by
 
 def reweight(sm, endpoint: str, weights: dict[str, float]) -> dict[str, float]:
     """Set variant weights on a live endpoint (UpdateEndpointWeightsAndCapacities); returns the weights now live."""
-    from botocore.exceptions import ClientError  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
     try:
         current = sm.describe_endpoint(EndpointName=endpoint)

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 import polars as pl
+from botocore.exceptions import BotoCoreError, ClientError
 
 RECORD_SCHEMA: Final = pl.Schema(
     {
@@ -319,7 +320,7 @@ class KinesisStream(Sink, Source):
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # noqa: PLC0415 - start-up: boto3 ~0.4 s
+            import boto3  # noqa: PLC0415 - start-up: boto3 ~0.3 s
             from botocore.config import Config  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
             config = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
@@ -331,7 +332,6 @@ class KinesisStream(Sink, Source):
         """Fail with one line when the stream cannot be reached; create it first when asked to."""
         if self._checked:
             return
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - start-up: botocore ~0.2 s
 
         where = f"Kinesis stream {self.name!r}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         try:
