@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipelines.serving.sagemaker import package
-from tests.serving.conftest import ROOT, Models, free_port, records, spec_features
+from tests.serving.conftest import ROOT, Models, Server, free_port, records, spec_features, wait_ready
 
 DEPLOY = ROOT / "deploy" / "serving"
 
@@ -64,15 +63,7 @@ def test_serve_script_answers_from_an_opt_ml_model_folder(serving_models: Models
     process = subprocess.Popen([str(DEPLOY / "serve"), "serve"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.1)
+        wait_ready(Server(f"http://127.0.0.1:{port}", model, model, model, process, tmp_path / "serve.log"), 60)
         features = spec_features(serving_models, serving_models.champion)
         response = httpx.post(f"http://127.0.0.1:{port}/invocations",
                               json={"instances": records(serving_models.rows.head(2), features)})
