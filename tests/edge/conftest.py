@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,9 @@ from pipelines.edge import bundle as bundles
 from pipelines.edge import keys as keyring
 from pipelines.edge.repository import Release, Repository
 from pipelines.core.lake import Lake
+from tests.conftest import service_missing
+
+BROKER = ("127.0.0.1", 1883)
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,21 @@ def repo(edge_models: EdgeModels, tmp_path: Path) -> Repo:
         releases[label] = repository.publish(b.name, b.data, keys, custom={
             "model_version": b.model_version, "bad_release_drill": bad})
     return Repo(repository, lake, keys, releases)
+
+
+@pytest.fixture(scope="module")
+def mosquitto() -> tuple[str, int]:
+    """The local Mosquitto broker of the e2e edge tests: skipped when it is not running (failed under CI)."""
+    try:
+        socket.create_connection(BROKER, timeout=2).close()
+    except OSError as exc:
+        service_missing("Mosquitto at 127.0.0.1:1883", exc)
+    return BROKER
+
+
+def new_devices(repo: Repo, tmp_path: Path, prefix: str, count: int) -> tuple[list[str], Path]:
+    """`count` fresh device names (each's state is `tmp_path / name`) and the root metadata they trust."""
+    root_json = tmp_path / "root.json"
+    root_json.write_bytes(repo.repo.root_bytes())
+    tag = uuid.uuid4().hex[:6]
+    return [f"{prefix}-{tag}-{i}" for i in range(count)], root_json

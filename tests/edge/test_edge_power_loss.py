@@ -17,22 +17,10 @@ import pytest
 from pipelines.edge.agent import DeviceAgent, FileStorage, handle_safely
 from pipelines.edge.jobs import Campaign, JobsService, Rollout, RolloutConfig
 from pipelines.edge.server import BundleServer
+from tests.edge.conftest import new_devices
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("mosquitto")]
 ROOT = Path(__file__).resolve().parents[2]
-BROKER = ("127.0.0.1", 1883)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _broker():
-    import socket
-
-    try:
-        socket.create_connection(BROKER, timeout=2).close()
-    except OSError as exc:
-        from tests.conftest import service_missing
-
-        service_missing("Mosquitto at 127.0.0.1:1883", exc)
 
 
 def start_agent(device: str, state: Path, repo_url: str, root_json: Path, *extra: str) -> subprocess.Popen:
@@ -65,6 +53,12 @@ def serve(campaign: Campaign, timeout: float = 60) -> threading.Thread:
     return thread
 
 
+def new_device(repo, tmp_path: Path, prefix: str) -> tuple[str, Path, Path]:
+    """A fresh device name, its state folder, and the root metadata it trusts."""
+    (device,), root_json = new_devices(repo, tmp_path, prefix, 1)
+    return device, tmp_path / device, root_json
+
+
 def factory_device(repo, server_url: str, state: Path, device: str) -> None:
     """The device as it leaves the factory: the champion installed."""
     agent = DeviceAgent(device, FileStorage(state), server_url)
@@ -75,10 +69,7 @@ def factory_device(repo, server_url: str, state: Path, device: str) -> None:
 
 @pytest.mark.parametrize("step", ["download_half", "verified", "staged", "switched", "self_testing", "committed"])
 def test_sigkill_at_each_install_step_then_restart_finishes_the_install(repo, tmp_path, step):
-    device = f"kill-{step}-{uuid.uuid4().hex[:6]}"
-    state = tmp_path / device
-    root_json = tmp_path / "root.json"
-    root_json.write_bytes(repo.repo.root_bytes())
+    device, state, root_json = new_device(repo, tmp_path, f"kill-{step}")
     challenger = repo.releases["challenger"]
     with BundleServer(repo.root) as server:
         factory_device(repo, server.url, state, device)
@@ -108,10 +99,7 @@ def test_sigkill_at_each_install_step_then_restart_finishes_the_install(repo, tm
 
 
 def test_sigkill_after_switching_to_a_bad_release_boots_and_rolls_back(repo, tmp_path):
-    device = f"kill-bad-{uuid.uuid4().hex[:6]}"
-    state = tmp_path / device
-    root_json = tmp_path / "root.json"
-    root_json.write_bytes(repo.repo.root_bytes())
+    device, state, root_json = new_device(repo, tmp_path, "kill-bad")
     with BundleServer(repo.root) as server:
         factory_device(repo, server.url, state, device)
         campaign = one_device_campaign(device, repo.releases["bad"].path)
@@ -133,10 +121,7 @@ def test_sigkill_after_switching_to_a_bad_release_boots_and_rolls_back(repo, tmp
 
 
 def test_a_device_offline_when_notified_gets_its_job_when_it_comes_back(repo, tmp_path):
-    device = f"offline-{uuid.uuid4().hex[:6]}"
-    state = tmp_path / device
-    root_json = tmp_path / "root.json"
-    root_json.write_bytes(repo.repo.root_bytes())
+    device, state, root_json = new_device(repo, tmp_path, "offline")
     challenger = repo.releases["challenger"]
     with BundleServer(repo.root) as server:
         factory_device(repo, server.url, state, device)

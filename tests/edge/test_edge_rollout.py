@@ -11,6 +11,7 @@ from pipelines.edge import status as device_status
 from pipelines.edge.jobs import AbortCriterion, Campaign, Rollout, RolloutConfig, RolloutConfigError
 from pipelines.edge.release import plan_campaign, run_local_rollout
 from pipelines.edge.server import BundleServer
+from tests.edge.conftest import new_devices
 
 
 def test_rollout_config_round_trips_the_create_job_shape():
@@ -83,20 +84,10 @@ def test_in_progress_timeout():
 
 
 @pytest.mark.e2e
-def test_a_bad_release_aborts_and_no_device_stays_on_it_then_a_good_one_reaches_all(repo, tmp_path):
-    import socket
-
+def test_a_bad_release_aborts_and_no_device_stays_on_it_then_a_good_one_reaches_all(repo, tmp_path, mosquitto):
     from tests.edge.test_edge_power_loss import factory_device, start_agent
 
-    try:
-        socket.create_connection(("127.0.0.1", 1883), timeout=2).close()
-    except OSError as exc:
-        from tests.conftest import service_missing
-
-        service_missing("Mosquitto at 127.0.0.1:1883", exc)
-    fleet = [f"fleet-{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
-    root_json = tmp_path / "root.json"
-    root_json.write_bytes(repo.repo.root_bytes())
+    fleet, root_json = new_devices(repo, tmp_path, "fleet", 4)
     status_lake = repo.lake
     config = RolloutConfig(base_rate_per_minute=None, maximum_per_minute=1000, cohorts=(0.5, 1.0), cohort_gate=1.0,
                            abort=(AbortCriterion("FAILED", 1, 50.0),), in_progress_timeout_minutes=5)
@@ -153,9 +144,7 @@ def test_campaign_sends_the_rollback_to_every_exposed_device():
 
 
 @pytest.mark.e2e
-def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, tmp_path):
-    import socket
-
+def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, tmp_path, mosquitto):
     from dagster import materialize
 
     from assets.edge import edge_rollout
@@ -163,15 +152,7 @@ def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, 
     from resources.lake import LocalLakeResource
     from tests.edge.test_edge_power_loss import factory_device, start_agent
 
-    try:
-        socket.create_connection(("127.0.0.1", 1883), timeout=2).close()
-    except OSError as exc:
-        from tests.conftest import service_missing
-
-        service_missing("Mosquitto at 127.0.0.1:1883", exc)
-    fleet = [f"asset-{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
-    root_json = tmp_path / "root.json"
-    root_json.write_bytes(repo.repo.root_bytes())
+    fleet, root_json = new_devices(repo, tmp_path, "asset", 2)
     rollout = {"jobExecutionsRolloutConfig": {"maximumPerMinute": 1000},
                "abortConfig": {"criteriaList": [{"failureType": "FAILED", "action": "CANCEL",
                                                  "thresholdPercentage": 50, "minNumberOfExecutedThings": 1}]},
@@ -194,3 +175,15 @@ def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, 
     assert by_key["edge/device_status"].metadata["dagster/row_count"].value >= len(fleet) + 1
     for device in fleet:
         assert json.loads((tmp_path / device / "current.json").read_text())["sha256"] == repo.releases["champion"].sha256
+
+
+def test_status_lines_say_how_a_rollout_went() -> None:
+    base = {"job_id": "j1", "total": 2, "done": 2, "versions": {"1": 2}, "rollback": {}}
+    failed = device_status.render({**base, "rollout_status": "COMPLETED", "states": {"FAILED": 2}})
+    assert failed[0] == "job j1: COMPLETED, failed on every device (2)"
+    assert "finished 2/2 (100%)" in failed[1] and failed[2] == "states:   FAILED 2"
+    mixed = device_status.render({**base, "rollout_status": "COMPLETED", "states": {"SUCCEEDED": 1, "TIMED_OUT": 1}})
+    assert mixed[0] == "job j1: COMPLETED, 1 succeeded, 1 failed"
+    empty = device_status.render({"job_id": None})
+    assert empty == ["no rollout recorded: edge/device_status is empty (`tributary edge rollout` records one; "
+                     "`tributary edge simulate` runs a fleet in memory and records nothing)"]
