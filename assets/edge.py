@@ -7,7 +7,7 @@ from dagster import (AssetExecutionContext, AssetKey, AssetSpec, Config, Definit
 from pydantic import Field
 
 from assets.ml import EVALUATION_KEY
-from resources.edge import EdgeResource
+from resources.edge import EdgeResource, IotEdgeResource
 from resources.lake import LakeResource
 from resources.ml import MlflowResource
 from pipelines.edge import status as device_status
@@ -80,7 +80,7 @@ def edge_rollout(context: AssetExecutionContext, config: RolloutRunConfig, lake:
     if release is None:
         raise ValueError("nothing to roll out: the edge repository has no release")
     rollout_config = edge.rollout()
-    if edge.jobs == "iot":
+    if isinstance(edge, IotEdgeResource):
         job_id = f"delay-model-release-{release.release}"
         created = create_job(edge.iot(), job_id=job_id, targets=edge.targets(),
                              document=job_document(release, repository_url=edge.repository_url),

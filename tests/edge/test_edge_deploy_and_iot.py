@@ -56,13 +56,13 @@ def test_the_rollout_asset_on_the_iot_path_creates_the_job(s3_endpoint, repo):
     from dagster import materialize
 
     from assets.edge import edge_rollout
-    from resources.edge import EdgeResource
+    from resources.edge import IotEdgeResource
     from resources.lake import LocalLakeResource
 
     client = iot_client(region="us-east-1", endpoint_url=s3_endpoint, access_key_id="test", secret_access_key="test")
     thing = client.create_thing(thingName="edge-thing-asset")
-    edge = EdgeResource(jobs="iot", endpoint_url=s3_endpoint, access_key_id="test", secret_access_key="test",
-                        iot_targets=thing["thingArn"], rollout_config=str(DEPLOY / "rollout.json"))
+    edge = IotEdgeResource(endpoint_url=s3_endpoint, access_key_id="test", secret_access_key="test",
+                           iot_targets=thing["thingArn"], rollout_config=str(DEPLOY / "rollout.json"))
     result = materialize([edge_rollout], resources={"lake": LocalLakeResource(root=repo.lake.root), "edge": edge})
     assert result.success
     [mat] = result.asset_materializations_for_node("edge_rollout")[:1]
