@@ -162,6 +162,13 @@ class Standardized:
     """Raw rows dropped as older versions of a natural key; not errors, so not in quarantine."""
 
 
+def _reference(typed: pl.DataFrame, rules: Mapping[str, pl.Expr], order: Sequence[str], *, table: str, key: str,
+               columns: Sequence[str], run_id: str, duplicates: int) -> Standardized:
+    """A reference table split by the first of `rules` (in `order`) each row breaks, one row per `key`."""
+    good = _indexed(typed).with_columns(_first_rule(rules, order), source_updated_at=pl.col("updated_at"))
+    return _split(typed, good, table=table, key=pl.col(key), columns=columns, run_id=run_id, duplicates=duplicates)
+
+
 def standardize_airports(raw: pl.DataFrame, *, run_id: str) -> Standardized:
     """Airports, one row per FAA code; a `tzone` the time-zone database does not know is quarantined, since
     every time converted with it would be wrong."""
@@ -174,34 +181,23 @@ def standardize_airports(raw: pl.DataFrame, *, run_id: str) -> Standardized:
         RULE_OUT_OF_RANGE: _out_of_range(AIRPORT_RANGES),
         RULE_UNKNOWN_TIME_ZONE: bad_zone,
     }
-    good = _indexed(typed).with_columns(_first_rule(rules, AIRPORT_RULES), source_updated_at=pl.col("updated_at"))
-    return _split(
-        typed, good, table="airports", key=pl.col("faa"), columns=AIRPORT_COLUMNS, run_id=run_id,
-        duplicates=duplicates,
-    )
+    return _reference(typed, rules, AIRPORT_RULES, table="airports", key="faa", columns=AIRPORT_COLUMNS, run_id=run_id,
+                      duplicates=duplicates)
 
 
 def standardize_planes(raw: pl.DataFrame, *, run_id: str) -> Standardized:
     """Aircraft, one row per tail number; impossible build years or seat counts are quarantined."""
     typed, duplicates = _latest(_typed(raw, PLANES), ("tailnum",))
     rules = {RULE_MISSING_KEY: _missing(["tailnum"]), RULE_OUT_OF_RANGE: _out_of_range(PLANE_RANGES)}
-    good = _indexed(typed).with_columns(_first_rule(rules, PLANE_RULES), source_updated_at=pl.col("updated_at"))
-    return _split(
-        typed, good, table="planes", key=pl.col("tailnum"), columns=PLANE_COLUMNS, run_id=run_id,
-        duplicates=duplicates,
-    )
+    return _reference(typed, rules, PLANE_RULES, table="planes", key="tailnum", columns=PLANE_COLUMNS, run_id=run_id,
+                      duplicates=duplicates)
 
 
 def standardize_airlines(raw: pl.DataFrame, *, run_id: str) -> Standardized:
     """Carriers, one row per carrier code: the reference a flight's carrier must be found in."""
     typed, duplicates = _latest(_typed(raw, AIRLINES), ("carrier",))
-    good = _indexed(typed).with_columns(
-        _first_rule({RULE_MISSING_KEY: _missing(["carrier"])}, AIRLINE_RULES), source_updated_at=pl.col("updated_at")
-    )
-    return _split(
-        typed, good, table="airlines", key=pl.col("carrier"), columns=AIRLINE_COLUMNS, run_id=run_id,
-        duplicates=duplicates,
-    )
+    return _reference(typed, {RULE_MISSING_KEY: _missing(["carrier"])}, AIRLINE_RULES, table="airlines",
+                      key="carrier", columns=AIRLINE_COLUMNS, run_id=run_id, duplicates=duplicates)
 
 
 def standardize_weather(raw: pl.DataFrame, *, run_id: str) -> Standardized:
