@@ -1,6 +1,6 @@
-"""When downstream assets follow their upstreams (declarative automation)."""
+"""When downstream assets follow their upstreams (declarative automation), and the project's schedules."""
 
-from dagster import AutomationCondition
+from dagster import AutomationCondition, DefaultScheduleStatus, ScheduleDefinition
 
 
 def follows_upstream() -> AutomationCondition:
@@ -19,3 +19,9 @@ def follows_upstream() -> AutomationCondition:
             AutomationCondition.any_checks_match(AutomationCondition.check_failed(), blocking_only=True)
         )
     ).with_label("follows upstream")
+
+
+def utc_schedule(name: str, job, cron: str, *, description: str) -> ScheduleDefinition:
+    """A schedule on UTC's clock, stopped until someone turns it on: a deployment opts in to each clock."""
+    return ScheduleDefinition(name=name, job=job, cron_schedule=cron, execution_timezone="UTC",
+                              default_status=DefaultScheduleStatus.STOPPED, description=description)

@@ -10,10 +10,11 @@ from typing import Literal
 
 import polars as pl
 from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec,
-                     AssetExecutionContext, AssetKey, AssetSelection, Config, DefaultScheduleStatus, Definitions,
-                     MaterializeResult, MetadataValue, ScheduleDefinition, asset, asset_check, define_asset_job)
+                     AssetExecutionContext, AssetKey, AssetSelection, Config, Definitions,
+                     MaterializeResult, MetadataValue, asset, asset_check, define_asset_job)
 from pydantic import Field
 
+from assets.automation import utc_schedule
 from assets.common import chart_metadata, delta_metadata
 from pipelines.core import delta
 from pipelines.ml import drift
@@ -301,12 +302,8 @@ ml_retrain_job = define_asset_job(
                 "report drift.",
 )
 
-weekly_retrain_schedule = ScheduleDefinition(
-    name="ml_weekly_retrain",
-    job=ml_retrain_job,
-    cron_schedule="0 4 * * 1",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.STOPPED,
+weekly_retrain_schedule = utc_schedule(
+    "ml_weekly_retrain", ml_retrain_job, "0 4 * * 1",
     description="Retrain every Monday at 04:00 UTC so the model keeps up with the latest week of flights.",
 )
 

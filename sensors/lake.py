@@ -1,8 +1,9 @@
 """Lake upkeep on a clock: compact the Delta tables' small files and vacuum the ones no recent version needs."""
 
-from dagster import Config, DefaultScheduleStatus, Definitions, OpExecutionContext, ScheduleDefinition, job, op
+from dagster import Config, Definitions, OpExecutionContext, job, op
 from pydantic import Field
 
+from assets.automation import utc_schedule
 from pipelines.core.maintenance import RETENTION_HOURS, TARGET_FILE_BYTES, maintain_lake
 from resources.lake import LakeResource
 
@@ -27,13 +28,7 @@ def lake_maintenance() -> None:
     compact_and_vacuum()
 
 
-weekly_lake_maintenance = ScheduleDefinition(
-    name="weekly_lake_maintenance",
-    job=lake_maintenance,
-    cron_schedule="0 3 * * 0",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.STOPPED,
-    description="Sundays 03:00 UTC, when no daily run writes.",
-)
+weekly_lake_maintenance = utc_schedule("weekly_lake_maintenance", lake_maintenance, "0 3 * * 0",
+                                       description="Sundays 03:00 UTC, when no daily run writes.")
 
 defs = Definitions(jobs=[lake_maintenance], schedules=[weekly_lake_maintenance])
