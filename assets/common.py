@@ -107,6 +107,13 @@ def delta_table(key: AssetKey, *, group: str, description: str, deps: Sequence[A
     )
 
 
+def optional_asset(key: AssetKey, *, group: str, deps: Sequence[AssetKey], kinds: set[str], description: str):
+    """`@asset` of an asset that may decline to materialize rather than fail: it yields nothing and says why in
+    the log (a model not trainable yet, a bundle already published, no champion to serve, no outcomes yet)."""
+    return asset(key=key, group_name=group, deps=list(deps), kinds=kinds, output_required=False,
+                 description=description)
+
+
 @dataclass
 class RangeWritten:
     """What `write_days` wrote: rows over the run, the last Delta version, the first chunk (the preview)."""

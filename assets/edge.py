@@ -3,9 +3,10 @@
 from collections.abc import Iterator
 
 from dagster import (AssetExecutionContext, AssetKey, AssetSpec, Config, Definitions, MaterializeResult, MetadataValue,
-                     asset, multi_asset)
+                     multi_asset)
 from pydantic import Field
 
+from assets.common import optional_asset
 from assets.ml import EVALUATION_KEY
 from resources.edge import EdgeResource, IotEdgeResource
 from resources.lake import LakeResource
@@ -30,14 +31,9 @@ class RolloutRunConfig(Config):
     timeout_seconds: float | None = Field(default=None, description="Local controller wait; the resource's if unset.")
 
 
-@asset(
-    key=BUNDLE_KEY,
-    group_name=GROUP,
-    deps=[EVALUATION_KEY],
-    kinds={"xgboost", "tuf"},
-    output_required=False,
-    description="The champion as a device bundle (booster, spec, self-test, manifest), signed into the TUF repository.",
-)
+@optional_asset(BUNDLE_KEY, group=GROUP, deps=[EVALUATION_KEY], kinds={"xgboost", "tuf"},
+                description="The champion as a device bundle (booster, spec, self-test, manifest), signed into the "
+                            "TUF repository.")
 def delay_model_bundle(context: AssetExecutionContext, config: BundleConfig, lake: LakeResource,
                        mlflow: MlflowResource, edge: EdgeResource) -> Iterator[MaterializeResult]:
     """Skipped (with the reason in the log) when the version's bundle is already published: same bytes, no release."""

@@ -15,7 +15,7 @@ from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSev
 from pydantic import Field
 
 from assets.automation import utc_schedule
-from assets.common import chart_metadata, delta_metadata
+from assets.common import chart_metadata, delta_metadata, optional_asset
 from pipelines.core import delta
 from pipelines.ml import drift
 from pipelines.ml.data import (CHARTS, DIM_AIRPORT, DIM_DATE, DIM_PLANE, DRIFT_REPORT, EVALUATIONS, FACT, FEATURES,
@@ -111,14 +111,9 @@ def history_uses_earlier_days_only(context: AssetCheckExecutionContext, lake: La
     )
 
 
-@asset(
-    key=MODEL_KEY,
-    group_name=GROUP,
-    deps=[FEATURES_KEY],
-    kinds={"xgboost", "mlflow"},
-    output_required=False,
-    description="XGBoost tuned by Optuna, tracked in MLflow, registered as `delay_model` with the alias `challenger`.",
-)
+@optional_asset(MODEL_KEY, group=GROUP, deps=[FEATURES_KEY], kinds={"xgboost", "mlflow"},
+                description="XGBoost tuned by Optuna, tracked in MLflow, registered as `delay_model` with the alias "
+                            "`challenger`.")
 def delay_model(
     context: AssetExecutionContext, config: DelayModelConfig, lake: LakeResource, mlflow: MlflowResource
 ) -> Iterator[MaterializeResult]:

@@ -12,7 +12,7 @@ from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, As
                      MaterializeResult, MetadataValue, asset)
 from pydantic import Field
 
-from assets.common import delta_metadata, markdown_preview
+from assets.common import delta_metadata, markdown_preview, optional_asset
 from assets.ml import EVALUATION_KEY
 from assets.warehouse import FACT_FLIGHTS_KEY
 from pipelines.core import delta
@@ -47,14 +47,9 @@ class AbReportConfig(Config):
     margin: float = Field(default=0.005, ge=0, description="AUC gain that would matter.")
 
 
-@asset(
-    key=ENDPOINT_KEY,
-    group_name=GROUP,
-    deps=[EVALUATION_KEY],
-    kinds={"mlflow", "sagemaker"},
-    output_required=False,
-    description="Champion and challenger as weighted variants (optional shadow), applied to the running endpoint.",
-)
+@optional_asset(ENDPOINT_KEY, group=GROUP, deps=[EVALUATION_KEY], kinds={"mlflow", "sagemaker"},
+                description="Champion and challenger as weighted variants (optional shadow), applied to the running "
+                            "endpoint.")
 def delay_endpoint(context: AssetExecutionContext, config: DelayEndpointConfig, serving: ServingResource,
                    mlflow: MlflowResource, lake: LakeResource) -> Iterator[MaterializeResult]:
     """Skipped (with the reason in the log), not failed, while the registry has no champion."""
@@ -124,14 +119,9 @@ def invocations(context: AssetExecutionContext, serving: ServingResource, lake: 
     return MaterializeResult(metadata=metadata, check_results=[check])
 
 
-@asset(
-    key=AB_REPORT_KEY,
-    group_name=GROUP,
-    deps=[INVOCATIONS_KEY, FACT_FLIGHTS_KEY],
-    kinds={"polars", "delta"},
-    output_required=False,
-    description="Per variant ROC-AUC, calibration and latency on flights whose outcome arrived; promote or keep.",
-)
+@optional_asset(AB_REPORT_KEY, group=GROUP, deps=[INVOCATIONS_KEY, FACT_FLIGHTS_KEY], kinds={"polars", "delta"},
+                description="Per variant ROC-AUC, calibration and latency on flights whose outcome arrived; promote "
+                            "or keep.")
 def ab_report(context: AssetExecutionContext, config: AbReportConfig, lake: LakeResource) -> Iterator[MaterializeResult]:
     """Skipped (with the reason in the log) while there is no invocation log or no warehouse to judge it by."""
     the_lake = lake.get_lake()
