@@ -18,6 +18,7 @@ SCHEMA = {
     "reason": pl.String, "rollout_status": pl.String, "updated_at": pl.Datetime("us", "UTC"),
 }
 TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED")
+FAILURES = ("FAILED", "REJECTED", "TIMED_OUT")
 
 
 def rows_from_campaign(campaign, *, at: dt.datetime | None = None) -> pl.DataFrame:
@@ -72,16 +73,26 @@ def summary(frame: pl.DataFrame, job_id: str | None = None) -> dict:
     }
 
 
-def bar(done: int, total: int, width: int = 30) -> str:
+def bar(done: int, total: int, width: int = 30, *, label: str = "") -> str:
     share = done / total if total else 0.0
     filled = int(round(share * width))
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({share:.0%})"
+    return f"[{'#' * filled}{'.' * (width - filled)}] {label + ' ' if label else ''}{done}/{total} ({share:.0%})"
 
 
 def render(s: dict) -> list[str]:
     if not s["job_id"]:
-        return ["no rollout yet: the edge/device_status table is empty"]
-    lines = [f"job {s['job_id']}: {s['rollout_status']}", bar(s["done"], s["total"])]
+        return ["no rollout recorded: edge/device_status is empty (`tributary edge rollout` records one; "
+                "`tributary edge simulate` runs a fleet in memory and records nothing)"]
+    states = s["states"]
+    failed = sum(states.get(k, 0) for k in FAILURES)
+    succeeded = states.get("SUCCEEDED", 0)
+    # A job is COMPLETED once every execution is terminal, whatever their outcome (AWS IoT Jobs says so too):
+    # the header says how it went, so "COMPLETED" over a fleet that failed reads as what it is.
+    outcome = f"{succeeded} succeeded, {failed} failed"
+    if s["rollout_status"] == "COMPLETED" and failed and not succeeded:
+        outcome = f"failed on every device ({failed})"
+    lines = [f"job {s['job_id']}: {s['rollout_status']}, {outcome}",
+             bar(s["done"], s["total"], label="finished")]
     lines.append("states:   " + ", ".join(f"{k} {v}" for k, v in s["states"].items()))
     lines.append("versions: " + ", ".join(f"v{k} {v}" for k, v in s["versions"].items()))
     if s.get("rollback"):
