@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import numpy
 
 from pipelines.ml import registry
 from pipelines.ml.baseline import fit_baseline
@@ -380,6 +379,6 @@ def pip_requirements() -> list[str]:
     return [
         f"mlflow=={mlflow.__version__}",
         f"xgboost=={xgboost.__version__}",
-        f"numpy>={numpy.__version__},<{int(major(numpy)) + 1}",
+        f"numpy>={np.__version__},<{int(major(np)) + 1}",
         f"pandas>={pandas.__version__},<{int(major(pandas)) + 1}",
     ]
