@@ -84,7 +84,8 @@ def test_in_progress_timeout():
 
 
 @pytest.mark.e2e
-def test_a_bad_release_aborts_and_no_device_stays_on_it_then_a_good_one_reaches_all(repo, tmp_path, mosquitto):
+@pytest.mark.usefixtures("mosquitto")
+def test_a_bad_release_aborts_and_no_device_stays_on_it_then_a_good_one_reaches_all(repo, tmp_path):
     from tests.edge.test_edge_power_loss import factory_device, start_agent
 
     fleet, root_json = new_devices(repo, tmp_path, "fleet", 4)
@@ -144,7 +145,8 @@ def test_campaign_sends_the_rollback_to_every_exposed_device():
 
 
 @pytest.mark.e2e
-def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, tmp_path, mosquitto):
+@pytest.mark.usefixtures("mosquitto")
+def test_the_rollout_asset_drives_the_local_fleet_and_lands_device_status(repo, tmp_path):
     from dagster import materialize
 
     from assets.edge import edge_rollout
