@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export DAGSTER_HOME ?= $(CURDIR)/.tributary/dagster
 
-.PHONY: demo lint test test-fast ui bench bench-serving bench-edge clean
+.PHONY: demo lint test test-fast ui mlflow-ui bench bench-serving bench-edge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ test-fast: lint
 ui: $(STAMP)
 	@$(BIN)/python -c "from pipelines.cli import ensure_dagster_home; ensure_dagster_home()"  # instance config: run monitoring
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## mlflow-ui: the MLflow UI over the local registry; it takes 30-60 s to answer the first time (it migrates
+##            its SQLite store and starts its workers), so this waits and says when it is ready
+mlflow-ui: $(STAMP)
+	@mkdir -p .tributary
+	@$(BIN)/mlflow ui --backend-store-uri sqlite:///.tributary/mlflow.db --host 127.0.0.1 --port 5000 --workers 1 & pid=$$!; \
+	  echo "starting the MLflow UI (pid $$pid)..."; \
+	  for i in $$(seq 1 240); do \
+	    if $(BIN)/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/health', timeout=10)" 2>/dev/null; then \
+	      echo "MLflow UI ready on http://127.0.0.1:5000 after $${i}s (Ctrl-C stops it)"; break; fi; \
+	    kill -0 $$pid 2>/dev/null || { echo "mlflow ui exited; see above"; exit 1; }; sleep 1; done; \
+	  wait $$pid
 
 ## bench: the extract and warehouse benchmarks at scale 1 (prints figures; see benchmarks/ for more scales)
 bench: $(STAMP)
