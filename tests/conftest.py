@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,24 @@ if TYPE_CHECKING:
 
 PG_ADMIN_DSN = os.environ.get("TRIBUTARY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, *, group: bool = False,
+                 timeout: float = 20) -> None:
+    """Send `sig` to a child (to its whole process group with `group`, even when the leader is gone), wait up to
+    `timeout` seconds, then SIGKILL it."""
+    if not group and process.poll() is not None:
+        return
+
+    def send(signum: int) -> None:
+        (os.killpg(process.pid, signum) if group else process.send_signal(signum))
+
+    send(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        process.wait(timeout=timeout)
 
 
 def service_missing(what: str, why: object) -> None:

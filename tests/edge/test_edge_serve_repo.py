@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from pipelines.edge.cli import edge
 from pipelines.edge.server import free_port
+from tests.conftest import stop_process
 
 TRIBUTARY = str(Path(sys.executable).with_name("tributary"))
 SECRET = b"outside the repository"
@@ -56,12 +57,7 @@ def served(tmp_path_factory):
         assert line.startswith("serving "), (line, proc.stderr.read() if proc.poll() is not None else "")
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, timeout=10)
         proc.stdout.close()
         proc.stderr.close()
 

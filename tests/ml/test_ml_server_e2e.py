@@ -20,6 +20,7 @@ from pipelines.ml import registry
 from pipelines.ml.tracking import QUIET_ENV, MlflowSettings
 from pipelines.ml.train import TuningConfig, train_and_register
 from resources.ml import mlflow_resource
+from tests.conftest import stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -85,12 +86,7 @@ def mlflow_server(pg_dsn: str, s3_endpoint: str, tmp_path: Path) -> Iterator[tup
             time.sleep(1)
         yield url, bucket
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process(server, signal.SIGTERM, group=True)
         log.close()
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from pipelines.serving.config import EndpointConfig, Shadow, Variant, prepare_models, publish, registry_fetch
 from pipelines.ml.tracking import QUIET_ENV
-from tests.conftest import RegisteredDelayModel
+from tests.conftest import RegisteredDelayModel, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60
@@ -187,13 +187,7 @@ def wait_ready(server: Server, deadline_seconds: float = STARTUP_SECONDS) -> Non
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    stop_process(server.process, signal.SIGINT)
 
 
 @pytest.fixture(scope="module")
