@@ -59,6 +59,16 @@ def new_device(repo, tmp_path: Path, prefix: str) -> tuple[str, Path, Path]:
     return device, tmp_path / device, root_json
 
 
+def current_sha(state: Path) -> str:
+    """The sha256 of the bundle a device runs."""
+    return json.loads((state / "current.json").read_text())["sha256"]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(10)
+
+
 def factory_device(repo, server_url: str, state: Path, device: str) -> None:
     """The device as it leaves the factory: the champion installed."""
     agent = DeviceAgent(device, FileStorage(state), server_url)
@@ -82,16 +92,14 @@ def test_sigkill_at_each_install_step_then_restart_finishes_the_install(repo, tm
             proc.wait(10)
             journal = json.loads((state / "journal.json").read_text())
             assert journal["step"] == ("downloading" if step == "download_half" else step)
-            current = json.loads((state / "current.json").read_text())
-            assert current["sha256"] in (repo.releases["champion"].sha256, challenger.sha256)  # old or new, whole
+            assert current_sha(state) in (repo.releases["champion"].sha256, challenger.sha256)  # old or new, whole
             proc = start_agent(device, state, server.url, root_json)
             execution = campaign.rollout.executions[device]
             wait_for(lambda: execution.status == "SUCCEEDED", 60, f"{device} to succeed after the restart")
         finally:
-            proc.kill()
-            proc.wait(10)
+            stop(proc)
         service.join(10)
-    assert json.loads((state / "current.json").read_text())["sha256"] == challenger.sha256
+    assert current_sha(state) == challenger.sha256
     assert not (state / "journal.json").exists() and not (state / "download.part").exists()
     if step == "download_half":
         size = challenger.length
@@ -109,15 +117,14 @@ def test_sigkill_after_switching_to_a_bad_release_boots_and_rolls_back(repo, tmp
             wait_for(lambda: (state / "held-switched").exists(), 60, "the switch")
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            assert json.loads((state / "current.json").read_text())["sha256"] == repo.releases["bad"].sha256
+            assert current_sha(state) == repo.releases["bad"].sha256
             proc = start_agent(device, state, server.url, root_json)
             execution = campaign.rollout.executions[device]
             wait_for(lambda: execution.status == "FAILED", 60, "the rollback")
         finally:
-            proc.kill()
-            proc.wait(10)
+            stop(proc)
         service.join(10)
-    assert json.loads((state / "current.json").read_text())["sha256"] == repo.releases["champion"].sha256
+    assert current_sha(state) == repo.releases["champion"].sha256
 
 
 def test_a_device_offline_when_notified_gets_its_job_when_it_comes_back(repo, tmp_path):
@@ -134,7 +141,6 @@ def test_a_device_offline_when_notified_gets_its_job_when_it_comes_back(repo, tm
         try:
             wait_for(lambda: execution.status == "SUCCEEDED", 60, f"{device} to take the job on reconnect")
         finally:
-            proc.kill()
-            proc.wait(10)
+            stop(proc)
         service.join(10)
-    assert json.loads((state / "current.json").read_text())["sha256"] == challenger.sha256
+    assert current_sha(state) == challenger.sha256
