@@ -9,7 +9,9 @@ from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSev
 from pydantic import Field
 
 from assets.common import column_schema, table_metadata
+from assets.standardize import FLIGHTS_KEY
 from pipelines.core import delta
+from pipelines.standardize import FLIGHTS as STANDARDIZED_FLIGHTS
 from pipelines.stream import analytics
 from pipelines.stream.landing import (QUARANTINE, RAW, STANDARDIZED, STANDARDIZED_SCHEMA, BatchPlan, LandingResult,
                                       ShardRange, committed_state, land, plan_next)
@@ -24,7 +26,6 @@ STANDARDIZED_KEY = AssetKey(["standardized", "telemetry"])
 WINDOWS_KEY = AssetKey(["analytics", "telemetry_windows"])
 ANOMALIES_KEY = AssetKey(["analytics", "telemetry_anomalies"])
 FLIGHT_WEATHER_KEY = AssetKey(["analytics", "flight_weather_telemetry"])
-FLIGHTS_KEY = AssetKey(["standardized", "flights"])
 LANDING_OP = "land_telemetry"
 
 MAX_QUARANTINE_SHARE = 0.05
@@ -267,11 +268,11 @@ def telemetry_windows_consistent(context: AssetCheckExecutionContext, lake: Lake
 def flight_weather_telemetry(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     """Join the stream to the flights: station = origin, event hour = scheduled departure hour (UTC)."""
     the_lake = lake.get_lake()
-    missing = [rel for rel in ("standardized/flights", STANDARDIZED, analytics.ANOMALIES_TABLE)
+    missing = [rel for rel in (STANDARDIZED_FLIGHTS, STANDARDIZED, analytics.ANOMALIES_TABLE)
                if delta.open_table(the_lake, rel) is None]
     if missing:
         raise RuntimeError(f"{', '.join(missing)} not in the lake yet: materialize it first")
-    joined = analytics.flight_weather(delta.scan(the_lake, "standardized/flights"), delta.scan(the_lake, STANDARDIZED),
+    joined = analytics.flight_weather(delta.scan(the_lake, STANDARDIZED_FLIGHTS), delta.scan(the_lake, STANDARDIZED),
                                       delta.scan(the_lake, analytics.ANOMALIES_TABLE))
     version = delta.overwrite(the_lake, analytics.FLIGHT_WEATHER_TABLE, joined)
     metadata = table_metadata(rows=joined.height, uri=the_lake.uri(analytics.FLIGHT_WEATHER_TABLE),
