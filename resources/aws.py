@@ -48,20 +48,6 @@ class AwsConnection(ConfigurableResource):
         """A boto3 client of `service` at this connection's endpoint."""
         return self.session().client(service, endpoint_url=self.endpoint_url or None)
 
-    def storage_options(self) -> dict[str, str]:
-        """Options for deltalake and polars (object_store names)."""
-        opts = {"AWS_REGION": self.region}
-        if self.endpoint_url:
-            opts["AWS_ENDPOINT_URL"] = self.endpoint_url
-            if self.endpoint_url.startswith("http://"):  # object_store refuses plain HTTP unless told
-                opts["AWS_ALLOW_HTTP"] = "true"
-        if self.access_key_id:
-            opts["AWS_ACCESS_KEY_ID"] = self.access_key_id
-            opts["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key or ""
-            if self.session_token:
-                opts["AWS_SESSION_TOKEN"] = self.session_token
-        return opts
-
 
 def aws_connection(profile: str) -> dict[str, Any]:
     """The connection fields of a profile: none on `local`; LocalStack's endpoint and test keys on `localstack`;
