@@ -24,10 +24,10 @@ from pipelines.documents.text import TextStats, extract_texts
 from pipelines.documents.embed import BATCH_SIZE, DIM, embed_texts, shared_embedder
 
 GROUP = "documents"
-RAW_KEY = AssetKey(["raw", "documents"])
-EVENTS_KEY = AssetKey(["standardized", "maintenance_events"])
-TEXT_KEY = AssetKey(["standardized", "document_text"])
-EMBEDDINGS_KEY = AssetKey(["standardized", "document_embeddings"])
+RAW_KEY = AssetKey.from_user_string(RAW)
+EVENTS_KEY = AssetKey.from_user_string(MAINTENANCE_EVENTS)
+TEXT_KEY = AssetKey.from_user_string(DOCUMENT_TEXT)
+EMBEDDINGS_KEY = AssetKey.from_user_string(DOCUMENT_EMBEDDINGS)
 QUARANTINE_SHARE_MAX = 0.10
 """An asset check fails when more than this share of a table's documents sit in its quarantine."""
 OCR_CONFIDENCE_MIN = 0.80

@@ -18,7 +18,7 @@ from pipelines.edge.repository import Repository
 GROUP = "edge"
 BUNDLE_KEY = AssetKey(["edge", "delay_model_bundle"])
 ROLLOUT_KEY = AssetKey(["edge", "rollout"])
-STATUS_KEY = AssetKey(["edge", "device_status"])
+STATUS_KEY = AssetKey.from_user_string(device_status.TABLE)
 
 
 class BundleConfig(Config):

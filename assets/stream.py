@@ -21,11 +21,11 @@ from resources.lake import LakeResource
 from resources.stream import StreamResource
 
 GROUP = "stream"
-RAW_KEY = AssetKey(["raw", "telemetry"])
-STANDARDIZED_KEY = AssetKey(["standardized", "telemetry"])
-WINDOWS_KEY = AssetKey(["analytics", "telemetry_windows"])
-ANOMALIES_KEY = AssetKey(["analytics", "telemetry_anomalies"])
-FLIGHT_WEATHER_KEY = AssetKey(["analytics", "flight_weather_telemetry"])
+RAW_KEY = AssetKey.from_user_string(RAW)
+STANDARDIZED_KEY = AssetKey.from_user_string(STANDARDIZED)
+WINDOWS_KEY = AssetKey.from_user_string(analytics.WINDOWS_TABLE)
+ANOMALIES_KEY = AssetKey.from_user_string(analytics.ANOMALIES_TABLE)
+FLIGHT_WEATHER_KEY = AssetKey.from_user_string(analytics.FLIGHT_WEATHER_TABLE)
 LANDING_OP = "land_telemetry"
 
 MAX_QUARANTINE_SHARE = 0.05
