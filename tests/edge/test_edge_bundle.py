@@ -18,6 +18,7 @@ def test_bundle_predictions_equal_the_registered_model_on_the_holdout(registered
     m = registered_delay_model
     sample = m.holdout.gather_every(max(1, m.holdout.height // 3000)).head(3000)
     mlflow.set_tracking_uri(m.settings.tracking_uri)
+    mlflow.set_registry_uri(m.settings.registry)  # another test of this worker may have pointed it elsewhere
     registered = mlflow.pyfunc.load_model(f"models:/{m.settings.model_name}/{m.champion}")
     expected = np.asarray(registered.predict(sample.select(m.inputs).to_pandas()), dtype=np.float64)
     predictor = Predictor.from_bytes(edge_models.champion.data)

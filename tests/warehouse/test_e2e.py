@@ -85,7 +85,7 @@ def test_a_write_killed_midway_leaves_the_previous_version(year, tmp_path: Path)
     version = delta.version(copy, "warehouse/fact_flights")
     script = (
         "import datetime as dt, polars as pl\n"
-        "from pipelines import delta\nfrom pipelines.core.lake import Lake\n"
+        "from pipelines.core import delta\nfrom pipelines.core.lake import Lake\n"
         f"lake = Lake({str(tmp_path / 'lake')!r})\n"
         "df = delta.scan(lake, 'warehouse/fact_flights').collect()\n"
         "print('ready', flush=True)\n"
