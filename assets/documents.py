@@ -19,7 +19,10 @@ from pipelines.core.lake import Lake
 from resources.documents import DocumentStoreResource
 from resources.lake import LakeResource
 from pipelines.documents.ocr import engine_name, shared_engine
-from pipelines.documents.search import known_tails
+from pipelines.documents.search import known_tails, plane_details
+from pipelines.documents.index import build_index, planes_frame, source_versions
+from pipelines.documents import DOCUMENT_INDEX
+from pipelines.warehouse import DIM_PLANE
 from pipelines.documents.text import TextStats, extract_texts
 from pipelines.documents.embed import BATCH_SIZE, DIM, embed_texts, shared_embedder
 
@@ -28,6 +31,7 @@ RAW_KEY = AssetKey.from_user_string(RAW)
 EVENTS_KEY = AssetKey.from_user_string(MAINTENANCE_EVENTS)
 TEXT_KEY = AssetKey.from_user_string(DOCUMENT_TEXT)
 EMBEDDINGS_KEY = AssetKey.from_user_string(DOCUMENT_EMBEDDINGS)
+INDEX_KEY = AssetKey.from_user_string(DOCUMENT_INDEX)
 QUARANTINE_SHARE_MAX = 0.10
 """An asset check fails when more than this share of a table's documents sit in its quarantine."""
 OCR_CONFIDENCE_MIN = 0.80
@@ -328,7 +332,44 @@ def tail_numbers_known(lake: LakeResource) -> AssetCheckResult:
     )
 
 
-document_assets = [raw_documents, maintenance_events, document_text, document_embeddings]
+@asset(
+    key=INDEX_KEY,
+    deps=[TEXT_KEY, EMBEDDINGS_KEY, AssetKey.from_user_string(DIM_PLANE)],
+    group_name=GROUP,
+    kinds={"delta", "polars"},
+    check_specs=[AssetCheckSpec("planes_known", asset=INDEX_KEY,
+                                description=f"At least {TAILS_KNOWN_MIN:.0%} of the indexed texts that name a tail "
+                                            "number find its plane in warehouse/dim_plane.")],
+    description="The search index: every embedded chunk with its document and its plane from warehouse/dim_plane, "
+                "joined by tail number. `tributary search` reads it.",
+)
+def document_index(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    the_lake = lake.get_lake()
+    versions = source_versions(the_lake)
+    if versions is None:
+        context.log.info("no document text or embeddings yet: nothing to index")
+        return MaterializeResult(metadata={"texts": 0}, check_results=[
+            AssetCheckResult(check_name="planes_known", passed=True, metadata={"texts_with_tail": 0})])
+    texts = read(the_lake, DOCUMENT_TEXT)
+    tails = sorted(set(texts["tailnum"].drop_nulls().to_list()))
+    details, note = plane_details(the_lake, tails)
+    if note:
+        context.log.warning(note)
+    built = build_index(read(the_lake, DOCUMENT_EMBEDDINGS), texts, planes_frame(details),
+                        text_version=versions[0], embeddings_version=versions[1])
+    delta.overwrite(the_lake, DOCUMENT_INDEX, built)
+    per_text = built.unique("text_id").filter(pl.col("tailnum").is_not_null())
+    share = per_text["plane_known"].mean() if per_text.height else 1.0
+    metadata = _table_stats(the_lake, DOCUMENT_INDEX, "text_id")
+    metadata.update({"texts": built["text_id"].n_unique(), "planes_from": note or DIM_PLANE,
+                     "built_from_versions": MetadataValue.json(dict(zip((DOCUMENT_TEXT, DOCUMENT_EMBEDDINGS), versions,
+                                                                        strict=True)))})
+    return MaterializeResult(metadata=metadata, check_results=[AssetCheckResult(
+        check_name="planes_known", passed=share >= TAILS_KNOWN_MIN, severity=AssetCheckSeverity.WARN,
+        metadata={"known_share": round(share, 4), "texts_with_tail": per_text.height})])
+
+
+document_assets = [raw_documents, maintenance_events, document_text, document_embeddings, document_index]
 document_checks = [tail_numbers_known]
 
 defs = Definitions(assets=document_assets, asset_checks=document_checks)

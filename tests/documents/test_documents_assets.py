@@ -53,8 +53,9 @@ def test_definitions_load_with_the_group_on_every_profile(profile: str, resource
     merged = Definitions.merge(defs, sensor_defs, Definitions(resources={"lake": resources["lake"],
                                                                         "documents": documents_resource(profile)}))
     graph = merged.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) == KEYS
-    assert {graph.get(k).group_name for k in KEYS} == {"documents"}
+    index = AssetKey(["warehouse", "document_index"])
+    assert set(graph.get_all_asset_keys()) == KEYS | {index, AssetKey(["warehouse", "dim_plane"])}  # dim_plane: a dep
+    assert {graph.get(k).group_name for k in KEYS | {index}} == {"documents"}
     assert graph.get(AssetKey(["standardized", "document_embeddings"])).parent_keys == {
         AssetKey(["standardized", "document_text"])}
     assert merged.resolve_sensor_def("documents_landing")
