@@ -3,7 +3,6 @@ document store, through the warehouse, to the model, the endpoint and the edge b
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import networkx as nx
 import pytest
