@@ -22,7 +22,12 @@ from pipelines.core.quality import BatchValidator, QualityReport
 
 
 def column_schema(schema: pl.Schema | dict) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in dict(schema).items()])
+    """Names and types; a warehouse table's columns also say what they mean (`pipelines.warehouse.columns`)."""
+    from pipelines.warehouse.columns import descriptions  # noqa: PLC0415 - keeps this edit to this function alone
+
+    described = descriptions(dict(schema))
+    return TableSchema(columns=[TableColumn(name, str(dtype), description=described.get(name))
+                                for name, dtype in dict(schema).items()])
 
 
 def markdown_preview(df: pl.DataFrame, rows: int = 5) -> MetadataValue:
