@@ -21,18 +21,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import polars as pl
+
+from pipelines.stream.anomaly import HalfSpaceTrees, RollingZScore, SeriesDetector
 
 PROFILES: Final = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 PROBATION_PERCENT: Final = 0.15
 TUNING_CATEGORIES: Final = ("artificialNoAnomaly", "artificialWithAnomaly", "realAWSCloudwatch")
 """The categories parameters may be chosen on; every other category is held out."""
+PUBLISHED: Final = ("ARTime", "numenta", "randomCutForest", "windowedGaussian")
+"""The scoreboard entries shown beside ours."""
+
+
+class Scorer(Protocol):
+    def score_many(self, values: Iterable[float]) -> list[float]: ...
 
 
 @dataclass(frozen=True)
@@ -265,3 +274,77 @@ def scoreboard(root: str | Path) -> dict[str, dict[str, float]]:
     if not path.is_file():
         raise FileNotFoundError(f"no published scoreboard at {path}")
     return json.loads(path.read_text())
+
+
+DETECTORS: Final[dict[str, Callable[[], Scorer]]] = {
+    "tributary": SeriesDetector,
+    "rollingZScore": RollingZScore,
+    "halfSpaceTrees": HalfSpaceTrees,
+}
+"""The detectors this project runs on NAB: its own (the stream's univariate detector) and two baselines."""
+
+
+def run_detector(name: str, corpus: list[Series], out: str | Path, *,
+                 progress: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+    """Run a detector over every file, one value at a time and a fresh detector per file with the same
+    parameters; write NAB's result files under `out/name/`; return the scores."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}: choose from {', '.join(DETECTORS)}")
+    results = {}
+    for i, series in enumerate(corpus, 1):
+        started = time.perf_counter()
+        scores = np.asarray(DETECTORS[name]().score_many(series.values), dtype=np.float64)
+        if scores.size and not (0.0 <= scores.min() and scores.max() <= 1.0):
+            raise ValueError(f"{name} scored {series.name} outside [0, 1]")
+        write_results(out, name, series, scores)
+        results[series.name] = scores
+        if progress is not None:
+            progress(f"  {name} [{i}/{len(corpus)}] {series.name}: {len(scores):,} values in "
+                     f"{time.perf_counter() - started:.1f}s")
+    return results
+
+
+@dataclass(frozen=True)
+class Row:
+    """One detector's line of the table: NAB's three scores, and the standard score on each side of the split."""
+
+    detector: str
+    scores: dict[str, float]
+    tuning: float | None = None
+    held_out: float | None = None
+    source: str = "run"
+
+
+def evaluate(name: str, corpus: list[Series], results: Mapping[str, np.ndarray],
+             profiles: Mapping[str, Cost], *, source: str = "run") -> Row:
+    """NAB's scores over the corpus; the standard score on the tuning categories (threshold chosen there) and on
+    the held-out ones at that same threshold, so nothing about the held-out files is chosen on them."""
+    overall = score(corpus, results, profiles)
+    tuning = [s for s in corpus if s.category in TUNING_CATEGORIES]
+    held_out = [s for s in corpus if s.category not in TUNING_CATEGORIES]
+    standard = {"standard": profiles["standard"]}
+    tuned = score(tuning, results, standard)["standard"] if tuning else None
+    kept = None
+    if held_out and tuned is not None:
+        kept = score(held_out, results, standard, thresholds={"standard": tuned.threshold})["standard"].normalized
+    return Row(name, {p: s.normalized for p, s in overall.items()},
+               None if tuned is None else tuned.normalized, kept, source)
+
+
+def published_rows(root: str | Path, names: Iterable[str] = PUBLISHED) -> list[Row]:
+    """The scoreboard's entries for `names`, as published (no raw outputs to split them)."""
+    board = scoreboard(root)
+    return [Row(name, dict(board[name]), source="published") for name in names if name in board]
+
+
+def report(rows: Iterable[Row]) -> str:
+    """The rows as a plain-text table, best standard score first."""
+    def cell(value: float | None) -> str:
+        return f"{value:9.2f}" if value is not None else f"{'-':>9}"
+
+    lines = [f"{'detector':<18} {'source':<10} {'standard':>9} {'low FP':>9} {'low FN':>9} "
+             f"{'tuning':>9} {'held-out':>9}"]
+    for row in sorted(rows, key=lambda r: -r.scores["standard"]):
+        lines.append(f"{row.detector:<18} {row.source:<10} " + " ".join(cell(row.scores.get(p)) for p in PROFILES)
+                     + f" {cell(row.tuning)} {cell(row.held_out)}")
+    return "\n".join(lines)

@@ -9,9 +9,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
+from click.testing import CliRunner
 
+from pipelines.stream.cli import stream
 from pipelines.stream import nab
+from pipelines.stream.anomaly import SeriesDetector
 
 STANDARD = nab.Cost(tp=1.0, fp=0.11, fn=1.0)
 LOW_FN = nab.Cost(tp=1.0, fp=0.11, fn=2.0)
@@ -186,3 +190,53 @@ def test_rescoring_windowed_gaussian_reproduces_the_published_scores() -> None:
     for profile, value in published.items():
         assert scores[profile].normalized == pytest.approx(value, abs=1e-6)
     assert scores["standard"].raw == pytest.approx(-24.0131054891, abs=1e-8)  # NAB's Totals row
+
+
+def _toy_corpus(root: Path) -> None:
+    """Two files of 400 rows, one with a spike inside its window, in NAB's layout."""
+    rng = np.random.default_rng(3)
+    windows = {}
+    for name, spike in (("toyA/flat.csv", None), ("toyB/spiky.csv", 300)):
+        values = 10 + rng.normal(0, 1, 400)
+        if spike is not None:
+            values[spike] += 25
+        stamps = [(T0 + dt.timedelta(minutes=5 * i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(400)]
+        path = root / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(stamps, values, strict=True)))
+        windows[name] = [] if spike is None else [[stamps[280] + ".000000", stamps[320] + ".000000"]]
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    (root / "config").mkdir()
+    costs = {"standard": 0.11, "reward_low_FP_rate": 0.22, "reward_low_FN_rate": 0.11}
+    (root / "config" / "profiles.json").write_text(json.dumps({
+        name: {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 2.0 if "FN" in name else 1.0, "fpWeight": fp,
+                              "tnWeight": 1.0}} for name, fp in costs.items()}))
+
+
+def test_the_detector_scores_each_value_before_it_sees_the_next() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 1, 600)
+    values[500] = 12.0
+    scores = SeriesDetector().score_many(values)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert int(np.argmax(scores)) == 500
+    changed = values.copy()
+    changed[501:] = 100.0  # the future changes; the past's scores must not
+    assert SeriesDetector().score_many(changed)[:501] == scores[:501]
+
+
+def test_stream_nab_writes_nab_result_files_and_prints_the_scores(tmp_path: Path) -> None:
+    _toy_corpus(tmp_path / "nab")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(stream, ["nab", "--data", str(tmp_path / "nab"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("tributary", "rollingZScore", "halfSpaceTrees"):
+        frame = pl.read_csv(out / name / "toyB" / f"{name}_spiky.csv")
+        assert frame.columns == ["timestamp", "value", "anomaly_score", "label"]
+        assert frame["anomaly_score"].is_between(0, 1).all() and frame["label"].sum() == 41
+    line = next(row for row in result.output.splitlines() if row.startswith("tributary "))
+    caught = math.tanh(2.5 * 21 / 41) / math.tanh(2.5)  # the spike, 21 rows before the right edge of 41
+    assert float(line.split()[2]) == pytest.approx(100 * (caught + 1) / 2, abs=0.01)  # and nothing else flagged
+    bad = CliRunner().invoke(stream, ["nab", "--data", str(tmp_path / "none")])
+    assert bad.exit_code == 1 and "error: no NAB corpus" in bad.output
