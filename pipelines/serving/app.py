@@ -7,7 +7,8 @@ routing, request and response objects would cost more than the model (written by
   connections (up to 60 s), so 503 comes only from a worker that has never loaded one (nothing published, or
   a config that does not load).
 - `POST /invocations`, `POST /endpoints/<name>/invocations`: CSV or JSON (see parsing.py) ->
-  `{"predictions": [...]}`; the variant is named in `X-Amzn-Invoked-Production-Variant`.
+  `{"predictions": [...]}` (plus `ignored_columns` when the body had columns the model does not read); the
+  variant is named in `X-Amzn-Invoked-Production-Variant`. Errors in the shape boto3 parses (errors.py).
 - `GET /metrics`: Prometheus text (metrics.py). `GET /status`: the config this worker serves.
 
 The config file is watched; a change is loaded in a thread and swapped in only once every model is in
@@ -31,10 +32,11 @@ from typing import Any
 import orjson
 
 from pipelines.serving import config as endpoint_config
+from pipelines.serving.errors import ERROR_TYPE_HEADER, error_body
 from pipelines.serving.invocations import SpoolWriter, flight_key
 from pipelines.serving.metrics import NO_VARIANT, Metrics
 from pipelines.serving.model import LoadedModel, ModelError
-from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Decoded, Schema, content_kind, decode
+from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Decoded, Schema, content_kind, decode, ignored_report
 from pipelines.serving.routing import Router, StickyStore, UnknownVariant
 
 log = logging.getLogger("tributary.serving")
@@ -281,17 +283,17 @@ class App:
         path, method = scope["path"], scope["method"]
         if path == "/invocations" or (path.startswith("/endpoints/") and path.endswith("/invocations")):
             if method != "POST":
-                return await _answer(send, 405, {"error": "use POST for invocations"})
+                return await _error(send, 405, "use POST for invocations")
             if path != "/invocations":
                 name = path[len("/endpoints/"):-len("/invocations")]
                 deployment = self.deployment
                 own = deployment.config.name if deployment else self.settings.endpoint
                 if name != own:
-                    return await _answer(send, 404, {"error": f"no endpoint named {name!r} here (this is {own!r})"})
+                    return await _error(send, 404, f"no endpoint named {name!r} here (this is {own!r})")
             return await self.invoke(scope, receive, send)
         if path == "/ping":
             if self.deployment is None:
-                return await _answer(send, 503, {"status": "loading", "error": self.load_error})
+                return await _error(send, 503, self.load_error or "the models are still loading", status="loading")
             return await _answer(send, 200, {"status": "ok"})
         if path == "/metrics":
             body, content_type = self.metrics.exposition()
@@ -301,13 +303,13 @@ class App:
             return await _answer(send, 200 if deployment else 503, {
                 "pid": os.getpid(), "config": deployment.config.to_json() if deployment else None,
                 "error": self.load_error})
-        return await _answer(send, 404, {"error": f"no route {path}: use /ping, /invocations or /metrics"})
+        return await _error(send, 404, f"no route {path}: use /ping, /invocations or /metrics")
 
     async def invoke(self, scope: dict, receive, send) -> None:
         started = time.perf_counter_ns()
         deployment = self.deployment
         if deployment is None:
-            return await _answer(send, 503, {"error": "the models are still loading"})
+            return await _error(send, 503, "the models are still loading")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         # What does not depend on the model is refused before a variant is picked, and counted under none.
         try:
@@ -326,24 +328,26 @@ class App:
         invocations.inc()
         variant_header = name.encode()
         served = deployment.variants[name]
+        ignored: set[str] = set()  # columns the model does not read, reported in the answer
         try:
             if large:  # parsed and predicted in a thread: the loop keeps answering other requests meanwhile
-                rows, predictions, model_ns = await asyncio.to_thread(_score, served, decoded, True)
+                rows, predictions, model_ns = await asyncio.to_thread(_score, served, decoded, True, None, ignored)
             else:
-                rows, predictions, model_ns = _score(served, decoded, False)
+                rows, predictions, model_ns = _score(served, decoded, False, None, ignored)
         except BadInput as exc:
             errors_4xx.inc()
-            return await _answer(send, exc.status, {"error": str(exc)}, variant_header, deployment.generation)
+            return await _error(send, exc.status, str(exc), variant_header, deployment.generation)
         except ModelError as exc:
             errors_4xx.inc()
-            return await _answer(send, 424, {"error": str(exc)}, variant_header, deployment.generation)
+            return await _error(send, 424, str(exc), variant_header, deployment.generation)
         except Exception as exc:  # a bug: answer 500, count it, keep serving
             log.exception("invocation failed")
             errors_5xx.inc()
-            return await _answer(send, 500, {"error": f"internal error: {type(exc).__name__}"}, variant_header,
+            return await _error(send, 500, f"internal error: {type(exc).__name__}", variant_header,
                                  deployment.generation)
         request_id = os.urandom(12).hex()
-        await _raw(send, 200, orjson.dumps({"predictions": predictions}), JSON, variant_header,
+        answer = {"predictions": predictions, **ignored_report(ignored)} if ignored else {"predictions": predictions}
+        await _raw(send, 200, orjson.dumps(answer), JSON, variant_header,
                    deployment.generation, request_id.encode(), served.version_header)
         done = time.perf_counter_ns()
         model_us = model_ns // 1000
@@ -381,7 +385,7 @@ class App:
         invocations.inc()
         errors_4xx.inc()
         # After a 408 or 413 the rest of the body may still be on its way: close rather than read it.
-        await _answer(send, status, {"error": message}, NO_VARIANT.encode(), deployment.generation,
+        await _error(send, status, message, NO_VARIANT.encode(), deployment.generation,
                       close=status in (408, 413))
 
     def _shadow(self, deployment: Deployment, served: Served, rows: list, decoded: Decoded, request_id: str,
@@ -421,10 +425,12 @@ class App:
                                                       model_ns // 1000, 0, attributes, True))
 
 
-def _score(served: Served, decoded: Decoded, threadsafe: bool, rows: list | None = None) -> tuple[list, list, int]:
-    """(rows, predictions, model nanoseconds) of a decoded body for one variant."""
+def _score(served: Served, decoded: Decoded, threadsafe: bool, rows: list | None = None,
+           ignored: set[str] | None = None) -> tuple[list, list, int]:
+    """(rows, predictions, model nanoseconds) of a decoded body for one variant (the names of columns it does not
+    read added to `ignored`)."""
     if rows is None:
-        rows = decoded.rows(served.schema)
+        rows = decoded.rows(served.schema, ignored)
     before = time.perf_counter_ns()
     predictions = served.model.predict_rows(rows, threadsafe=threadsafe)
     return rows, predictions, time.perf_counter_ns() - before
@@ -478,10 +484,19 @@ async def _answer(send, status: int, doc: dict[str, Any], variant: bytes | None 
     await _raw(send, status, orjson.dumps(doc), JSON, variant, generation, close=close)
 
 
+async def _error(send, status: int, message: str, variant: bytes | None = None, generation: bytes | None = None,
+                 *, close: bool = False, **extra: Any) -> None:
+    """An error answer boto3 parses (errors.py): the error type in its header, the message in the body."""
+    body, kind = error_body(status, message, **extra)
+    await _raw(send, status, body, JSON, variant, generation, close=close, error_type=kind)
+
+
 async def _raw(send, status: int, body: bytes, content_type: bytes, variant: bytes | None = None,
                generation: bytes | None = None, request_id: bytes | None = None,
-               model_version: bytes | None = None, *, close: bool = False) -> None:
+               model_version: bytes | None = None, *, close: bool = False, error_type: bytes | None = None) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if error_type is not None:
+        headers.append((ERROR_TYPE_HEADER, error_type))
     if variant is not None:
         headers.append((VARIANT_HEADER, variant))
     if generation is not None:

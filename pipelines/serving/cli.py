@@ -1,4 +1,5 @@
-"""`tributary serve`: run the endpoint; `serve weights` re-weights it; `serve status` shows what it serves."""
+"""`tributary serve`: run the endpoint; `serve weights` re-weights it; `serve status` shows what it serves;
+`serve example` prints a real request built from the lake."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pipelines.core.errors import Failure, one_line_errors
 
 def _errors() -> tuple[type[BaseException], ...]:
     """The project's own errors; anything else is a bug and keeps its traceback."""
+    from pipelines.core.lake import LakeError
+    from pipelines.ml.data import MissingTableError
     from pipelines.ml.registry import RegistryError
     from pipelines.ml.tracking import MlflowUnavailable
     from pipelines.serving.model import ModelLoadError
     from pipelines.serving.sagemaker import SageMakerError
 
-    return ValueError, RegistryError, MlflowUnavailable, ModelLoadError, SageMakerError, OSError
+    return (ValueError, RegistryError, MlflowUnavailable, ModelLoadError, SageMakerError, OSError, MissingTableError,
+            LakeError)
 
 
 _guard = one_line_errors(_errors)
@@ -88,6 +92,22 @@ def status() -> None:
     if current is None:
         raise Failure(f"no endpoint config at {resource.config_path}: materialize serving/delay_endpoint first")
     click.echo(json.dumps(current.to_json(), indent=2, sort_keys=True))
+
+
+@serve.command()
+@click.option("--rows", type=click.IntRange(1, 100), default=1, show_default=True, help="Flights in the request.")
+@click.option("--csv", "as_csv", is_flag=True, help="A text/csv body (with its header line) instead of JSON.")
+@click.option("--body", "body_only", is_flag=True, help="Print only the body (e.g. `| curl --data-binary @- ...`).")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The endpoint in the curl line.")
+@_guard
+def example(rows: int, as_csv: bool, body_only: bool, url: str) -> None:
+    """A real request, from the latest flights of ml/delay_features: a curl line (or its body) to paste."""
+    from pipelines.serving.example import csv_body, curl_command, example_rows, json_body, served_features
+    from resources import resolved
+
+    frame = example_rows(resolved("lake").get_lake(), served_features(_resource().current()), rows)
+    body, content_type = (csv_body(frame), "text/csv") if as_csv else (json_body(frame), "application/json")
+    click.echo(body.rstrip("\n") if body_only else curl_command(body, content_type, url))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ signature's column order (a header line equal to the feature names is skipped); 
 exactly one of `dataframe_split` ({"columns": [...], "data": [[...]]}), `dataframe_records` ([{...}]),
 `instances` (rows as objects or as lists in feature order) or `inputs` (columns as {"name": [...]}, or rows
 like `instances`). Categoricals stay strings; numbers become floats; empty or null is missing.
+Columns the model does not read are ignored and reported (`ignored`), as SageMaker containers commonly do, so
+a row of `ml/delay_features` (ids, label and all) can be sent as it is (issue 22.2); in CSV that needs a
+header line naming the columns. A missing feature, or one named twice, is still refused.
 Written by hand (orjson does the JSON): every error must name the column and row it is about, and show the
 caller's value only in bounded form. At most MAX_BODY_BYTES and MAX_ROWS rows per request; a UTF-8 BOM is
 ignored.
@@ -79,9 +82,12 @@ class Decoded:
         self.value = value
         self.max_rows = max_rows
 
-    def rows(self, schema: Schema) -> list[list[Any]]:
-        """Rows (lists in `schema.features` order); BadInput naming the column and row otherwise."""
-        rows = _csv_rows(self.value, schema) if self.kind == "csv" else _json_rows(*self.value, schema)
+    def rows(self, schema: Schema, ignored: set[str] | None = None) -> list[list[Any]]:
+        """Rows (lists in `schema.features` order); BadInput naming the column and row otherwise. The names of
+        columns the model does not read are added to `ignored`."""
+        ignored = set() if ignored is None else ignored
+        rows = _csv_rows(self.value, schema, ignored) if self.kind == "csv" else \
+            _json_rows(*self.value, schema, ignored)
         if len(rows) > self.max_rows:  # a CSV without a header line, or with blank lines, counted exactly here
             raise _too_many_rows(f"{len(rows):,} rows", self.max_rows)
         if not rows:
@@ -100,9 +106,18 @@ def decode(body: bytes, kind: str, *, max_rows: int = MAX_ROWS) -> Decoded:
     return Decoded(kind, value, max_rows)
 
 
-def parse(body: bytes, content_type: str | None, schema: Schema, *, max_rows: int = MAX_ROWS) -> list[list[Any]]:
+def parse(body: bytes, content_type: str | None, schema: Schema, *, max_rows: int = MAX_ROWS,
+          ignored: set[str] | None = None) -> list[list[Any]]:
     """Rows (lists in `schema.features` order) from a request body; BadInput with the reason otherwise."""
-    return decode(body, content_kind(content_type), max_rows=max_rows).rows(schema)
+    return decode(body, content_kind(content_type), max_rows=max_rows).rows(schema, ignored)
+
+
+def ignored_report(ignored: set[str], shown: int = 20) -> dict[str, Any]:
+    """The answer's note on ignored columns: at most `shown` names (sorted, each cut to 40 characters: they come
+    from the caller) and their count."""
+    names = sorted(ignored)
+    return {"ignored_columns": [n if len(n) <= 40 else n[:37] + "..." for n in names[:shown]],
+            "ignored_column_count": len(names)}
 
 
 def _too_many_rows(what: str, max_rows: int) -> BadInput:
@@ -130,16 +145,27 @@ def _decode_csv(body: bytes, max_rows: int) -> list[list[str]]:
         raise BadInput(f"malformed CSV: {exc}") from None
 
 
-def _csv_rows(records: list[list[str]], schema: Schema) -> list[list[Any]]:
+def _csv_rows(records: list[list[str]], schema: Schema, ignored: set[str]) -> list[list[Any]]:
     width = len(schema.features)
+    order: list[int] | None = None  # positions of the features when a header names more columns
     rows: list[list[Any]] = []
     for n, record in enumerate(records, start=1):
         if not record or (len(record) == 1 and not record[0].strip()):
             continue  # a blank line, e.g. the last newline
-        if n == 1 and [v.strip() for v in record] == schema.features:
-            continue  # a header naming the features in order
+        if n == 1:
+            names = [v.strip() for v in record]
+            if names == schema.features:
+                continue  # a header naming the features in order
+            if len(set(names)) == len(names) and schema.index.keys() <= set(names):
+                order = [names.index(f) for f in schema.features]  # a header naming them among others
+                ignored.update(name for name in names if name not in schema.index)
+                width = len(names)
+                continue
         if len(record) != width:
-            raise BadInput(f"CSV line {n} has {len(record)} values; expected {schema.expected()}")
+            raise BadInput(f"CSV line {n} has {len(record)} values; expected "
+                           + (f"{width} (one per header column)" if order else schema.expected()))
+        if order is not None:
+            record = [record[k] for k in order]
         rows.append([_csv_value(v, j, n, schema) for j, v in enumerate(record)])
     return rows
 
@@ -207,18 +233,20 @@ def _json_row_count(key: str, payload: Any) -> int:
     return len(payload)
 
 
-def _json_rows(key: str, payload: Any, schema: Schema) -> list[list[Any]]:
+def _json_rows(key: str, payload: Any, schema: Schema, ignored: set[str]) -> list[list[Any]]:
     if key == "dataframe_split":
-        return _split(payload, schema)
+        return _split(payload, schema, ignored)
     if key == "dataframe_records":
-        return [_record(r, i, schema, key) for i, r in enumerate(payload, start=1)]
+        return [_record(r, i, schema, key, ignored) for i, r in enumerate(payload, start=1)]
     if key == "inputs" and isinstance(payload, dict):
-        return _columns(payload, schema)
-    return [_record(r, i, schema, key) if isinstance(r, dict) else _positional(r, i, schema, key)
+        return _columns(payload, schema, ignored)
+    return [_record(r, i, schema, key, ignored) if isinstance(r, dict) else _positional(r, i, schema, key)
             for i, r in enumerate(payload, start=1)]
 
 
-def _check_names(names: Sequence[Any], schema: Schema, where: str) -> None:
+def _check_names(names: Sequence[Any], schema: Schema, where: str, ignored: set[str]) -> None:
+    """Refuse names that are not strings, a missing feature or a name given twice; add the others the model does
+    not read to `ignored`."""
     bad = next((n for n in names if not isinstance(n, str)), None)
     if bad is not None:
         raise BadInput(f"{where} column names must be strings, got {_show(bad)}; expected {schema.expected()}")
@@ -226,15 +254,12 @@ def _check_names(names: Sequence[Any], schema: Schema, where: str) -> None:
     named = set(given)
     missing = [f for f in schema.features if f not in named]
     unknown = [n for n in given if n not in schema.index]
-    if missing or unknown or len(given) != len(set(given)):
-        parts = []
-        if missing:
-            parts.append(f"missing {_names(missing)}")
+    if missing or len(given) != len(named):
+        parts = [f"missing {_names(missing)}"] if missing else ["a column named twice"]
         if unknown:
-            parts.append(f"unknown {_names(unknown)}")
-        if not parts:
-            parts.append("a column named twice")
+            parts.append(f"besides {_names(unknown)}, which it ignores")
         raise BadInput(f"{where} columns do not match the model ({'; '.join(parts)}); expected {schema.expected()}")
+    ignored.update(unknown)
 
 
 def _names(names: list[str], shown: int = 8) -> str:
@@ -243,11 +268,11 @@ def _names(names: list[str], shown: int = 8) -> str:
     return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _split(payload: dict, schema: Schema) -> list[list[Any]]:
+def _split(payload: dict, schema: Schema, ignored: set[str]) -> list[list[Any]]:
     columns = payload.get("columns", schema.features)
     in_order = columns == schema.features
     if not in_order:
-        _check_names(columns, schema, "dataframe_split")
+        _check_names(columns, schema, "dataframe_split", ignored)
         position = {name: k for k, name in enumerate(columns)}
         order = [position[f] for f in schema.features]
     rows = []
@@ -263,11 +288,11 @@ def _split(payload: dict, schema: Schema) -> list[list[Any]]:
     return rows
 
 
-def _record(raw: Any, i: int, schema: Schema, where: str) -> list[Any]:
+def _record(raw: Any, i: int, schema: Schema, where: str, ignored: set[str]) -> list[Any]:
     if not isinstance(raw, dict):
         raise BadInput(f"{where} row {i} must be an object of feature -> value")
     if len(raw) != len(schema.features) or any(k not in schema.index for k in raw):
-        _check_names(list(raw), schema, f"{where} row {i}")
+        _check_names(list(raw), schema, f"{where} row {i}", ignored)
     return [_json_value(raw[f], j, i, schema) for j, f in enumerate(schema.features)]
 
 
@@ -286,8 +311,8 @@ def _positional(raw: Any, i: int, schema: Schema, where: str) -> list[Any]:
     return out
 
 
-def _columns(payload: dict, schema: Schema) -> list[list[Any]]:
-    _check_names(list(payload), schema, "inputs")
+def _columns(payload: dict, schema: Schema, ignored: set[str]) -> list[list[Any]]:
+    _check_names(list(payload), schema, "inputs", ignored)
     columns = [payload[f] for f in schema.features]
     lengths = {len(c) for c in columns}
     if len(lengths) != 1:

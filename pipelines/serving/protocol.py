@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from pipelines.serving.app import Settings
+from pipelines.serving.errors import ERROR_TYPE_HEADER, error_body
 
 MAX_HEAD_BYTES = 64 * 1024
 """Request line and headers together (nginx allows 4 x 8 KB by default, Node 16 KB)."""
@@ -41,9 +41,10 @@ def _limits() -> tuple[float, int]:
 
 
 def _refusal(status: bytes, message: str) -> bytes:
-    body = orjson.dumps({"error": message})
+    body, kind = error_body(int(status.split(b" ", 1)[0]), message)
     return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
-            + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+            + str(len(body)).encode() + b"\r\n" + ERROR_TYPE_HEADER + b": " + kind
+            + b"\r\nconnection: close\r\n\r\n" + body)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Schema, parse
+from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Schema, ignored_report, parse
 
 SCHEMA = Schema(["carrier", "distance", "origin", "temp"], ["carrier", "origin"])
 ROWS = [["AA", 1089.0, "JFK", None], ["B6", 200.5, None, -3.0]]
@@ -49,7 +49,10 @@ def test_a_byte_order_mark_is_not_part_of_the_first_value() -> None:
     (_json({"instances": ROWS, "inputs": ROWS}), "application/json", 400, "found instances, inputs"),
     (_json({"dataframe_split": {"columns": ["carrier", "distance", "origin"], "data": [["AA", 1, "JFK"]]}}),
      "application/json", 400, "missing temp"),
-    (_json({"dataframe_records": [{**RECORDS[0], "wind": 3}]}), "application/json", 400, "unknown wind"),
+    (_json({"dataframe_records": [{"carrier": "AA", "distance": 1, "wind": 3}]}), "application/json", 400,
+     "missing origin, temp; besides wind, which it ignores"),
+    (b"carrier,distance,origin,temp,wind\nAA,1089,JFK,", "text/csv", 400,
+     "CSV line 2 has 4 values; expected 5 (one per header column)"),
     (_json({"dataframe_records": [RECORDS[0], {**RECORDS[1], "temp": [1]}]}), "application/json", 400,
      "column 'temp' (row 2) expects a number"),
     (_json({"dataframe_records": [{**RECORDS[0], "carrier": {"a": 1}}]}), "application/json", 400,
@@ -72,8 +75,8 @@ def test_a_byte_order_mark_is_not_part_of_the_first_value() -> None:
      "malformed JSON: depth limit exceeded"),
     (_json({"dataframe_split": {"columns": [[[["carrier"]]], "distance", "origin", "temp"], "data": [ROWS[0]]}}),
      "application/json", 400, "column names must be strings, got a list of 1 value(s)"),
-    (_json({"dataframe_records": [{**RECORDS[0], **{f"x{i}": 1 for i in range(100)}}]}), "application/json", 400,
-     "unknown x0, x1, x2, x3, x4, x5, x6, x7 and 92 more"),
+    (_json({"dataframe_records": [{"carrier": "AA", **{f"x{i}": 1 for i in range(100)}}]}), "application/json", 400,
+     "besides x0, x1, x2, x3, x4, x5, x6, x7 and 92 more, which it ignores"),
     (_json({"instances": [["A" * 1000, 1, "JFK", 1], ["AA", "A" * 1000, "JFK", 1]]}), "application/json", 400,
      "column 'distance' (row 2) expects a number, got 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'..."),
     (b"A" * (MAX_BODY_BYTES + 1), "text/csv", 413, "over the limit"),
@@ -83,3 +86,28 @@ def test_refusals_say_what_was_expected(body: bytes, content_type: str | None, s
         parse(body, content_type, SCHEMA)
     assert caught.value.status == status
     assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (_json({"dataframe_records": [{**r, "flight_id": "x", "late": 1} for r in RECORDS]}), "application/json"),
+    (_json({"instances": [{"late": 0, **r, "flight_id": None} for r in RECORDS]}), "application/json"),
+    (_json({"dataframe_split": {"columns": ["flight_id", *SCHEMA.features, "late"],
+                                "data": [["x", *r, 1] for r in ROWS]}}), "application/json"),
+    (_json({"inputs": {"late": [1, 0], "flight_id": ["x"], **{k: [r[k] for r in RECORDS] for k in SCHEMA.features}}}),
+     "application/json"),
+    (b"late,temp,carrier,flight_id,origin,distance\n1,,AA,x,JFK,1089\n0,-3,B6,y,,200.5\n", "text/csv"),
+])
+def test_columns_the_model_does_not_read_are_ignored_and_reported(body: bytes, content_type: str) -> None:
+    """A row of ml/delay_features (ids and label beside the features) is answered, and the extras are named
+    (issue 22.2)."""
+    ignored: set[str] = set()
+    assert parse(body, content_type, SCHEMA, ignored=ignored) == ROWS
+    assert ignored == {"flight_id", "late"}
+
+
+def test_the_ignored_report_is_bounded() -> None:
+    report = ignored_report({"b" * 100, *(f"x{i:03d}" for i in range(30))})
+    assert report["ignored_column_count"] == 31
+    assert len(report["ignored_columns"]) == 20
+    assert report["ignored_columns"][-1] == "x018"  # sorted: the long name first
+    assert all(len(n) <= 40 for n in report["ignored_columns"])
