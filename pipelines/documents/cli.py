@@ -1,4 +1,4 @@
-"""`tributary docs produce` and `tributary search`: the documents stage's commands.
+"""`tributary docs produce`, `tributary docs ocr` and `tributary search`: the documents stage's commands.
 
 `docs` (a group) and `search` (a command) are registered on the main `tributary` group; `python -m
 pipelines.documents.cli` runs them on their own.
@@ -6,8 +6,10 @@ pipelines.documents.cli` runs them on their own.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -70,6 +72,43 @@ def produce(seed: int, records: int, reports: int, scans: int, emails: int, host
     click.echo(f"produced {len(corpus.files)} documents ({out.bytes:,} bytes) in {time.monotonic() - started:.1f}s: "
                f"{out.store_items} into {store.describe()}, {out.landing_files} under "
                f"{lake.uri(resource.landing_prefix)}; ground truth in {lake.uri(out.ground_truth)}")
+
+
+@docs.command("ocr")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: each page's text; json: a list of {file, page, text, confidence, lines, seconds}.")
+@_fail_cleanly
+def ocr(files: tuple[Path, ...], fmt: str) -> None:
+    """Print the text of images (PNG, JPEG, TIFF, BMP, GIF, WebP) or PDF pages, read by the documents' OCR engine."""
+    from pipelines.documents.ocr import shared_engine
+    from pipelines.documents.safety import Limits, Refused, open_pages
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DocumentError(f"no such file: {', '.join(missing)}")
+    limits = Limits()
+    pages = []
+    for path in files:  # every file opened before the models load: a bad one fails fast
+        try:
+            pages += [(path, n, image) for n, image in enumerate(open_pages(path.read_bytes(), limits), 1)]
+        except Refused as exc:
+            raise DocumentError(f"{path}: {exc.reason}") from None
+    try:
+        engine = shared_engine()
+    except RuntimeError as exc:
+        raise DocumentError(str(exc)) from None
+    out = []
+    for path, n, image in pages:
+        result = engine.read(image)
+        out.append({"file": str(path), "page": n, "text": result.text, "confidence": round(result.confidence, 4),
+                    "lines": result.lines, "seconds": round(result.seconds, 3)})
+        if fmt == "text":
+            if len(pages) > 1:
+                click.echo(f"==> {path} (page {n}) <==")
+            click.echo(result.text)
+    if fmt == "json":
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
 
 @click.command("search")

@@ -10,8 +10,12 @@ from pipelines.documents.ocr import (
     character_error_rate,
     levenshtein,
     normalize,
+    quarter_turns,
     reading_order,
+    receipt_cer,
     restore_spaces,
+    upside_down,
+    word_scores,
 )
 from pipelines.documents.safety import Limits, open_image
 
@@ -59,26 +63,68 @@ def test_cer_normalizes_whitespace_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("chars", "cols", "expected"),
+    ("text", "cols", "expected"),
     [
-        (list("Tailnumber"), [0, 2, 4, 6, 10, 12, 14, 16, 18, 20], "Tail number"),
-        (list("ab cd"), [0, 2, 4, 6, 8], "ab cd"),  # the model's own space is kept, not doubled
-        (list("abc"), [0, 2, 4], "abc"),
-        ([], [], ""),
+        # A column is 1/6 of the line's height: 6 columns apart is a full height, more than a space.
+        ("Tailnumber", [0, 2, 4, 6, 12, 14, 16, 18, 20, 22], "Tail number"),
+        # Proportional type: a narrow "i" beside a wide "W" moves the pitch, not the gap between words.
+        ("Will Wait", [0, 4, 5, 6, 12, 16, 18, 19], "Will Wait"),
+        ("WillWait", [0, 4, 5, 6, 12, 16, 18, 19], "Will Wait"),
+        ("ab cd", [0, 2, 4, 6], "ab cd"),  # the model's own space is kept, not doubled
+        ("abc", [0, 2, 4], "abc"),
+        ("", [], ""),
+        ("a b", [0], "a b"),  # columns that do not fit the text: the text is kept as read
     ],
 )
-def test_spaces_come_back_from_wide_gaps(chars: list[str], cols: list[int], expected: str) -> None:
-    assert restore_spaces(chars, cols) == expected
+def test_spaces_come_back_from_gaps_measured_in_line_heights(text: str, cols: list[int], expected: str) -> None:
+    assert restore_spaces(text, cols) == expected
+
+
+def _box(x: float, y: float, w: float = 200, h: float = 30, degrees: float = 0.0) -> np.ndarray:
+    angle = np.deg2rad(degrees)
+    pts = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float32)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=np.float32)
+    return pts @ rot.T
 
 
 def test_reading_order_undoes_the_skew() -> None:
-    angle = np.deg2rad(2.0)
-
-    def box(x: float, y: float, w: float = 200, h: float = 30) -> np.ndarray:
-        pts = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float32)
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=np.float32)
-        return pts @ rot.T
-
-    items = [(box(600, 40), "Date: 2013"), (box(40, 40), "Tail: N1"), (box(40, 82), "ATA: 32"),
-             (box(300, 40), "Station: EWR")]
+    items = [(_box(600, 40, degrees=2), "Date: 2013"), (_box(40, 40, degrees=2), "Tail: N1"),
+             (_box(40, 82, degrees=2), "ATA: 32"), (_box(300, 40, degrees=2), "Station: EWR")]
     assert reading_order(items) == "Tail: N1 Station: EWR Date: 2013\nATA: 32"
+
+
+def test_two_columns_of_prose_are_read_one_after_the_other() -> None:
+    title = [(_box(40, 0, w=900), "Engine inspection report for the fleet")]
+    left = [(_box(40, 50 + 40 * i, w=400), f"left column line {i} of text") for i in range(5)]
+    right = [(_box(540, 50 + 40 * i, w=400), f"right column line {i} of text") for i in range(5)]
+    footer = [(_box(40, 300, w=900), "signed by the inspector on duty")]
+    text = reading_order(title + right + footer + left)  # the detector's order does not matter
+    assert text.splitlines() == ([title[0][1]] + [t for _, t in left] + [t for _, t in right] + [footer[0][1]])
+
+
+def test_labels_and_their_values_stay_on_one_line() -> None:
+    """A receipt's label column and value column are not prose: each line is read across."""
+    rows = [("TOTAL SALES (EXCLUDING GST) :", "80.91"), ("DISCOUNT :", "0.00"), ("TOTAL GST :", "0.00"),
+            ("ROUNDING", "-0.01"), ("CASH :", "100.00")]
+    items = [(_box(40, 40 * i, w=300), label) for i, (label, _) in enumerate(rows)]
+    items += [(_box(600, 40 * i, w=80), value) for i, (_, value) in enumerate(rows)]
+    assert reading_order(items).splitlines() == [f"{label} {value}" for label, value in rows]
+
+
+def test_page_orientation_is_decided_by_most_lines() -> None:
+    assert upside_down(["180", "180", "0"]) and not upside_down(["180", "0", "0"]) and not upside_down([])
+    tall = np.stack([_box(0, 0, w=30, h=300)] * 3 + [_box(0, 0, w=300, h=30)])
+    assert quarter_turns(tall) and not quarter_turns(tall[::-1][:2]) and not quarter_turns(np.zeros((0, 4, 2)))
+
+
+@pytest.mark.parametrize(("predicted", "truth", "scores"), [
+    ("TOTAL 10.00\ncash 10.00", "TOTAL : 10.00\nCASH 10.00", (4, 4, 5)),
+    ("", "A B", (0, 0, 2)),
+])
+def test_word_scores_are_bags_of_upper_case_words(predicted: str, truth: str, scores: tuple) -> None:
+    assert word_scores(predicted, truth) == scores
+
+
+def test_receipt_cer_ignores_case_and_line_breaks() -> None:
+    assert receipt_cer("total\n10.00", "TOTAL 10.00") == (0, 11)
+    assert receipt_cer("TOTAL 1O.00", "TOTAL 10.00") == (1, 11)
