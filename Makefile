@@ -4,8 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-export DAGSTER_HOME ?= $(CURDIR)/.tributary/dagster
-
 .PHONY: demo lint test test-fast ui mlflow-ui bench bench-serving bench-edge clean
 
 $(STAMP): pyproject.toml
@@ -33,10 +31,13 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not e2e"
 
-## ui: the Dagster UI (and daemon) on http://127.0.0.1:3000, over the runs of `make demo`
+## ui: the Dagster UI (and daemon) on http://127.0.0.1:3000, over the runs of `make demo`, in the profile's own
+##     instance (.tributary/dagster; .tributary/dagster-<profile> off local; an exported DAGSTER_HOME wins);
+##     ensure_dagster_home decides it and writes its config (run monitoring)
 ui: $(STAMP)
-	@$(BIN)/python -c "from pipelines.cli import ensure_dagster_home; ensure_dagster_home()"  # instance config: run monitoring
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@home=$$($(BIN)/python -c "from pipelines.cli import ensure_dagster_home; print(ensure_dagster_home())") && \
+	  echo "Dagster instance: $$home" && \
+	  DAGSTER_HOME=$$home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## mlflow-ui: the MLflow UI over the local registry; it takes 30-60 s to answer the first time (it migrates
 ##            its SQLite store and starts its workers), so this waits and says when it is ready

@@ -70,10 +70,11 @@ def _profile_dsn() -> str:
 
 
 def ensure_dagster_home() -> str:
-    """The instance folder (DAGSTER_HOME, else .tributary/dagster) with its config written: `make ui` calls it too."""
-    from resources import home
+    """The profile's instance folder (DAGSTER_HOME, else .tributary/dagster, .tributary/dagster-<profile> off
+    `local`) with its config written: `make ui` calls it too."""
+    from resources import current_profile, home
 
-    return local_instance_home(home())
+    return local_instance_home(home(), current_profile())
 
 
 def _partition_range(start: str | None, end: str | None) -> tuple[str, str]:

@@ -1,6 +1,11 @@
 """The local Dagster instance's home: the folder and its dagster.yaml, written when missing.
 
-Pure file work (no Dagster import); `tributary run` and `tributary model retrain` pass the project's home.
+One instance per profile: `<home>/dagster` for `local`, `<home>/dagster-<profile>` for the others, so the local
+UI never shows S3 materializations, nor flags local assets stale because of a run against S3. An explicit
+DAGSTER_HOME (tests, a production image, `DAGSTER_HOME=... make ui`) always wins.
+
+Pure file work (no Dagster import); `tributary run`, `tributary model retrain`, `make ui` and the commands that
+record what they did pass the project's home and the profile.
 """
 
 from __future__ import annotations
@@ -28,9 +33,18 @@ run_monitoring:
 _EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"
 
 
-def local_instance_home(home: str | Path) -> str:
-    """DAGSTER_HOME (set, or `<home>/dagster`), created with its dagster.yaml, and exported to the process."""
-    path = os.environ.get("DAGSTER_HOME") or str(Path(home, "dagster").resolve())
+def instance_folder(home: str | Path, profile: str) -> str:
+    """DAGSTER_HOME when set; else the profile's own folder under the home (the one place this is decided)."""
+    explicit = os.environ.get("DAGSTER_HOME", "").strip()
+    if explicit:
+        return explicit
+    return str(Path(home, "dagster" if profile == "local" else f"dagster-{profile}").resolve())
+
+
+def local_instance_home(home: str | Path, profile: str) -> str:
+    """The profile's instance folder (see `instance_folder`), created with its dagster.yaml, and exported to the
+    process as DAGSTER_HOME."""
+    path = instance_folder(home, profile)
     Path(path).mkdir(parents=True, exist_ok=True)
     config = Path(path, "dagster.yaml")
     if not config.exists() or config.read_text() == _EARLIER_DEFAULT:

@@ -94,9 +94,9 @@ def run_retrain(*, trigger: str) -> None:
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
-    from resources import home
+    from resources import current_profile, home
 
-    local_instance_home(home())
+    local_instance_home(home(), current_profile())
     started = time.monotonic()
     result = defs.resolve_job_def("ml_retrain").execute_in_process(
         instance=DagsterInstance.get(), tags={"tributary/trigger": trigger},
