@@ -96,6 +96,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRIBUTARY_EDGE_FLEET", "", "Comma-separated thing names of the local fleet."),
     Variable("TRIBUTARY_EDGE_IOT_TARGETS", "", "Comma-separated thing / thing-group ARNs for CreateJob."),
     Variable("TRIBUTARY_EDGE_ROLLOUT_CONFIG", "", "Rollout JSON (CreateJob shape + cohorts), a path or inline."),
+    # operations
+    Variable("TRIBUTARY_ALERT_WEBHOOK_URL", "", "Webhook (Slack, Teams, any JSON POST) told of every failed run; unset: logged only."),
     # deploy scripts, tests and benchmarks (read by shell or by the harness, not by the application)
     Variable("TRIBUTARY_IMAGE", "tributary:latest", "deploy/docker-compose.yaml: the image of the services."),
     Variable("TRIBUTARY_PYTHON", "python", "deploy/serving/serve: the interpreter of the serving container."),

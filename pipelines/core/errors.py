@@ -79,8 +79,8 @@ def run_failure_reason(result) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
             error = event.step_failure_data.error
-            # Name what the step's code raised, not Dagster's wrapper around it.
-            while error and error.cause and error.cls_name.startswith("Dagster"):
+            # Name what the step's code raised, not Dagster's wrapper around it (nor assets.policy.NotRetried).
+            while error and error.cause and (error.cls_name.startswith("Dagster") or error.cls_name == "NotRetried"):
                 error = error.cause
             return f"step {event.step_key}: {summarize(error.cls_name, error.message) if error else 'unknown'}"
     return "see the run's log"

@@ -157,7 +157,9 @@ def test_instance_on_postgres(dagster_home, pg_database: str) -> None:
         assert queue is not None
         assert queue.max_concurrent_runs == runs["max_concurrent_runs"] > 0
         assert list(queue.tag_concurrency_limits) == runs["tag_concurrency_limits"]
-        assert {limit["key"] for limit in queue.tag_concurrency_limits} >= {"tributary/stage"}
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.default_pool_limit == config["concurrency"]["pools"]["default_limit"] == 4
+        assert pools.pool_granularity.value == "op"
         assert instance.run_coordinator.dequeue_interval_seconds == 5
 
         assert instance.run_monitoring_enabled
