@@ -7,6 +7,7 @@ instance and workspace schemas, the ECS API model in botocore), and nothing unde
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
@@ -203,9 +204,89 @@ def test_ecs_instance_opens_without_aws(
 # -- Files parse and validate --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", _config_files(), ids=_rel)
-def test_config_file_parses(path: Path) -> None:
-    assert _load(path) is not None
+CONTENT_CHECKS = {
+    "deploy/dagster.yaml": "test_instance_on_postgres",
+    "deploy/ecs/dagster.yaml": "test_ecs_instance_opens_without_aws",
+    "deploy/ecs/task-definitions.json": "test_ecs_containers_run_the_image_roles_on_their_ports",
+    "deploy/docker-compose.yaml": "test_compose_references_existing_paths",
+    "deploy/workspace.yaml": "test_workspace_points_at_the_code_server",
+    "deploy/serving/endpoint-config.json": "test_endpoint_config_request_has_shadow_variants_and_matches_the_example",
+    "deploy/edge/rollout.json": "test_rollout_json_parses_and_matches_create_job",
+    "deploy/edge/iam-policy.json": "test_policies_are_least_privilege",
+    "deploy/edge/device-policy.json": "test_policies_are_least_privilege",
+    "deploy/edge/job-document.json": "test_policies_are_least_privilege",
+    **{f"deploy/iam/{p.name}": "test_iam_policy_is_least_privilege" for p in (DEPLOY / "iam").glob("*.json")},
+    **{f"deploy/serving/{p.name}": "test_sagemaker_roles_reach_only_the_delay_endpoint_and_its_models"
+       for p in (DEPLOY / "serving").glob("iam-*.json")},
+}
+"""Each config file under deploy/ and the test that checks what it says (not only that it parses)."""
+
+
+def test_every_config_file_has_a_content_test() -> None:
+    """A config file that is only parsed proves nothing: each must be named here with a test that reads its
+    content, and that test must exist."""
+    assert sorted(_rel(p) for p in _config_files()) == sorted(CONTENT_CHECKS)
+    sources = "\n".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py"))
+    missing = sorted({name for name in CONTENT_CHECKS.values() if f"def {name}(" not in sources})
+    assert not missing
+
+
+def _ecs_containers() -> dict[str, dict]:
+    return {c["name"]: c for task in _load(DEPLOY / "ecs" / "task-definitions.json")
+            for c in task["containerDefinitions"]}
+
+
+def test_ecs_containers_run_the_image_roles_on_their_ports() -> None:
+    """Every ECS container runs the image deploy/Dockerfile builds, with a command its entrypoint knows, on the
+    port that role listens on; the code server's port is the one the workspace dials."""
+    entrypoint = (DEPLOY / "entrypoint.sh").read_text()
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/tributary-entrypoint" in dockerfile
+    assert 'ENTRYPOINT ["/usr/local/bin/tributary-entrypoint"]' in dockerfile
+    default_ports = {role: int(port) for role, port in (
+        ("code-server", re.search(r"DAGSTER_CODE_SERVER_PORT:-(\d+)", entrypoint).group(1)),
+        ("webserver", re.search(r"DAGSTER_WEBSERVER_PORT:-(\d+)", entrypoint).group(1)))}
+    containers = _ecs_containers()
+    assert set(containers) == {"webserver", "daemon", "code-server", "run"}
+    for name, container in containers.items():
+        assert container["image"] == "${IMAGE_URI}", name
+        assert "entryPoint" not in container, f"{name}: the image's entrypoint must stay"
+        command = container.get("command")
+        if name == "run":
+            assert command is None  # the EcsRunLauncher supplies `dagster api execute_run ...`
+            continue
+        assert command == [name] and f"\n  {name})" in entrypoint, f"{name}: entrypoint has no role {command}"
+        ports = [m["containerPort"] for m in container.get("portMappings", [])]
+        assert ports == ([default_ports[name]] if name in default_ports else []), name
+        health = " ".join(container.get("healthCheck", {}).get("command", []))
+        if name in default_ports:
+            assert str(default_ports[name]) in health, f"{name}: the health check probes another port"
+    (entry,) = _load(DEPLOY / "workspace.yaml")["load_from"]
+    assert entry["grpc_server"]["port"] == default_ports["code-server"]
+    for name in ("code-server", "run"):  # the containers that run the assets pick the AWS profile
+        env = {e["name"]: e["value"] for e in containers[name]["environment"]}
+        assert env["TRIBUTARY_PROFILE"] == "aws", name
+
+
+def test_the_serving_image_runs_the_serving_cli_on_the_sagemaker_port() -> None:
+    """deploy/serving/Dockerfile starts `serve`, which runs the project's serving CLI with options that CLI
+    accepts, on the port the image exposes (SageMaker's 8080)."""
+    from click.testing import CliRunner
+
+    from pipelines.serving.cli import serve
+
+    dockerfile = (DEPLOY / "serving" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/usr/local/bin/serve"]' in dockerfile
+    assert "COPY deploy/serving/serve /usr/local/bin/serve" in dockerfile
+    script = (DEPLOY / "serving" / "serve").read_text()
+    exposed = int(re.search(r"^EXPOSE (\d+)$", dockerfile, re.M).group(1))
+    assert exposed == 8080 and f"SAGEMAKER_BIND_TO_PORT:-{exposed}" in script
+    assert "-m pipelines.serving.cli" in script
+    options = re.findall(r"(--[a-z-]+) ", script)
+    assert {"--host", "--port", "--workers", "--model-dir", "--config", "--spool", "--state"} <= set(options)
+    result = CliRunner().invoke(serve, [*(f"{o}=x" if o not in ("--port", "--workers") else f"{o}=1"
+                                          for o in options), "--help"])
+    assert result.exit_code == 0, result.output
 
 
 def test_the_deploy_files_exist() -> None:
@@ -447,6 +528,33 @@ def test_ecs_launcher_fits_the_task_definitions_and_policy() -> None:
 
 
 # -- IAM -----------------------------------------------------------------------------------------------
+
+
+def test_sagemaker_roles_reach_only_the_delay_endpoint_and_its_models() -> None:
+    """The SageMaker policies name what the serving code creates: the endpoint, its configs and `-v<version>`
+    models, and the lake prefix the model tarballs are uploaded to; `*` only where AWS has no resource ARN."""
+    from pipelines.serving.config import DEFAULT_ENDPOINT
+    from pipelines.serving.sagemaker import MODEL_TARBALL, model_name
+
+    tarballs = f"arn:aws:s3:::${{LAKE_BUCKET}}/{MODEL_TARBALL.rsplit('/', 2)[0]}/*"
+    assert fnmatch.fnmatchcase(f"arn:aws:s3:::${{LAKE_BUCKET}}/{MODEL_TARBALL.format(version=7)}", tarballs)
+    trust = _load(DEPLOY / "serving" / "iam-sagemaker-trust.json")
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "sagemaker.amazonaws.com"}]
+    deploy = _load(DEPLOY / "serving" / "iam-sagemaker-deploy.json")["Statement"]
+    execution = _load(DEPLOY / "serving" / "iam-sagemaker-execution.json")["Statement"]
+    sagemaker = next(s for s in deploy if any(a.startswith("sagemaker:") for a in _as_list(s["Action"])))
+    names = {r.rsplit(":", 1)[1] for r in sagemaker["Resource"]}
+    assert names == {f"model/{model_name(DEFAULT_ENDPOINT, '')}*", f"endpoint-config/{DEFAULT_ENDPOINT}-*",
+                     f"endpoint/{DEFAULT_ENDPOINT}"}
+    s3 = [s for s in (*deploy, *execution) if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+    assert s3 and all(s["Resource"] == tarballs for s in s3)
+    assert [_as_list(s["Action"]) for s in execution if s["Resource"] == tarballs] == [["s3:GetObject"]]
+    unscoped = {a for s in (*deploy, *execution) if s["Resource"] == "*" for a in _as_list(s["Action"])}
+    assert unscoped == {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+    (metrics,) = [s for s in execution if "cloudwatch:PutMetricData" in _as_list(s["Action"])]
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}}
+    (passrole,) = [s for s in deploy if s["Action"] == "iam:PassRole"]
+    assert passrole["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
 
 READ_VERBS = ("Get", "List", "Describe", "BatchGet", "BatchCheck", "Query", "Scan", "Head")
 
