@@ -24,7 +24,7 @@ import datetime as dt
 import math
 import pickle
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -249,17 +249,28 @@ class SeriesConfig:
     history: int = 2000
     """Past surprises a new one is ranked among: a surprise is anomalous when it is rare for this series."""
     warmup: int = 30
-    quiet: int = 150
+    quiet: int = 100
     """After a score, lower ones within this many points are halved: one alarm per episode, not a burst."""
+    days: int = 7
+    """A value like one at the same time of day on any of the last `days` days is not a surprise (daily jobs)."""
+    neighbours: int = 3
+    """Values either side of that same time which count as alike."""
+    tolerance_s: float = 3600.0
+    """How far from exactly a day earlier the nearest past value may be."""
+
+
+_DAY_S: Final = 86400.0
 
 
 class SeriesDetector:
     """An online detector for one numeric series: each value is scored against the past alone, then learnt.
 
     The surprise of a value is its distance from the rolling median in rolling-IQR units (or that of the mean of
-    the latest values, scaled by sqrt(n), whichever is larger). Its score in [0, 1] is the share of past
+    the latest values, scaled by sqrt(n), whichever is larger), unless it is close to a value seen at the same
+    time of day on one of the last days (then that distance counts). Its score in [0, 1] is the share of past
     surprises below it, so every series is judged by its own normal; a score that does not beat the highest of
-    the last `quiet` points is halved. O(window) memory, a few microseconds per value (river's sorted windows).
+    the last `quiet` points is halved. Memory: `window` values and `days` of (time, value); a few microseconds
+    per value (river's sorted windows).
     """
 
     def __init__(self, config: SeriesConfig | None = None) -> None:
@@ -268,8 +279,23 @@ class SeriesDetector:
         self._recent: deque[float] = deque(maxlen=cfg.recent)
         self._surprises = utils.SortedWindow(cfg.history)
         self._scores: deque[float] = deque(maxlen=cfg.quiet)
+        self._times: list[float] = []
+        self._past: list[float] = []
 
-    def surprise(self, x: float) -> float | None:
+    def _seasonal(self, x: float, t: float) -> float | None:
+        """The smallest distance from x to the values around t minus 1..days days (None: none that old)."""
+        cfg, times = self.config, self._times
+        best = None
+        for k in range(1, cfg.days + 1):
+            then = t - k * _DAY_S
+            j = bisect.bisect_left(times, then)
+            if j >= len(times) or abs(times[j] - then) > cfg.tolerance_s:
+                continue
+            near = min(abs(x - v) for v in self._past[max(0, j - cfg.neighbours):j + cfg.neighbours + 1])
+            best = near if best is None else min(best, near)
+        return best
+
+    def surprise(self, x: float, t: float | None = None) -> float | None:
         """How far x is from the past's median, in IQR units (None while warming up)."""
         past = self._values
         n = len(past)
@@ -279,12 +305,23 @@ class SeriesDetector:
         # the floor keeps a flat or two-valued series finite: a thousandth of its level and range
         scale = spread / 1.349 + 1e-3 * (abs(median) + past[-1] - past[0]) + 1e-9
         level = sum(self._recent) / len(self._recent)
-        return max(abs(x - median), abs(level - median) * math.sqrt(len(self._recent)) / 2) / scale
+        z = max(abs(x - median), abs(level - median) * math.sqrt(len(self._recent)) / 2) / scale
+        seasonal = None if t is None else self._seasonal(x, t)
+        return z if seasonal is None else min(z, seasonal / scale)
 
-    def score(self, x: float) -> float:
-        """Score x in [0, 1] before learning it."""
+    def _remember(self, x: float, t: float) -> None:
+        if self._times and t < self._times[-1]:
+            return  # a clock that went back (NAB has a few): scored, but not a same-time-of-day reference
+        self._times.append(t)
+        self._past.append(x)
+        stale = bisect.bisect_left(self._times, t - self.config.days * _DAY_S - 2 * self.config.tolerance_s)
+        if stale > 1000:  # drop what no lookup can reach, in chunks
+            del self._times[:stale], self._past[:stale]
+
+    def score(self, x: float, t: float | None = None) -> float:
+        """Score x (seen at time t, in seconds, when known) in [0, 1] before learning it."""
         self._recent.append(x)
-        z = self.surprise(x)
+        z = self.surprise(x, t)
         raw = 0.0
         if z is not None:
             ranked = self._surprises
@@ -293,13 +330,17 @@ class SeriesDetector:
                 raw = 1.0 - (at_least + 1) / (len(ranked) + 2)
             ranked.append(z)
         self._values.append(x)
+        if t is not None:
+            self._remember(x, t)
         loudest = max(self._scores, default=0.0)
         self._scores.append(raw)
         return raw if raw > loudest else raw / 2
 
-    def score_many(self, values: Iterable[float]) -> list[float]:
-        """Score a series in order, one value at a time (the online loop, by design)."""
-        return [self.score(float(x)) for x in values]
+    def score_many(self, values: Iterable[float], times: Iterable[float] | None = None) -> list[float]:
+        """Score a series in order, one value at a time (the online loop, by design); times in seconds."""
+        if times is None:
+            return [self.score(float(x)) for x in values]
+        return [self.score(float(x), float(t)) for x, t in zip(values, times, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -318,7 +359,8 @@ class RollingZScore:
         self.config = config or ZScoreConfig()
         self._var = utils.Rolling(stats.Var, window_size=self.config.window)
 
-    def score(self, x: float) -> float:
+    def score(self, x: float, t: float | None = None) -> float:
+        """Score x before learning it (t is not used)."""
         z = 0.0
         if len(self._var.window) >= self.config.warmup:
             mean, std = self._var.obj.mean.get(), math.sqrt(max(self._var.get(), 0.0))
@@ -326,7 +368,8 @@ class RollingZScore:
         self._var.update(x)
         return z / (1 + z)
 
-    def score_many(self, values: Iterable[float]) -> list[float]:
+    def score_many(self, values: Iterable[float], times: Iterable[float] | None = None) -> list[float]:
+        """Score a series in order (a rolling z-score has no use for the times)."""
         return [self.score(float(x)) for x in values]
 
 
@@ -336,11 +379,34 @@ class HalfSpaceTrees:
     def __init__(self, seed: int = 42) -> None:
         self._model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
 
-    def score(self, x: float) -> float:
+    def score(self, x: float, t: float | None = None) -> float:
+        """Score x before learning it (t is not used)."""
         features = {"x": x}
         value = self._model.score_one(features)
         self._model.learn_one(features)
         return min(1.0, max(0.0, value))
 
-    def score_many(self, values: Iterable[float]) -> list[float]:
+    def score_many(self, values: Iterable[float], times: Iterable[float] | None = None) -> list[float]:
+        """Score a series in order (the trees see the value alone)."""
         return [self.score(float(x)) for x in values]
+
+
+def series_scores(events: pl.DataFrame, make: Callable[[], SeriesDetector | RollingZScore | HalfSpaceTrees],
+                  measures: Iterable[str] = DETECTOR_MEASURES) -> pl.DataFrame:
+    """A univariate detector per station and measurement over telemetry, in event-time order: each event's
+    highest score (event_id, score, measure). Missing readings are skipped, not scored."""
+    ordered = events.sort("event_time", "station")
+    best: dict[str, tuple[float, str | None]] = {}
+    for frame in ordered.partition_by("station", maintain_order=True):
+        for m in measures:
+            detector = make()
+            present = frame.filter(pl.col(m).is_not_null() & pl.col(m).is_not_nan())
+            times = present["event_time"].dt.epoch("us").to_list()
+            for event_id, value, t in zip(present["event_id"], present[m], times, strict=True):
+                s = detector.score(value, t / 1e6)
+                if s > best.get(event_id, (-1.0, None))[0]:
+                    best[event_id] = (s, m)
+    ids = ordered["event_id"].to_list()
+    return pl.DataFrame({"event_id": ids, "score": [best.get(i, (0.0, None))[0] for i in ids],
+                         "measure": [best.get(i, (0.0, None))[1] for i in ids]},
+                        schema={"event_id": pl.String, "score": pl.Float64, "measure": pl.String})

@@ -233,24 +233,5 @@ def nab(data_dir: str | None, out_dir: str | None, detectors: tuple[str, ...]) -
         raise FileNotFoundError("no NAB corpus given: pass --data DIR or set TRIBUTARY_NAB_DIR "
                                 "(a copy of github.com/numenta/NAB)")
     out = Path(out_dir or os.path.join(home(), "nab", "results"))
-    for name in detectors:
-        if name not in bench.DETECTORS:
-            raise ValueError(f"unknown detector {name!r}: choose from {', '.join(bench.DETECTORS)}")
-    corpus = bench.load_corpus(data_dir)
-    profiles = bench.load_profiles(data_dir)
-    click.echo(f"NAB corpus {data_dir}: {len(corpus)} files, {sum(len(s.timestamps) for s in corpus):,} values, "
-               f"{sum(len(s.windows) for s in corpus)} windows; tuning categories: {', '.join(bench.TUNING_CATEGORIES)}")
-    rows = []
-    for name in detectors or tuple(bench.DETECTORS):
-        click.echo(f"{name}: one value at a time, results to {out / name}")
-        results = bench.run_detector(name, corpus, out, progress=click.echo)
-        rows.append(bench.evaluate(name, corpus, results, profiles))
-    rescored = Path(data_dir, "results", "windowedGaussian")
-    if rescored.is_dir():
-        results = bench.read_results(rescored, "windowedGaussian", corpus)
-        rows.append(bench.evaluate("windowedGaussian", corpus, results, profiles, source="rescored"))
-    if Path(data_dir, "results", "final_results.json").is_file():
-        rows += bench.published_rows(data_dir)
-    else:
-        click.echo(f"no published scoreboard in {data_dir}/results: this run's detectors only")
+    rows = bench.benchmark(data_dir, out, detectors or tuple(bench.DETECTORS), echo=click.echo)
     click.echo(bench.report(rows))

@@ -41,7 +41,7 @@ PUBLISHED: Final = ("ARTime", "numenta", "randomCutForest", "windowedGaussian")
 
 
 class Scorer(Protocol):
-    def score_many(self, values: Iterable[float]) -> list[float]: ...
+    def score_many(self, values: Iterable[float], times: Iterable[float] | None = None) -> list[float]: ...
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,8 @@ def run_detector(name: str, corpus: list[Series], out: str | Path, *,
     results = {}
     for i, series in enumerate(corpus, 1):
         started = time.perf_counter()
-        scores = np.asarray(DETECTORS[name]().score_many(series.values), dtype=np.float64)
+        times = [t.replace(tzinfo=dt.UTC).timestamp() for t in series.timestamps]
+        scores = np.asarray(DETECTORS[name]().score_many(series.values, times), dtype=np.float64)
         if scores.size and not (0.0 <= scores.min() and scores.max() <= 1.0):
             raise ValueError(f"{name} scored {series.name} outside [0, 1]")
         write_results(out, name, series, scores)
@@ -348,3 +349,30 @@ def report(rows: Iterable[Row]) -> str:
         lines.append(f"{row.detector:<18} {row.source:<10} " + " ".join(cell(row.scores.get(p)) for p in PROFILES)
                      + f" {cell(row.tuning)} {cell(row.held_out)}")
     return "\n".join(lines)
+
+
+def benchmark(root: str | Path, out: str | Path, detectors: Iterable[str] = tuple(DETECTORS), *,
+              echo: Callable[[str], None] = print) -> list[Row]:
+    """Run `detectors` over the corpus at `root`, write their results under `out`, and score them with the
+    rescored windowedGaussian and the published entries beside them (when the corpus carries them)."""
+    detectors = tuple(detectors)
+    for name in detectors:
+        if name not in DETECTORS:
+            raise ValueError(f"unknown detector {name!r}: choose from {', '.join(DETECTORS)}")
+    corpus = load_corpus(root)
+    profiles = load_profiles(root)
+    echo(f"NAB corpus {root}: {len(corpus)} files, {sum(len(s.timestamps) for s in corpus):,} values, "
+         f"{sum(len(s.windows) for s in corpus)} windows; tuning categories: {', '.join(TUNING_CATEGORIES)}")
+    rows = []
+    for name in detectors:
+        echo(f"{name}: one value at a time, results to {Path(out, name)}")
+        rows.append(evaluate(name, corpus, run_detector(name, corpus, out, progress=echo), profiles))
+    rescored = Path(root, "results", "windowedGaussian")
+    if rescored.is_dir():
+        rows.append(evaluate("windowedGaussian", corpus, read_results(rescored, "windowedGaussian", corpus),
+                             profiles, source="rescored"))
+    if Path(root, "results", "final_results.json").is_file():
+        rows += published_rows(root)
+    else:
+        echo(f"no published scoreboard in {Path(root, 'results')}: this run's detectors only")
+    return rows
