@@ -44,17 +44,21 @@ def delay_model_bundle(context: AssetExecutionContext, config: BundleConfig, lak
                                  bad=config.bad_release, prefix=edge.repository_prefix, log=context.log.info)
     if not new:
         return
-    yield MaterializeResult(metadata={
+    yield MaterializeResult(metadata=bundle_metadata(the_lake, release, edge.repository_prefix))
+
+
+def bundle_metadata(the_lake, release, prefix: str) -> dict:
+    """What a published bundle reports: the asset's, and `tributary edge publish`'s."""
+    return {
         "target": release.path,
         "model_version": release.model_version,
         "release": release.release,
         "bundle_bytes": release.length,
         "sha256": release.sha256,
         "bad_release_drill": release.bad,
-        "dagster/uri": MetadataValue.path(the_lake.uri(f"{edge.repository_prefix}/targets/{release.sha256}."
-                                                       f"{release.path}")),
-        "repository": MetadataValue.path(the_lake.uri(edge.repository_prefix)),
-    })
+        "dagster/uri": MetadataValue.path(the_lake.uri(f"{prefix}/targets/{release.sha256}.{release.path}")),
+        "repository": MetadataValue.path(the_lake.uri(prefix)),
+    }
 
 
 @multi_asset(
@@ -94,20 +98,29 @@ def edge_rollout(context: AssetExecutionContext, config: RolloutRunConfig, lake:
     campaign = plan_campaign(repo, things, rollout_config, target=release)
     run_local_rollout(the_lake, campaign, host=edge.mqtt_host, port=edge.mqtt_port, prefix=edge.topic_prefix,
                       timeout=config.timeout_seconds or edge.rollout_timeout_seconds)
-    summary = device_status.summary(device_status.read(the_lake), campaign.rollout.job_id)
+    if campaign.rollout.status == "CANCELED":
+        context.log.warning(f"rollout {campaign.rollout.job_id} aborted: {campaign.rollout.abort_reason}")
+    rollout, status = local_rollout_metadata(the_lake, campaign, rollout_config)
+    yield MaterializeResult(asset_key=ROLLOUT_KEY, metadata=rollout)
+    yield MaterializeResult(asset_key=STATUS_KEY, metadata=status)
+
+
+def local_rollout_metadata(the_lake, campaign, rollout_config) -> tuple[dict, dict]:
+    """What a local rollout reports for edge/rollout and edge/device_status: the asset's, and `tributary edge
+    rollout`'s."""
     rollout = campaign.rollout
-    if rollout.status == "CANCELED":
-        context.log.warning(f"rollout {rollout.job_id} aborted: {rollout.abort_reason}")
-    yield MaterializeResult(asset_key=ROLLOUT_KEY, metadata={
-        "job_id": rollout.job_id, "target": release.path, "status": rollout.status,
+    summary = device_status.summary(device_status.read(the_lake), rollout.job_id)
+    return {
+        "job_id": rollout.job_id, "target": rollout.document["target"], "status": rollout.status,
         "abort_reason": rollout.abort_reason or "", "states": MetadataValue.json(rollout.counts()),
         "rollback_states": MetadataValue.json(campaign.rollback.counts() if campaign.rollback else {}),
-        "rollout_config": MetadataValue.json(rollout_config.to_json())})
-    yield MaterializeResult(asset_key=STATUS_KEY, metadata={
+        "rollout_config": MetadataValue.json(rollout_config.to_json()),
+    }, {
         "dagster/row_count": sum(len(j.executions) for j in campaign.jobs()),
         "dagster/uri": MetadataValue.path(the_lake.uri(device_status.TABLE)),
         "versions": MetadataValue.json(summary["versions"]),
-        "preview": MetadataValue.md("\n\n".join(device_status.render(summary)))})
+        "preview": MetadataValue.md("\n\n".join(device_status.render(summary))),
+    }
 
 
 defs = Definitions(assets=[delay_model_bundle, edge_rollout])

@@ -112,7 +112,7 @@ def land_telemetry(context: AssetExecutionContext, config: LandingConfig, lake: 
         f"{result.duplicates:,} duplicates, {result.quarantined_total:,} quarantined, "
         f"{result.records / max(result.seconds, 1e-9):,.0f} records/s"
     )
-    yield from _landing_results(the_lake, result)
+    yield from landing_results(the_lake, result)
 
 
 def _nothing_landed(why: str):
@@ -121,7 +121,8 @@ def _nothing_landed(why: str):
         yield AssetCheckResult(asset_key=STANDARDIZED_KEY, check_name=name, passed=True, metadata={"batch": why})
 
 
-def _landing_results(the_lake, result: LandingResult):
+def landing_results(the_lake, result: LandingResult):
+    """The two materializations of a landed batch (and its checks): the asset's, and `tributary stream land`'s."""
     files = "\n".join(f"- `{f}`" for f in result.raw_files[:20])
     yield MaterializeResult(
         asset_key=RAW_KEY,
@@ -178,11 +179,16 @@ def telemetry_windows(context: AssetExecutionContext, lake: LakeResource, stream
         context.log.info(f"windows already reflect landing batch {result.batch}")
         return MaterializeResult(metadata={"batch": result.batch, "up_to_date": True})
     context.log.info(f"windows of {result.first_date}..{result.last_date} rewritten: {result.rows:,} rows")
+    return MaterializeResult(metadata=windows_metadata(the_lake, result))
+
+
+def windows_metadata(the_lake, result: analytics.AnalyticsResult) -> dict:
+    """What a windows update reports: the asset's, and `tributary stream land`'s."""
     metadata = table_metadata(rows=_total_rows(the_lake, analytics.WINDOWS_TABLE),
                               uri=the_lake.uri(analytics.WINDOWS_TABLE), schema=WINDOW_SCHEMA, preview=result.preview)
     metadata.update({"delta_version": result.version, "batch": result.batch, "rows_rewritten": result.rows,
                      "first_date": result.first_date, "last_date": result.last_date})
-    return MaterializeResult(metadata=metadata)
+    return metadata
 
 
 @asset(
@@ -209,17 +215,22 @@ def telemetry_anomalies(
     flagged = sum(result.flagged.values())
     rate = flagged / result.rows if result.rows else 0.0
     context.log.info(f"{result.rows:,} events scored, {flagged} flagged {result.flagged}")
+    return MaterializeResult(
+        metadata=anomalies_metadata(the_lake, result),
+        check_results=[AssetCheckResult(check_name="flag_rate", passed=rate <= MAX_FLAG_RATE,
+                                        severity=AssetCheckSeverity.WARN,
+                                        metadata={"rate": round(rate, 5), "scored": result.rows})],
+    )
+
+
+def anomalies_metadata(the_lake, result: analytics.AnalyticsResult) -> dict:
+    """What an anomalies update reports: the asset's, and `tributary stream land`'s."""
     metadata = table_metadata(rows=_total_rows(the_lake, analytics.ANOMALIES_TABLE),
                               uri=the_lake.uri(analytics.ANOMALIES_TABLE), schema=analytics.ANOMALY_SCHEMA,
                               preview=result.preview if result.preview is not None else pl.DataFrame())
     metadata.update({"delta_version": result.version, "batch": result.batch, "scored_in_run": result.rows,
                      "flagged_in_run": MetadataValue.json(result.flagged)})
-    return MaterializeResult(
-        metadata=metadata,
-        check_results=[AssetCheckResult(check_name="flag_rate", passed=rate <= MAX_FLAG_RATE,
-                                        severity=AssetCheckSeverity.WARN,
-                                        metadata={"rate": round(rate, 5), "scored": result.rows})],
-    )
+    return metadata
 
 
 @asset_check(asset=STANDARDIZED_KEY,

@@ -94,10 +94,25 @@ def publish(version_or_alias: str, bad_release: bool) -> None:
     from pipelines.edge.release import publish_model
     from pipelines.ml.cli import _settings
 
-    release, new = publish_model(_lake(), _settings(), _edge().key_dir, version_or_alias=version_or_alias,
-                                 bad=bad_release, log=click.echo)
+    lake, settings = _lake(), _edge()
+    release, new = publish_model(lake, _settings(), settings.key_dir, version_or_alias=version_or_alias,
+                                 bad=bad_release, prefix=settings.repository_prefix, log=click.echo)
     if not new:
         click.echo(f"nothing to do: {release.path} is release {release.release}")
+        return
+    from assets.edge import BUNDLE_KEY, bundle_metadata
+
+    _record("tributary edge publish", [(BUNDLE_KEY, bundle_metadata(lake, release, settings.repository_prefix))])
+
+
+def _record(command: str, written: list, observed: list = ()) -> None:
+    """Materializations of what the command wrote (observations of what it only looked at) in the Dagster
+    instance, with the metadata the assets' runs report, so the UI shows it."""
+    from assets.recorded import materialization, observation, record
+
+    events = [materialization(key, metadata, command) for key, metadata in written]
+    events += [observation(key, metadata, command) for key, metadata in observed]
+    record(command, events, echo=click.echo, warn=lambda line: click.echo(line, err=True))
 
 
 @edge.command("serve-repo")
@@ -190,6 +205,10 @@ def rollout(things: str | None, config_path: str | None, timeout: float) -> None
     click.echo("", err=True)
     for line in device_status.render(device_status.summary(device_status.read(lake), campaign.rollout.job_id)):
         click.echo(line)
+    from assets.edge import ROLLOUT_KEY, STATUS_KEY, local_rollout_metadata
+
+    rollout_metadata, status_metadata = local_rollout_metadata(lake, campaign, config)
+    _record("tributary edge rollout", [(ROLLOUT_KEY, rollout_metadata), (STATUS_KEY, status_metadata)])
 
 
 @edge.command()
@@ -239,6 +258,14 @@ def simulate(devices: int, faults: float, bad_release: bool, workers: int, seed:
                  target=target, devices=devices, faults=faults, workers=workers, seed=seed,
                  progress=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(result.figures, indent=2))
+    from dagster import MetadataValue
+
+    from assets.edge import ROLLOUT_KEY
+
+    # In memory: nothing in the lake changed (edge/device_status included), so an observation, not a materialization.
+    _record("tributary edge simulate", [], [(ROLLOUT_KEY, {
+        "simulated": True, "target": target.path, "from": factory[-1].path, "devices": devices, "faults": faults,
+        "seed": seed, "status": result.campaign.rollout.status, "figures": MetadataValue.json(result.figures)})])
 
 
 if __name__ == "__main__":

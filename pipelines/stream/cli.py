@@ -180,11 +180,28 @@ def land(max_records: int | None, follow: bool, interval: float, analytics: bool
         click.echo(f"batch {result.batch}: {result.records:,} records, {result.landed:,} landed, "
                    f"{result.duplicates:,} duplicates, {result.quarantined_total:,} quarantined "
                    f"({result.records / max(result.seconds, 1e-9):,.0f} records/s)")
+        windows = anomalies = None
         if analytics:
             windows = stream_analytics.update_windows(lake, lateness=resource.lateness)
             anomalies = stream_analytics.update_anomalies(lake, lateness=resource.lateness)
             click.echo(f"  windows: {windows.rows:,} rows rewritten; anomalies: {anomalies.rows:,} scored, "
                        f"flagged {anomalies.flagged}")
+        _record_batch(lake, result, windows, anomalies)
+
+
+def _record_batch(lake, result, windows, anomalies) -> None:
+    """The batch's materializations (raw, standardized, and the analytics it updated) in the Dagster instance, with
+    the metadata the sensor's runs report, so the UI shows what the command landed."""
+    from assets import stream as stream_assets
+    from assets.recorded import from_results, materialization, record
+
+    command = "tributary stream land"
+    events = [] if result.skipped else from_results(stream_assets.landing_results(lake, result), command)
+    for key, describe, update in ((stream_assets.WINDOWS_KEY, stream_assets.windows_metadata, windows),
+                                  (stream_assets.ANOMALIES_KEY, stream_assets.anomalies_metadata, anomalies)):
+        if update is not None and not update.skipped:
+            events.append(materialization(key, describe(lake, update), command))
+    record(command, events, echo=lambda line: click.echo(f"  {line}"), warn=lambda line: click.echo(line, err=True))
 
 
 @stream.command()
