@@ -1,6 +1,6 @@
 """What every stage's assets share: the metadata a materialization reports (row count, URI, column schema, a
-markdown preview, Delta version, quarantine, charts), the quality check specs and results, and the month-chunk
-range write of daily-partitioned Delta tables."""
+markdown preview, Delta version, quarantine, charts), the quality check specs and results, and the month-by-month
+range write of monthly-partitioned Delta tables."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey,
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetDep, AssetExecutionContext, AssetKey,
                      BackfillPolicy, MetadataValue, TableColumn, TableSchema, asset)
 
 from assets.automation import follows_upstream
-from assets.partitions import chunks, daily_partitions, days_in_run
+from assets.partitions import days_in_run, monthly_partitions, months
 from pipelines.core import delta
 from pipelines.core.lake import Lake
-from pipelines.core.quality import BatchValidator, QualityReport
+from pipelines.core.checks import SuiteChecker
+from pipelines.core.quality import QualityReport
 
 
 def column_schema(schema: pl.Schema | dict) -> TableSchema:
@@ -74,7 +75,7 @@ def chart_metadata(the_lake: Lake, folder: str, name: str, png: bytes) -> dict:
 
 
 def quality_check(report: QualityReport, name: str = "expectations") -> AssetCheckResult:
-    """A Great Expectations report as a WARN check result."""
+    """A suite's report (evaluated in polars, `pipelines.core.checks`) as a WARN check result."""
     return AssetCheckResult(
         check_name=name,
         passed=report.success,
@@ -86,7 +87,8 @@ def quality_check(report: QualityReport, name: str = "expectations") -> AssetChe
 
 def quality_check_specs(key: list[str] | AssetKey, *, blocking_share: bool = False) -> list[AssetCheckSpec]:
     """The expectations check of a table; with `blocking_share`, the blocking quarantine-share check too."""
-    specs = [AssetCheckSpec("expectations", asset=key, description="Great Expectations suite: types, ranges, keys.")]
+    specs = [AssetCheckSpec("expectations", asset=key, description="The table's Great Expectations suite, evaluated "
+                            "in polars over the run's rows: types, ranges, keys (the nightly job runs it in GX).")]
     if blocking_share:
         specs.append(AssetCheckSpec(
             "quarantine_share", asset=key, blocking=True,
@@ -95,16 +97,16 @@ def quality_check_specs(key: list[str] | AssetKey, *, blocking_share: bool = Fal
     return specs
 
 
-def delta_table(key: AssetKey, *, group: str, description: str, deps: Sequence[AssetKey] = (), daily: bool = False,
-                blocking_share: bool = False, follows: bool = True):
-    """`@asset` of a Delta table built with polars and checked by its suite (`quality_check_specs`): a `daily`
-    table is partitioned by day and backfills a range in one run; it `follows` its upstreams by itself."""
+def delta_table(key: AssetKey, *, group: str, description: str, deps: Sequence[AssetKey | AssetDep] = (),
+                monthly: bool = False, blocking_share: bool = False, follows: bool = True):
+    """`@asset` of a Delta table built with polars and checked by its suite (`quality_check_specs`): a `monthly`
+    table is partitioned by month and backfills a range in one run; it `follows` its upstreams by itself."""
     return asset(
         key=key,
         group_name=group,
         deps=list(deps),
-        partitions_def=daily_partitions if daily else None,
-        backfill_policy=BackfillPolicy.single_run() if daily else None,
+        partitions_def=monthly_partitions if monthly else None,
+        backfill_policy=BackfillPolicy.single_run() if monthly else None,
         kinds={"polars", "delta"},
         automation_condition=follows_upstream() if follows else None,
         check_specs=quality_check_specs(key, blocking_share=blocking_share),
@@ -121,41 +123,46 @@ def optional_asset(key: AssetKey, *, group: str, deps: Sequence[AssetKey], kinds
 
 @dataclass
 class RangeWritten:
-    """What `write_days` wrote: rows over the run, the last Delta version, the first chunk (the preview)."""
+    """What `write_months` wrote: rows over the run, the last Delta version, the first month (the preview)."""
 
     uri: str
     rows: int
     version: int | None
     preview: pl.DataFrame
     single: bool
-    """The run is one day (one partition), so the row count is that partition's."""
+    """The run is one month (one partition), so the row count is that partition's."""
 
     def metadata(self) -> dict:
         return delta_metadata(rows=self.rows, uri=self.uri, version=self.version, schema=self.preview.schema,
                               preview=self.preview, single=self.single)
 
 
-def write_days(
+def write_months(
     context: AssetExecutionContext,
     the_lake: Lake,
     rel: str,
     build: Callable[[list[dt.date]], pl.DataFrame],
     *,
-    partition_by: str,
-    checker: BatchValidator,
+    column: str,
+    checker: SuiteChecker,
     note: Callable[[], str] | None = None,
 ) -> RangeWritten:
-    """The run's days in month chunks: `build` a chunk's rows, overwrite exactly those days of `rel` (a rerun
-    replaces, never appends) and add them to `checker`; one progress line per chunk (`note` adds to it)."""
-    days = days_in_run(context)
+    """The run's months one by one: `build` a month's rows from its days, overwrite exactly those days of `rel`
+    on `column` (a rerun replaces, never appends) and add them to `checker`; one progress line per month, or
+    per year on long backfills (`note` adds to it)."""
+    batches = months(days_in_run(context))
     rows, version, preview = 0, None, None
     started = time.monotonic()
-    for chunk in chunks(days):
-        df = build(chunk)
-        version = delta.overwrite_range(the_lake, rel, df, partition_by=partition_by, first=chunk[0], last=chunk[-1])
+    for n, days in enumerate(batches, start=1):
+        df = build(days)
+        version = delta.overwrite_range(the_lake, rel, df, column=column, first=days[0], last=days[-1])
         checker.add(df)
         rows += df.height
         preview = df if preview is None else preview
-        context.log.info(f"{rel}: through {chunk[-1]}, {rows:,} rows{note() if note else ''} (Delta version "
-                         f"{version}), {rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
-    return RangeWritten(uri=the_lake.uri(rel), rows=rows, version=version, preview=preview, single=len(days) == 1)
+        if len(batches) <= 24 or n % 12 == 0 or n == len(batches):
+            context.log.info(f"{rel}: {n}/{len(batches)} months, through {days[-1]}, {rows:,} rows"
+                             f"{note() if note else ''} (Delta version {version}), "
+                             f"{rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
+    if preview is None:
+        raise ValueError(f"{rel}: the run holds no day of data (its months lie after the last daily partition)")
+    return RangeWritten(uri=the_lake.uri(rel), rows=rows, version=version, preview=preview, single=len(batches) == 1)

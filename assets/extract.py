@@ -6,7 +6,7 @@ import time
 from dagster import AssetExecutionContext, BackfillPolicy, Definitions, MaterializeResult, MetadataValue, asset
 
 from assets.common import table_metadata
-from assets.partitions import chunks, daily_partitions, days_in_run
+from assets.partitions import daily_partitions, days_in_run, months
 from pipelines.extract.extraction import SOURCE, extract, extract_range
 from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
 from resources.lake import LakeResource
@@ -36,7 +36,7 @@ def _partitioned_asset(table: str):
         done = 0
         with engine.connect() as conn:
             # One query per month of the range (not one per day); each day is still its own file and manifest.
-            for chunk in chunks(days):
+            for chunk in months(days):
                 for last in extract_range(conn, the_lake, table, first=chunk[0], last=chunk[-1], run_id=context.run_id):
                     rows, done = rows + last.rows, done + 1
                 elapsed = time.monotonic() - started

@@ -7,13 +7,14 @@ import polars as pl
 from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, Config, Definitions, MaterializeResult
 from pydantic import Field
 
-from assets.common import delta_metadata, delta_table, quality_check, quarantine_metadata, write_days
+from assets.common import delta_metadata, delta_table, quality_check, quarantine_metadata, write_months
+from assets.partitions import from_days
 from pipelines.core import delta
 from pipelines.warehouse import suites
 from pipelines.standardize import FLIGHTS, REFERENCE_TABLES, WEATHER, quarantined, standardized
 from pipelines.standardize import transforms as standardize
 from pipelines.core.lake import Lake
-from pipelines.core.quality import BatchValidator, validate
+from pipelines.core.checks import SuiteChecker, check
 from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot
 from resources.lake import LakeResource
 
@@ -62,7 +63,7 @@ def _reference_asset(table: str, fn, suite):
         metadata = delta_metadata(rows=result.good.height, uri=the_lake.uri(standardized(table)), version=version,
                                   schema=result.good.schema, preview=result.good)
         metadata.update(quarantine_metadata(result.quarantine))
-        report = validate(result.good, f"standardized_{table}", suite)
+        report = check(result.good, f"standardized_{table}", suite)
         return MaterializeResult(metadata=metadata, check_results=[quality_check(report)])
 
     return _standardize
@@ -73,27 +74,32 @@ def _standardize_range(
     the_lake: Lake,
     table: str,
     *,
-    partition_by: str,
+    column: str,
     transform: Callable[[pl.DataFrame, list[dt.date]], standardize.Standardized],
     suite,
     max_quarantine_share: float,
 ) -> MaterializeResult:
-    """The run's days in month chunks: raw -> `transform` -> partition-scoped overwrite of the table and of its
+    """The run's months: the raw days extracted so far -> `transform` -> range overwrite of the table and of its
     quarantine; one quality report and one quarantine share for the whole run."""
     bad_chunks: list[pl.DataFrame] = []
-    checker = BatchValidator(f"standardized_{table}", suite)
+    checker = SuiteChecker(f"standardized_{table}", suite)
 
-    def build(chunk: list[dt.date]) -> pl.DataFrame:
-        raw = scan_days(the_lake, table, chunk).collect()
-        result = transform(raw.drop(PARTITION_DATE), chunk)
+    def build(days: list[dt.date]) -> pl.DataFrame:
+        missing: list[dt.date] = []
+        raw = scan_days(the_lake, table, days, missing_ok=True, skipped=missing).collect()
+        if missing:
+            context.log.warning(f"raw/{table}: {len(missing)} of the {len(days)} days from {days[0]} to {days[-1]} "
+                                f"are not extracted ({', '.join(d.isoformat() for d in missing[:3])}"
+                                f"{', ...' if len(missing) > 3 else ''}); the month holds the others")
+        result = transform(raw.drop(PARTITION_DATE), days)
         bad = _quarantine_with_day(result.quarantine, raw)
-        delta.overwrite_range(the_lake, quarantined(table), bad, partition_by=QUARANTINE_PARTITION,
-                              first=chunk[0], last=chunk[-1])
+        delta.overwrite_range(the_lake, quarantined(table), bad, column=QUARANTINE_PARTITION,
+                              first=days[0], last=days[-1])
         bad_chunks.append(bad)
         return result.good
 
-    written = write_days(context, the_lake, standardized(table), build, partition_by=partition_by,
-                         checker=checker, note=lambda: f", {sum(q.height for q in bad_chunks):,} quarantined")
+    written = write_months(context, the_lake, standardized(table), build, column=column,
+                           checker=checker, note=lambda: f", {sum(q.height for q in bad_chunks):,} quarantined")
     bad = pl.concat(bad_chunks)
     metadata = written.metadata()
     metadata.update(quarantine_metadata(bad))
@@ -103,21 +109,22 @@ def _standardize_range(
     )
 
 
-@delta_table(WEATHER_KEY, group=GROUP, deps=[AssetKey(["raw", "weather"])], daily=True, blocking_share=True,
-             description="Hourly weather at the NYC stations, typed, UTC, deduplicated (Delta by obs_date).")
+@delta_table(WEATHER_KEY, group=GROUP, deps=[from_days(AssetKey(["raw", "weather"]))], monthly=True,
+             blocking_share=True,
+             description="Hourly weather at the NYC stations, typed, UTC, deduplicated (Delta, by month of obs_date).")
 def standardized_weather(
     context: AssetExecutionContext, config: QuarantineConfig, lake: LakeResource
 ) -> MaterializeResult:
     return _standardize_range(
-        context, lake.get_lake(), "weather", partition_by="obs_date",
+        context, lake.get_lake(), "weather", column="obs_date",
         transform=lambda raw, _: standardize.standardize_weather(raw, run_id=context.run_id),
         suite=suites.standardized_weather, max_quarantine_share=config.max_quarantine_share,
     )
 
 
 @delta_table(
-    FLIGHTS_KEY, group=GROUP, daily=True, blocking_share=True,
-    deps=[AssetKey(["raw", "flights"]), WEATHER_KEY,
+    FLIGHTS_KEY, group=GROUP, monthly=True, blocking_share=True,
+    deps=[from_days(AssetKey(["raw", "flights"])), WEATHER_KEY,
           *(AssetKey.from_user_string(standardized(table)) for table in REFERENCE_TABLES)],
     description="One row per flight: local and UTC times, cancellations, delay classes, geography, weather, aircraft.",
 )
@@ -137,7 +144,7 @@ def standardized_flights(
         return standardize.standardize_flights(raw, weather=weather, run_id=context.run_id, **refs)
 
     return _standardize_range(
-        context, the_lake, "flights", partition_by="flight_date", transform=transform,
+        context, the_lake, "flights", column="flight_date", transform=transform,
         suite=suites.standardized_flights, max_quarantine_share=config.max_quarantine_share,
     )
 

@@ -6,7 +6,7 @@ import io
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Definitions, MaterializeResult
 
-from assets.common import chart_metadata, delta_metadata, delta_table, quality_check, write_days
+from assets.common import chart_metadata, delta_metadata, delta_table, quality_check, write_months
 from assets.partitions import daily_partitions
 from pipelines.core import delta
 from pipelines.standardize import FLIGHTS as STANDARDIZED_FLIGHTS, standardized
@@ -14,7 +14,7 @@ from pipelines.warehouse import (CARRIER_MONTHLY_KPIS, CHARTS, DIM_AIRPORT, DIM_
                                  FACT_FLIGHTS, ROUTE_DAILY_KPIS, suites)
 from pipelines.warehouse import star as warehouse
 from pipelines.core.lake import Lake
-from pipelines.core.quality import BatchValidator, validate
+from pipelines.core.checks import SuiteChecker, check
 from resources.lake import LakeResource
 
 GROUP = "warehouse"
@@ -47,7 +47,7 @@ def _dimension(rel: str, key: str, build, upstream: str):
         the_lake = lake.get_lake()
         df = build(the_lake, delta.scan(the_lake, standardized(upstream)).collect())
         version = delta.merge(the_lake, rel, df, keys=[key])
-        report = validate(df, name, suites.dimension(key))
+        report = check(df, name, suites.dimension(key))
         return MaterializeResult(
             metadata=delta_metadata(rows=df.height, uri=the_lake.uri(rel), version=version,
                                     schema=df.schema, preview=df),
@@ -76,12 +76,12 @@ def dim_date(lake: LakeResource) -> MaterializeResult:
     return MaterializeResult(
         metadata=delta_metadata(rows=df.height, uri=the_lake.uri(DIM_DATE), version=version,
                                 schema=df.schema, preview=df),
-        check_results=[quality_check(validate(df, "dim_date", suites.dimension("date")))],
+        check_results=[quality_check(check(df, "dim_date", suites.dimension("date")))],
     )
 
 
-@delta_table(FACT_FLIGHTS_KEY, group=GROUP, deps=[STD_FLIGHTS, *DIMENSIONS], daily=True,
-             description="One row per flight, keyed to the dimensions; partition-scoped overwrite by flight_date.")
+@delta_table(FACT_FLIGHTS_KEY, group=GROUP, deps=[STD_FLIGHTS, *DIMENSIONS], monthly=True,
+             description="One row per flight, keyed to the dimensions; a month's run replaces its days (flight_date).")
 def fact_flights(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
     members = {
@@ -89,13 +89,13 @@ def fact_flights(context: AssetExecutionContext, lake: LakeResource) -> Material
         "airports": delta.scan(the_lake, DIM_AIRPORT).select("faa").collect()["faa"].to_list(),
         "tailnums": delta.scan(the_lake, DIM_PLANE).select("tailnum").collect()["tailnum"].to_list(),
     }
-    checker = BatchValidator("fact_flights", lambda e: suites.fact_flights(e, **members))
+    checker = SuiteChecker("fact_flights", lambda e: suites.fact_flights(e, **members))
 
     def build(chunk: list[dt.date]) -> pl.DataFrame:
         flights = delta.scan(the_lake, STANDARDIZED_FLIGHTS)
         return warehouse.fact_flights(flights.filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))).collect()
 
-    written = write_days(context, the_lake, FACT_FLIGHTS, build, partition_by="flight_date", checker=checker)
+    written = write_months(context, the_lake, FACT_FLIGHTS, build, column="flight_date", checker=checker)
     return MaterializeResult(metadata=written.metadata(), check_results=[quality_check(checker.report())])
 
 
@@ -118,12 +118,12 @@ def _chart(df: pl.DataFrame, x: str, y: str, title: str, *, kind: str = "line") 
     return buffer.getvalue()
 
 
-@delta_table(ROUTE_KPIS_KEY, group=GROUP, deps=[FACT_FLIGHTS_KEY], daily=True,
+@delta_table(ROUTE_KPIS_KEY, group=GROUP, deps=[FACT_FLIGHTS_KEY], monthly=True,
              description="Per day and route: flights, cancellations, mean delays, late share, p90 arrival delay.")
 def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
     frames: list[pl.DataFrame] = []
-    checker = BatchValidator("route_daily_kpis", suites.route_daily_kpis)
+    checker = SuiteChecker("route_daily_kpis", suites.route_daily_kpis)
 
     def build(chunk: list[dt.date]) -> pl.DataFrame:
         fact = delta.scan(the_lake, FACT_FLIGHTS)
@@ -131,8 +131,7 @@ def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> Mate
         frames.append(df.group_by("flight_date").agg(pl.col("flights").sum()))
         return df
 
-    written = write_days(context, the_lake, ROUTE_DAILY_KPIS, build, partition_by="flight_date",
-                         checker=checker)
+    written = write_months(context, the_lake, ROUTE_DAILY_KPIS, build, column="flight_date", checker=checker)
     daily = pl.concat(frames).sort("flight_date")
     metadata = written.metadata()
     metadata.update(chart_metadata(the_lake, CHARTS, "route_daily_kpis",
@@ -156,7 +155,7 @@ def carrier_monthly_kpis(lake: LakeResource) -> MaterializeResult:
                               schema=df.schema, preview=df)
     chart = _chart(by_carrier, "carrier", "on_time_share", "On-time share by carrier", kind="bar")
     metadata.update(chart_metadata(the_lake, CHARTS, "carrier_monthly_kpis", chart))
-    report = validate(df, "carrier_monthly_kpis", suites.carrier_monthly_kpis)
+    report = check(df, "carrier_monthly_kpis", suites.carrier_monthly_kpis)
     return MaterializeResult(metadata=metadata, check_results=[quality_check(report)])
 
 

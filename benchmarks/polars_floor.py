@@ -1,9 +1,10 @@
 """The floor of `benchmarks/warehouse.py`: extract -> standardize -> warehouse as a plain polars script.
 
-The same work the graph's assets do, with Dagster taken away and nothing else: the same per-day extraction
-(`pipelines.extract.extraction.extract`, raw Parquet and manifests), the same pure transforms (`pipelines.standardize.transforms`,
-`pipelines.warehouse.star`), the same month chunks, the same Delta writes (`pipelines.core.delta`: partition-scoped
-overwrite, MERGE for the dimensions), in the same stage order as the graph runs its steps. What it leaves
+The same work the graph's assets do, with Dagster taken away and nothing else: the same extraction (one query
+per month, `pipelines.extract.extraction.extract_range`, each day its own raw Parquet file and manifest), the
+same pure transforms (`pipelines.standardize.transforms`, `pipelines.warehouse.star`), the same months, the same
+Delta writes (`pipelines.core.delta`: a month's range overwrite, MERGE for the dimensions), in the same stage
+order as the graph runs its steps. What it leaves
 out is what the graph adds around the work: the Dagster instance (run, step and materialization events),
 asset metadata and previews, the Great Expectations suites of the asset checks, and the KPI charts.
 
@@ -29,22 +30,22 @@ import polars as pl  # noqa: E402
 from pipelines.core import delta  # noqa: E402
 from pipelines.standardize import transforms as standardize  # noqa: E402
 from pipelines.warehouse import star as warehouse  # noqa: E402
-from pipelines.extract.extraction import extract  # noqa: E402
+from pipelines.extract.extraction import extract, extract_range  # noqa: E402
 from pipelines.core.lake import Lake  # noqa: E402
 from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot  # noqa: E402
 from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES  # noqa: E402
 from pipelines.extract.sourcedb import create_engine  # noqa: E402
-
-CHUNK_DAYS = 31
-"""As `assets.partitions.chunks`: work in month-sized pieces."""
-
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _chunks(days: list[dt.date]) -> list[list[dt.date]]:
-    return [days[i : i + CHUNK_DAYS] for i in range(0, len(days), CHUNK_DAYS)]
+    """As `assets.partitions.months`: the days by calendar month."""
+    grouped: dict[tuple[int, int], list[dt.date]] = {}
+    for day in days:
+        grouped.setdefault((day.year, day.month), []).append(day)
+    return list(grouped.values())
 
 
 def _quarantine_with_day(quarantine: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
@@ -84,7 +85,8 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
     rows = {}
     with engine.connect() as conn:
         for table in PARTITIONED_TABLES:
-            rows[table] = sum(extract(conn, lake, table, date=day, run_id=run_id).rows for day in days)
+            rows[table] = sum(e.rows for month in _chunks(days)
+                              for e in extract_range(conn, lake, table, first=month[0], last=month[-1], run_id=run_id))
         for table in SNAPSHOT_TABLES:
             extract(conn, lake, table, date=None, run_id=run_id)
     stage("extract")
@@ -98,10 +100,10 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
     for chunk in _chunks(days):
         raw = scan_days(lake, "weather", chunk).collect()
         result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=run_id)
-        delta.overwrite_range(lake, "standardized/weather", result.good, partition_by="obs_date",
+        delta.overwrite_range(lake, "standardized/weather", result.good, column="obs_date",
                               first=chunk[0], last=chunk[-1])
         delta.overwrite_range(lake, "quarantine/weather", _quarantine_with_day(result.quarantine, raw),
-                              partition_by="partition_date", first=chunk[0], last=chunk[-1])
+                              column="partition_date", first=chunk[0], last=chunk[-1])
     refs = {name: delta.scan(lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
     good = 0
     for chunk in _chunks(days):
@@ -112,10 +114,10 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
             .collect()
         )
         result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=run_id, **refs)
-        delta.overwrite_range(lake, "standardized/flights", result.good, partition_by="flight_date",
+        delta.overwrite_range(lake, "standardized/flights", result.good, column="flight_date",
                               first=chunk[0], last=chunk[-1])
         delta.overwrite_range(lake, "quarantine/flights", _quarantine_with_day(result.quarantine, raw),
-                              partition_by="partition_date", first=chunk[0], last=chunk[-1])
+                              column="partition_date", first=chunk[0], last=chunk[-1])
         good += result.good.height
     stage("standardize")
 
@@ -130,13 +132,13 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
     for chunk in _chunks(days):
         flights = delta.scan(lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
         df = warehouse.fact_flights(flights).collect()
-        delta.overwrite_range(lake, "warehouse/fact_flights", df, partition_by="flight_date",
+        delta.overwrite_range(lake, "warehouse/fact_flights", df, column="flight_date",
                               first=chunk[0], last=chunk[-1])
         fact_rows += df.height
     for chunk in _chunks(days):
         fact = delta.scan(lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
         df = warehouse.route_daily_kpis(fact).collect()
-        delta.overwrite_range(lake, "warehouse/route_daily_kpis", df, partition_by="flight_date",
+        delta.overwrite_range(lake, "warehouse/route_daily_kpis", df, column="flight_date",
                               first=chunk[0], last=chunk[-1])
     kpis = warehouse.carrier_monthly_kpis(delta.scan(lake, "warehouse/fact_flights")).collect(engine="streaming")
     delta.overwrite(lake, "warehouse/carrier_monthly_kpis", kpis.sort("carrier", "year", "month"))

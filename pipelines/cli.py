@@ -102,34 +102,26 @@ def _partition_range(start: str | None, end: str | None) -> tuple[str, str]:
 @click.option("--to", "end", help="Last day, inclusive. Default: the last day of the data.")
 @_fail_cleanly
 def run(selection: str, start: str | None, end: str | None) -> None:
-    """Run the main job (extract, standardize, warehouse, or a selection of it) over a date range, in one run."""
+    """Run the main job (extract, standardize, warehouse, or a selection of it) over a date range: the days are
+    extracted in one run, then the months that hold them are built in a second."""
     ensure_dagster_home()
-    # One "planned" event per asset for a range run instead of one per day: on the SQLite instance each
-    # event costs ~11 ms, so a year of two tables spent 8 s planning. The price: the days of a failed
-    # range run show as missing, not failed, in the UI (the run itself shows the failure).
+    # One "planned" event per asset for a range run instead of one per partition: on the SQLite instance each
+    # event costs ~11 ms. The price: the partitions of a failed range run show as missing, not failed, in the UI
+    # (the run itself shows the failure).
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
-    from dagster import AssetSelection, DagsterInstance
-
-    from pipelines.definitions import defs
+    from pipelines.definitions import MAIN_JOBS, defs
     from resources import current_profile
 
     profile = current_profile()
     start, end = _partition_range(start, end)
     graph = defs.resolve_asset_graph()
-    try:
-        keys = AssetSelection.from_string(selection).resolve(graph)
-    except Exception as exc:  # the selection parser raises several kinds for a typo
-        raise ValueError(f"bad --select {selection!r}: {exc}") from None
-    if not keys:
-        raise ValueError(f"--select {selection!r} matches no asset")
-    from pipelines.definitions import main_job
-
-    in_job = main_job.selection.resolve(graph)
-    if keys - in_job:
+    keys = _selected(selection, graph)
+    in_main = set().union(*(job.selection.resolve(graph) for job in MAIN_JOBS))
+    if keys - in_main:
         if selection == "*":
-            keys = keys & in_job
-        elif keys & in_job:
-            outside = ", ".join(sorted(k.to_user_string() for k in keys - in_job)[:5])
+            keys = keys & in_main
+        elif keys & in_main:
+            outside = ", ".join(sorted(k.to_user_string() for k in keys - in_main)[:5])
             raise ValueError(f"--select {selection!r} mixes the main job's assets with others ({outside}): "
                              "run them as two selections")
         else:
@@ -140,30 +132,62 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     resolved("source_db").get_engine(tables=_source_tables(keys))
     lake = resolved("lake").get_lake()
     click.echo(f"profile {profile}: {len(keys)} asset(s) from {start} to {end}, lake {lake.uri()}")
-
-    from dagster._core.utils import make_new_run_id
-
-    job = defs.resolve_job_def("main")
-    instance = DagsterInstance.get()
-    run_id = make_new_run_id()
-    started = time.monotonic()
-    with _claim_days(instance, lake.uri(), start, end, run_id) as owner:
-        result = job.execute_in_process(
-            instance=instance,
-            run_id=run_id,
-            asset_selection=sorted(keys),
-            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end,
-                  "tributary/profile": profile, **owner},
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            raise_on_error=False,
-        )
-    if not result.success:
-        raise Failure(f"run {result.run_id} failed: {run_failure_reason(result)}")
-    click.echo(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
+    _run_main(defs, MAIN_JOBS, keys, lake.uri(), start, end, profile)
     if selection == "*":
         from pipelines.ml.cli import ensure_champion
 
         ensure_champion()
+
+
+def _selected(selection: str, graph) -> set:
+    from dagster import AssetSelection
+
+    try:
+        keys = AssetSelection.from_string(selection).resolve(graph)
+    except Exception as exc:  # the selection parser raises several kinds for a typo
+        raise ValueError(f"bad --select {selection!r}: {exc}") from None
+    if not keys:
+        raise ValueError(f"--select {selection!r} matches no asset")
+    return keys
+
+
+def _month(day: str) -> str:
+    return dt.date.fromisoformat(day).replace(day=1).isoformat()
+
+
+def _run_main(defs, jobs, keys: set, lake_uri: str, start: str, end: str, profile: str) -> None:
+    """Each main job holding selected assets, in order, over its partitions of start..end (days, then the
+    months that hold them); the days are held for the whole time, and the first failure stops the rest."""
+    from dagster import DagsterInstance
+    from dagster._core.utils import make_new_run_id
+
+    graph = defs.resolve_asset_graph()
+    instance = DagsterInstance.get()
+    run_id = make_new_run_id()
+    started = time.monotonic()
+    with _claim_days(instance, lake_uri, start, end, run_id) as owner:
+        for job in jobs:
+            chosen = sorted(keys & job.selection.resolve(graph))
+            if not chosen:
+                continue
+            monthly = job.partitions_def is not None and job.name == "main_months"
+            first, last = (_month(start), _month(end)) if monthly else (start, end)
+            began = time.monotonic()
+            result = defs.resolve_job_def(job.name).execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                asset_selection=chosen,
+                tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last,
+                      "tributary/profile": profile, "tributary/days": f"{start}..{end}", **owner},
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                raise_on_error=False,
+            )
+            if not result.success:
+                raise Failure(f"run {result.run_id} ({job.name}) failed: {run_failure_reason(result)}")
+            click.echo(f"run {result.run_id} ({job.name}, {len(chosen)} asset(s), {first} to {last}) succeeded "
+                       f"in {time.monotonic() - began:.1f}s")
+            run_id = make_new_run_id()
+    click.echo(f"main job done in {time.monotonic() - started:.1f}s")
 
 
 def _run_outside_main(defs, keys, selection: str, profile: str) -> None:
@@ -220,6 +244,30 @@ def query(sql: str | None, fmt: str, list_tables: bool) -> None:
     else:
         out = render(run_sql(lake, sql), fmt)
     click.echo(out, nl=not out.endswith("\n"))
+
+
+@main.group(cls=OneLineGroup, short_help="The lake's layout: migrate tables written before month writes.")
+def lake() -> None:
+    """The lake's own upkeep (compaction and vacuum are the `lake_maintenance` job)."""
+
+
+@lake.command(short_help="Rewrite the day-partitioned tables of an older lake in the month layout.")
+@_fail_cleanly
+def migrate() -> None:
+    """Rewrite, unpartitioned, each table a lake from before month writes still partitions by day; one streaming
+    commit per table (a killed migration leaves the old version; run it again). Tables already migrated are
+    left alone."""
+    from pipelines.core import delta
+    from pipelines.standardize import FLIGHTS, WEATHER, quarantined
+    from pipelines.warehouse import FACT_FLIGHTS, ROUTE_DAILY_KPIS
+    from resources import resolved
+
+    the_lake = resolved("lake").get_lake()
+    for rel in (WEATHER, FLIGHTS, quarantined("weather"), quarantined("flights"), FACT_FLIGHTS, ROUTE_DAILY_KPIS):
+        started = time.monotonic()
+        version = delta.migrate_unpartitioned(the_lake, rel)
+        click.echo(f"{rel}: " + ("already in the month layout (or absent)" if version is None else
+                                 f"rewritten unpartitioned as version {version} in {time.monotonic() - started:.1f}s"))
 
 
 def _source_tables(keys) -> list[str]:
@@ -295,19 +343,32 @@ def _check_in_progress(instance, lake_uri: str, start: str, end: str) -> None:
     from dagster import RunsFilter
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-    for other in instance.get_runs(RunsFilter(job_name="main", statuses=IN_PROGRESS_RUN_STATUSES)):
+    others = [run for job in ("main_days", "main_months")
+              for run in instance.get_runs(RunsFilter(job_name=job, statuses=IN_PROGRESS_RUN_STATUSES))]
+    for other in others:
         gone = _process_gone(other.tags.get(_PROCESS_TAG))
         if gone:
             instance.report_run_failed(other, f"Marked failed by a later `tributary run`: {gone} has ended.")
             click.echo(f"run {other.run_id} was left in progress by {gone}, which has ended: marked it failed")
             continue
-        first = other.tags.get("dagster/asset_partition_range_start") or other.tags.get("dagster/partition")
-        last = other.tags.get("dagster/asset_partition_range_end") or first
+        first, last = _run_days(other)
         if not first or last < start or first > end or other.tags.get(_LAKE_TAG, lake_uri) != lake_uri:
             continue
         raise Failure(f"run {other.run_id} of the main job is in progress over {first} to {last}, which overlaps "
                       f"{start} to {end}, on the lake {lake_uri}: wait for it to finish, or run other days (two "
                       "runs writing the same days would conflict)")
+
+
+def _run_days(run) -> tuple[str | None, str | None]:
+    """The first and last day a run of a main job covers (a month partition covers all its days)."""
+    if "tributary/days" in run.tags:
+        return tuple(run.tags["tributary/days"].split(".."))  # type: ignore[return-value]
+    first = run.tags.get("dagster/asset_partition_range_start") or run.tags.get("dagster/partition")
+    last = run.tags.get("dagster/asset_partition_range_end") or first
+    if first and run.job_name == "main_months":
+        end = dt.date.fromisoformat(last)
+        last = ((end + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)).isoformat()
+    return first, last
 
 
 def _this_process() -> str:

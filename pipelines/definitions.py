@@ -17,21 +17,31 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 import assets  # noqa: E402 - after the warning filters
 import sensors  # noqa: E402 - after the warning filters
-from assets.partitions import daily_partitions  # noqa: E402 - after the warning filters
+from assets.partitions import daily_partitions, monthly_partitions  # noqa: E402 - after the warning filters
 from assets.policy import apply_policy  # noqa: E402 - after the warning filters
 from resources import build_resources, current_profile, max_concurrent  # noqa: E402 - after the warning filters
 
-# The main job: the batch graph up to the warehouse, over a partition range. Locally it runs in one process
-# (a multiprocess step costs seconds of start-up); elsewhere steps fan out to processes.
-main_job = define_asset_job(
-    "main",
-    # The stream and the documents land by their own sensors, batch by batch; the endpoint and the edge fleet
-    # follow the registry's aliases through theirs. Retraining is its own job (`ml_retrain`: weekly, on drift,
-    # or by hand): a day's extract must not wait 25 s for a model, nor go red because a retrain was not better.
-    selection=AssetSelection.all() - AssetSelection.groups("stream", "documents", "serving", "edge", "ml"),
+# The main job: the batch graph up to the warehouse, over a range of days. Dagster runs one partitioning per
+# job, so it is two jobs, run one after the other by `tributary run`: the days of the extract group, then the
+# months that hold those days downstream (`assets/partitions.py`). Locally each runs in one process (a
+# multiprocess step costs seconds of start-up); elsewhere steps fan out to processes.
+# The stream and the documents land by their own sensors, batch by batch; the endpoint and the edge fleet
+# follow the registry's aliases through theirs. Retraining is its own job (`ml_retrain`: weekly, on drift, or by
+# hand): a day's extract must not wait 25 s for a model, nor go red because a retrain was not better.
+MAIN = AssetSelection.all() - AssetSelection.groups("stream", "documents", "serving", "edge", "ml")
+main_days = define_asset_job(
+    "main_days",
+    selection=MAIN & AssetSelection.groups("extract"),
     partitions_def=daily_partitions,
-    description="The batch graph: extract, standardize and warehouse, over a range of days.",
+    description="The batch graph's first half: extract the days of a range from the source database.",
 )
+main_months = define_asset_job(
+    "main_months",
+    selection=MAIN - AssetSelection.groups("extract"),
+    partitions_def=monthly_partitions,
+    description="The batch graph's second half: standardize and warehouse the months that hold a range's days.",
+)
+MAIN_JOBS = (main_days, main_months)
 
 _executor = in_process_executor if current_profile() == "local" else multiprocess_executor.configured(
     {"max_concurrent": max_concurrent()}
@@ -54,5 +64,5 @@ def stage_definitions(*packages: ModuleType) -> list[Definitions]:
 
 defs = apply_policy(Definitions.merge(
     *stage_definitions(assets, sensors),
-    Definitions(jobs=[main_job], resources=build_resources(), executor=_executor),
+    Definitions(jobs=list(MAIN_JOBS), resources=build_resources(), executor=_executor),
 ))

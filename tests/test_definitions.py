@@ -36,7 +36,7 @@ def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest
     graph = defs.resolve_asset_graph()
     assert EXPECTED_ASSETS <= set(graph.get_all_asset_keys())
     assert {g for k in EXPECTED_ASSETS for g in [graph.get(k).group_name]} == {"extract"}
-    assert defs.resolve_job_def("main") and defs.resolve_job_def("daily_extract")
+    assert defs.resolve_job_def("main_days") and defs.resolve_job_def("main_months") and defs.resolve_job_def("daily_extract")
     for group, keys in EXPECTED_GROUPS.items():
         assert {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group} == keys
     assert graph.get(AssetKey(["warehouse", "fact_flights"])).parent_keys >= {AssetKey(["standardized", "flights"])}
@@ -47,7 +47,7 @@ def test_definitions_load_with_the_expected_graph(env: dict, monkeypatch: pytest
     assert defs.resolve_sensor_def("delay_model_drift") and defs.resolve_schedule_def("ml_weekly_retrain")
     assert defs.resolve_job_def("ml_retrain")
     # The daily main job stops at the warehouse: retraining is ml_retrain's alone.
-    main_keys = defs.resolve_job_def("main").asset_layer.executable_asset_keys
+    main_keys = defs.resolve_job_def("main_months").asset_layer.executable_asset_keys
     assert AssetKey(["warehouse", "fact_flights"]) in main_keys
     assert not {k for k in main_keys if k.path[0] == "ml"}
     assert {AssetKey(["raw", "documents"]), AssetKey(["standardized", "maintenance_events"]),

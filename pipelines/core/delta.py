@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import polars as pl
+import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -55,30 +56,58 @@ def range_predicate(column: str, first: object, last: object) -> str:
     return f"{column} >= {_literal(first)} AND {column} <= {_literal(last)}"
 
 
+class OldLayout(RuntimeError):
+    """A table still partitioned by day (the layout before month writes); `tributary lake migrate` rewrites it."""
+
+
+def partition_columns(table: DeltaTable) -> list[str]:
+    return list(table.metadata().partition_columns)
+
+
 def overwrite_range(
     lake: Lake,
     rel: str,
     df: pl.DataFrame,
     *,
-    partition_by: str,
+    column: str,
     first: object,
     last: object,
     schema_mode: str | None = "merge",
 ) -> int:
-    """Replace exactly the rows of [first, last] on `partition_by` with `df`, in one commit; return the version.
+    """Replace exactly the rows of [first, last] on `column` with `df`, in one commit; return the version.
 
-    Re-running the same range gives the same table: the old rows of the range are replaced, not added to.
+    Re-running the same range gives the same table: the old rows of the range are replaced, not added to. The
+    table is not partitioned: a month's write is one file, and the predicate drops the range's old files by
+    their statistics, so a century stays ~1,200 files a table instead of 36,500 day folders.
     """
-    outside = df.filter((pl.col(partition_by) < first) | (pl.col(partition_by) > last)).height
+    outside = df.filter((pl.col(column) < first) | (pl.col(column) > last)).height
     if outside:
-        raise ValueError(f"{outside} row(s) of {rel} fall outside {first}..{last} on {partition_by}")
+        raise ValueError(f"{outside} row(s) of {rel} fall outside {first}..{last} on {column}")
     target = open_table(lake, rel)
     if target is None:
-        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", partition_by=[partition_by],
-                        storage_options=storage_options(lake))
+        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=storage_options(lake))
         return version(lake, rel)  # type: ignore[return-value]
-    write_deltalake(target, df.to_arrow(), mode="overwrite", predicate=range_predicate(partition_by, first, last),
+    if partition_columns(target):
+        raise OldLayout(f"{rel} is on the old day-partitioned layout ({', '.join(partition_columns(target))}): "
+                        "run `tributary lake migrate` once, then run again")
+    write_deltalake(target, df.to_arrow(), mode="overwrite", predicate=range_predicate(column, first, last),
                     schema_mode=schema_mode)
+    return _after_write(target)
+
+
+def migrate_unpartitioned(lake: Lake, rel: str, *, batch_rows: int = 1_000_000) -> int | None:
+    """Rewrite a partitioned table unpartitioned, in one commit, streaming (bounded memory); None if already so.
+
+    The rows are read from the table's current version while the new one is written: a killed migration leaves
+    the old version in place, and a reader sees one layout or the other, never half of each.
+    """
+    target = open_table(lake, rel)
+    if target is None or not partition_columns(target):
+        return None
+    schema = target.schema().to_arrow()
+    batches = target.to_pyarrow_dataset().to_batches(batch_size=batch_rows)
+    reader = pa.RecordBatchReader.from_batches(pa.schema(schema), batches)
+    write_deltalake(target, reader, mode="overwrite", schema_mode="overwrite", partition_by=[])
     return _after_write(target)
 
 

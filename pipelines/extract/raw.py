@@ -23,13 +23,17 @@ def _empty(table: str) -> pl.LazyFrame:
     return pl.LazyFrame(schema={**TABLES[table].columns, PARTITION_DATE: pl.Date()})
 
 
-def scan_days(lake: Lake, table: str, days: Iterable[dt.date], *, missing_ok: bool = False) -> pl.LazyFrame:
-    """The published raw rows of the given days, each tagged with its partition's day."""
+def scan_days(lake: Lake, table: str, days: Iterable[dt.date], *, missing_ok: bool = False,
+              skipped: list[dt.date] | None = None) -> pl.LazyFrame:
+    """The published raw rows of the given days, each tagged with its partition's day; with `missing_ok`, days
+    never extracted are left out (and added to `skipped`)."""
     frames = []
     for day in days:
         path = current_file(lake, table, day.isoformat())
         if path is None:
             if missing_ok:
+                if skipped is not None:
+                    skipped.append(day)
                 continue
             raise RawMissing(f"raw/{table} has no published extract for {day}: materialize it first")
         frames.append(

@@ -72,7 +72,7 @@ def test_a_delta_error_under_rust_backtrace_is_summarised_by_its_cause(seeded_sq
     result = _tributary(*_run_args("2013-03-01", "key:raw/airlines or key:standardized/airlines"), env=env)
     assert result.returncode == 1
     assert re.search(r"^ +\d+: ", result.stderr, re.M)  # the backtrace was there, in the step's log
-    assert re.fullmatch(r"error: run [0-9a-f-]{36} failed: step standardized__airlines: DeltaError: Kernel error: "
+    assert re.fullmatch(r"error: run [0-9a-f-]{36} \(main_months\) failed: step standardized__airlines: DeltaError: Kernel error: "
                         r"Json error: [^:]+", _last_error(result))
 
 
@@ -118,7 +118,7 @@ def _runs(status: str) -> list:
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     with DagsterInstance.get() as instance:
-        return list(instance.get_runs(RunsFilter(job_name="main", statuses=[DagsterRunStatus[status]])))
+        return list(instance.get_runs(RunsFilter(job_name="main_days", statuses=[DagsterRunStatus[status]])))
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_a_second_run_over_the_same_days_fails_at_once(blocked_run, tmp_path: Pa
     release()
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err[-3000:]
-    assert f"run {run_id} succeeded" in out
+    assert f"run {run_id} (main_days, " in out and "main job done in" in out
 
 
 def test_a_run_killed_outright_is_marked_failed_by_the_next_run(blocked_run, tmp_path: Path) -> None:
@@ -201,7 +201,7 @@ def test_an_overlapping_run_in_progress_elsewhere_is_refused_by_its_id(seeded_sq
     tags = {"dagster/asset_partition_range_start": "2013-02-20", "dagster/asset_partition_range_end": "2013-03-05",
             "tributary/process": "another-host 4242 1.000"}
     with DagsterInstance.get() as instance:
-        instance.add_run(DagsterRun(job_name="main", run_id=other, status=DagsterRunStatus.STARTED, tags=tags))
+        instance.add_run(DagsterRun(job_name="main_days", run_id=other, status=DagsterRunStatus.STARTED, tags=tags))
     env = _env(tmp_path, TRIBUTARY_SOURCE_DSN=seeded_sqlite)
     refused = _tributary(*_run_args("2013-03-05"), env=env)
     assert refused.returncode == 1
@@ -262,3 +262,31 @@ def test_a_usage_error_is_one_error_line_with_exit_2(args: list[str]) -> None:
     assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--help`)" in lines[0], done.stderr
+
+
+@pytest.mark.e2e
+def test_a_lake_on_the_old_day_layout_is_refused_then_migrated(seeded_sqlite: str, tmp_path: Path) -> None:
+    """A lake from before month writes: the run names the command that fixes it; after it the run succeeds."""
+    from deltalake import write_deltalake
+
+    from pipelines.core import delta
+    from pipelines.core.lake import Lake
+
+    env = _env(tmp_path, TRIBUTARY_SOURCE_DSN=seeded_sqlite)
+    args = _run_args("2013-03-01", "group:extract or group:standardize or group:warehouse")
+    assert _tributary(*args, env=env, timeout=600).returncode == 0
+    lake = Lake(str(tmp_path / "home" / "lake"))
+    rows = delta.scan(lake, "warehouse/fact_flights").collect()
+    # The old layout: the same rows, one folder per day.
+    write_deltalake(lake.uri("warehouse/fact_flights"), rows.to_arrow(), mode="overwrite", schema_mode="overwrite",
+                    partition_by=["flight_date"])
+    refused = _tributary(*args, env=env, timeout=600)
+    assert refused.returncode == 1
+    assert _last_error(refused).endswith("warehouse/fact_flights is on the old day-partitioned layout (flight_date): "
+                                         "run `tributary lake migrate` once, then run again")
+    migrated = _tributary("lake", "migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    assert "warehouse/fact_flights: rewritten unpartitioned as version " in migrated.stdout
+    assert _tributary(*args, env=env, timeout=600).returncode == 0
+    again = delta.scan(lake, "warehouse/fact_flights").collect()
+    assert again.height == rows.height and again["flight_id"].is_unique().all()

@@ -27,10 +27,10 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
 
 def test_overwrite_range_replaces_only_its_days_and_reruns_are_idempotent(lake: Lake) -> None:
     days = pl.DataFrame({"d": [D1, D2, D3], "x": [1, 2, 3]})
-    delta.overwrite_range(lake, "w/t", days, partition_by="d", first=D1, last=D3)
+    delta.overwrite_range(lake, "w/t", days, column="d", first=D1, last=D3)
     again = pl.DataFrame({"d": [D2, D2], "x": [20, 21]})
     for _ in range(2):
-        delta.overwrite_range(lake, "w/t", again, partition_by="d", first=D2, last=D2)
+        delta.overwrite_range(lake, "w/t", again, column="d", first=D2, last=D2)
     out = delta.scan(lake, "w/t").sort("d", "x").collect()
     assert out.rows() == [(D1, 1), (D2, 20), (D2, 21), (D3, 3)]
     assert delta.version(lake, "w/t") == 2
@@ -38,7 +38,7 @@ def test_overwrite_range_replaces_only_its_days_and_reruns_are_idempotent(lake: 
 
 def test_overwrite_range_refuses_rows_outside_the_range(lake: Lake) -> None:
     with pytest.raises(ValueError, match="fall outside"):
-        delta.overwrite_range(lake, "w/t", pl.DataFrame({"d": [D3], "x": [1]}), partition_by="d", first=D1, last=D2)
+        delta.overwrite_range(lake, "w/t", pl.DataFrame({"d": [D3], "x": [1]}), column="d", first=D1, last=D2)
     assert delta.version(lake, "w/t") is None
 
 
@@ -54,3 +54,35 @@ def test_scan_reads_an_earlier_version(lake: Lake) -> None:
     delta.overwrite(lake, "w/o", pl.DataFrame({"x": [2]}))
     assert delta.scan(lake, "w/o", version=0).collect()["x"].to_list() == [1]
     assert delta.scan(lake, "w/o").collect()["x"].to_list() == [2]
+
+
+def test_a_day_partitioned_table_is_refused_then_migrated_in_place(lake: Lake) -> None:
+    """A lake written before month writes: a clear refusal naming the command, then the same rows unpartitioned."""
+    from deltalake import write_deltalake
+
+    old = pl.DataFrame({"d": [D1, D2, D3], "x": [1, 2, 3]})
+    write_deltalake(lake.uri("w/old"), old.to_arrow(), partition_by=["d"], storage_options=delta.storage_options(lake))
+    with pytest.raises(delta.OldLayout, match=r"^w/old is on the old day-partitioned layout \(d\): run `tributary "
+                                              r"lake migrate` once, then run again$"):
+        delta.overwrite_range(lake, "w/old", old.head(1), column="d", first=D1, last=D1)
+    before = delta.version(lake, "w/old")
+    assert delta.migrate_unpartitioned(lake, "w/old", batch_rows=1) == before + 1
+    assert delta.partition_columns(delta.open_table(lake, "w/old")) == []
+    assert delta.scan(lake, "w/old").collect().sort("d").equals(old)
+    assert delta.scan(lake, "w/old", version=before).collect().sort("d").equals(old)  # the old version stays readable
+    assert delta.migrate_unpartitioned(lake, "w/old") is None  # done once
+    delta.overwrite_range(lake, "w/old", pl.DataFrame({"d": [D2], "x": [20]}), column="d", first=D2, last=D2)
+    assert delta.scan(lake, "w/old").collect().sort("d")["x"].to_list() == [1, 20, 3]
+
+
+def test_month_writes_leave_one_file_per_month(tmp_path: Path) -> None:
+    """The month layout: each month's overwrite replaces its own file, so re-runs never pile up small files."""
+    lake = Lake(str(tmp_path / "lake"))
+    for _ in range(3):
+        for month in (1, 2):
+            first = dt.date(2013, month, 1)
+            days = pl.date_range(first, first + dt.timedelta(days=27), eager=True)
+            delta.overwrite_range(lake, "w/t", pl.DataFrame({"d": days, "x": range(days.len())}), column="d",
+                                  first=first, last=days[-1])
+    assert len(delta.open_table(lake, "w/t").file_uris()) == 2
+    assert delta.scan(lake, "w/t").collect().height == 56

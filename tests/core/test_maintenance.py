@@ -52,7 +52,7 @@ def test_the_job_maintains_every_table_of_the_lake(tmp_path: Path) -> None:
     _merged_table(lake)
     day = dt.date(2013, 1, 1)
     delta.overwrite_range(lake, "warehouse/fact_flights", pl.DataFrame({"flight_date": [day], "x": [1]}),
-                          partition_by="flight_date", first=day, last=day)
+                          column="flight_date", first=day, last=day)
     instance = DagsterInstance.ephemeral()
     result = lake_maintenance.execute_in_process(
         instance=instance, resources={"lake": LocalLakeResource(root=str(tmp_path / "lake"))},

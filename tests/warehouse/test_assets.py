@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance, RunConfig, materialize
+from dagster import AssetKey, DagsterInstance, RunConfig
 
 from assets import extract, standardize, warehouse
 from assets.standardize import QuarantineConfig
@@ -19,6 +19,7 @@ from pipelines.synthetic.seed import seed
 from pipelines.extract.sourcedb import create_engine
 from resources.lake import LocalLakeResource
 from resources.extract import SourceDatabaseResource
+from tests.graph import materialize_days
 
 ALL = [*extract.raw_assets, *standardize.defs.assets, *warehouse.defs.assets]
 
@@ -33,9 +34,9 @@ def hostile_source(seeded_sqlite: str, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _run(source: str, lake_root: Path, day: str, *, instance=None, limit: float = 0.01):
-    return materialize(
-        ALL,
-        partition_key=day,
+    """The day extracted, then its month built (the month holds only that day: the others are not extracted)."""
+    return materialize_days(
+        ALL, day,
         resources={"lake": LocalLakeResource(root=str(lake_root)), "source_db": SourceDatabaseResource(dsn=source)},
         run_config=RunConfig(ops={
             "standardized__flights": QuarantineConfig(max_quarantine_share=limit),

@@ -90,7 +90,7 @@ def test_a_write_killed_midway_leaves_the_previous_version(year, tmp_path: Path)
         "df = delta.scan(lake, 'warehouse/fact_flights').collect()\n"
         "print('ready', flush=True)\n"
         "while True:\n"
-        "    delta.overwrite_range(lake, 'warehouse/fact_flights', df, partition_by='flight_date',\n"
+        "    delta.overwrite_range(lake, 'warehouse/fact_flights', df, column='flight_date',\n"
         "                          first=dt.date(2013, 1, 1), last=dt.date(2013, 12, 31))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -105,7 +105,7 @@ def test_a_write_killed_midway_leaves_the_previous_version(year, tmp_path: Path)
     df = delta.scan(lake, "warehouse/fact_flights").collect()
     import datetime as dt
 
-    delta.overwrite_range(copy, "warehouse/fact_flights", df, partition_by="flight_date",
+    delta.overwrite_range(copy, "warehouse/fact_flights", df, column="flight_date",
                           first=dt.date(2013, 1, 1), last=dt.date(2013, 12, 31))
     again = delta.scan(copy, "warehouse/fact_flights").collect()
     assert again.height == 336_776 and again["flight_id"].is_unique().all()
