@@ -240,3 +240,16 @@ def test_stream_nab_writes_nab_result_files_and_prints_the_scores(tmp_path: Path
     assert float(line.split()[2]) == pytest.approx(100 * (caught + 1) / 2, abs=0.01)  # and nothing else flagged
     bad = CliRunner().invoke(stream, ["nab", "--data", str(tmp_path / "none")])
     assert bad.exit_code == 1 and "error: no NAB corpus" in bad.output
+
+
+def test_a_spike_that_comes_every_day_at_the_same_time_is_no_surprise() -> None:
+    rng = np.random.default_rng(1)
+    per_day = 288  # every 5 minutes
+    values = rng.normal(0, 1, per_day * 20)
+    values[36::per_day] += 15  # a daily job at 03:00
+    values[per_day * 15 + 180] += 15  # one spike at 15:00 on day 15
+    times = [i * 300.0 for i in range(len(values))]
+    scores = SeriesDetector().score_many(values, times)
+    job, lone = per_day * 15 + 36, per_day * 15 + 180
+    assert scores[job] < 0.5 < 0.99 < scores[lone]
+    assert SeriesDetector().score_many(values)[job] > 0.99  # without the times, the job looks like the lone spike
