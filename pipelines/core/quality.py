@@ -6,6 +6,7 @@ definitions load.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ class QualityReport:
     success: bool
     evaluated: int
     failures: list[str] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    """One row per expectation: its type, columns, success, unexpected count and share (what the nightly job keeps)."""
 
     def summary(self) -> str:
         if self.success:
@@ -74,15 +77,29 @@ def validate(df: pl.DataFrame, suite_name: str, build: SuiteFactory) -> QualityR
         result = batch.validate(suite)
     finally:
         source.delete_asset(asset.name)  # the context lives as long as the process: keep it empty
-    failures = []
+    failures, rows = [], []
     for item in result.results:
+        config = item.expectation_config
+        column = config.kwargs.get("column") or config.kwargs.get("column_list") or ""
+        unexpected = item.result.get("unexpected_count") if item.result else None
+        rows.append({"expectation": config.type, "columns": str(column), "success": bool(item.success),
+                     "unexpected_count": unexpected, "unexpected_percent": (item.result or {}).get("unexpected_percent"),
+                     "rows_checked": df.height})
         if not item.success:
-            config = item.expectation_config
-            column = config.kwargs.get("column") or config.kwargs.get("column_list") or ""
-            unexpected = item.result.get("unexpected_count") if item.result else None
             detail = f" ({unexpected} unexpected)" if unexpected else ""
             failures.append(f"{config.type}({column}){detail}")
-    return QualityReport(suite=suite_name, success=bool(result.success), evaluated=len(result.results), failures=failures)
+    return QualityReport(suite=suite_name, success=bool(result.success), evaluated=len(result.results), failures=failures,
+                         results=rows)
+
+
+def results_frame(report: QualityReport, *, table: str, run_id: str, checked_at: dt.datetime) -> pl.DataFrame:
+    """A suite's full results as rows of the lake's `quality/expectation_results` table."""
+    schema = {"expectation": pl.String, "columns": pl.String, "success": pl.Boolean, "unexpected_count": pl.Int64,
+              "unexpected_percent": pl.Float64, "rows_checked": pl.Int64}
+    return pl.DataFrame(report.results, schema=schema).with_columns(
+        pl.lit(run_id).alias("run_id"), pl.lit(checked_at).alias("checked_at"), pl.lit(table).alias("lake_table"),
+        pl.lit(report.suite).alias("suite"),
+    )
 
 
 class BatchValidator:

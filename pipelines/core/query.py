@@ -37,7 +37,7 @@ from sqlglot.errors import SqlglotError
 from pipelines.core import delta
 from pipelines.core.lake import Lake
 
-ZONES = ("warehouse", "standardized", "quarantine", "analytics", "ml", "serving", "edge")
+ZONES = ("warehouse", "standardized", "quarantine", "analytics", "ml", "serving", "edge", "quality")
 
 DIALECT = "duckdb"
 """The sqlglot dialect closest to polars' SQL (`SELECT * EXCLUDE`, `::` casts, `//`, `ILIKE`, nested comments)."""
