@@ -239,7 +239,8 @@ def evaluate(truth_path: str | None, offline: bool, seed: int, limit: int | None
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Where the result files go. Default: $TRIBUTARY_HOME/nab/results.")
 @click.option("--detector", "detectors", multiple=True,
-              help="Run only this detector (repeatable): tributary, rollingZScore, halfSpaceTrees. Default: all.")
+              help="Run only this detector (repeatable): tributary, telemetryOnline, rollingZScore, "
+                   "halfSpaceTrees. Default: all.")
 @_clean
 def nab(data_dir: str | None, out_dir: str | None, detectors: tuple[str, ...]) -> None:
     """Run the detectors over the Numenta Anomaly Benchmark as streams and score them with NAB's method."""

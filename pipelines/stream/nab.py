@@ -30,7 +30,7 @@ from typing import Final, Protocol
 import numpy as np
 import polars as pl
 
-from pipelines.stream.anomaly import HalfSpaceTrees, RollingZScore, SeriesDetector
+from pipelines.stream.anomaly import HalfSpaceTrees, OnlineDetector, RollingZScore, SeriesDetector
 
 PROFILES: Final = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 PROBATION_PERCENT: Final = 0.15
@@ -276,12 +276,39 @@ def scoreboard(root: str | Path) -> dict[str, dict[str, float]]:
     return json.loads(path.read_text())
 
 
+class TelemetryDetector:
+    """The telemetry stream's OnlineDetector, with its defaults, on one NAB series: the value is its `temp`.
+
+    Its verdict on a value is final at the next one (a spike must come back), so row i carries the verdict on
+    row i-1, known when row i arrives; the score (spike, stuck or gap, 1 = its alarm) is mapped to [0, 1) by
+    s / (1 + s). A clock that goes back or repeats (NAB has a few) is moved a microsecond past the last time."""
+
+    def __init__(self) -> None:
+        self._detector = OnlineDetector()
+        self._last: dt.datetime | None = None
+
+    def score_many(self, values: Iterable[float], times: Iterable[float] | None = None) -> list[float]:
+        if times is None:
+            raise ValueError("the telemetry detector needs the times of the values")
+        out = []
+        for i, (x, t) in enumerate(zip(values, times, strict=True)):
+            when = dt.datetime.fromtimestamp(t, dt.UTC)
+            if self._last is not None and when <= self._last:
+                when = self._last + dt.timedelta(microseconds=1)
+            self._last = when
+            verdict = self._detector.update("nab", str(i), when, {"temp": float(x)})
+            out.append(0.0 if verdict is None else verdict[3] / (1 + verdict[3]))
+        return out
+
+
 DETECTORS: Final[dict[str, Callable[[], Scorer]]] = {
     "tributary": SeriesDetector,
+    "telemetryOnline": TelemetryDetector,
     "rollingZScore": RollingZScore,
     "halfSpaceTrees": HalfSpaceTrees,
 }
-"""The detectors this project runs on NAB: its own (the stream's univariate detector) and two baselines."""
+"""The detectors this project runs on NAB: its univariate detector, the telemetry stream's detector as it is,
+and two baselines."""
 
 
 def run_detector(name: str, corpus: list[Series], out: str | Path, *,
