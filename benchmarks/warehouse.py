@@ -108,7 +108,8 @@ def _step_times(process_started: float) -> dict:
     from dagster import DagsterEventType, DagsterInstance
 
     instance = DagsterInstance.get()
-    runs = [r for r in instance.get_runs(limit=5) if r.tags.get("tributary/days")]
+    runs = [r.dagster_run for r in instance.get_run_records(limit=5)
+            if r.dagster_run.tags.get("tributary/days") and (r.start_time or 0) >= process_started]
     if not runs:
         return {}
     started: dict[str, float] = {}

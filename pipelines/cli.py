@@ -105,10 +105,6 @@ def run(selection: str, start: str | None, end: str | None) -> None:
     """Run the main job (extract, standardize, warehouse, or a selection of it) over a date range: the days are
     extracted in one run, then the months that hold them are built in a second."""
     ensure_dagster_home()
-    # One "planned" event per asset for a range run instead of one per partition: on the SQLite instance each
-    # event costs ~11 ms. The price: the partitions of a failed range run show as missing, not failed, in the UI
-    # (the run itself shows the failure).
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     from pipelines.definitions import MAIN_JOBS, defs
     from resources import current_profile
 

@@ -29,8 +29,15 @@ run_monitoring:
   cancel_timeout_seconds: 180
   max_resume_run_attempts: 0
   poll_interval_seconds: 30
+# A range run records one materialization per partition: this event log (the default SQLite one, same files)
+# writes a step's events in one transaction, as dagster-postgres does, instead of two commits each.
+event_log_storage:
+  module: pipelines.core.event_log
+  class: BatchedSqliteEventLogStorage
+  config: {}
 """
-_EARLIER_DEFAULT = "telemetry:\n  enabled: false\n"
+_EARLIER_DEFAULTS = ("telemetry:\n  enabled: false\n", LOCAL_INSTANCE_YAML.split("# A range run records")[0])
+"""What earlier versions wrote, replaced by the current file; a file edited by hand is kept."""
 
 
 def instance_folder(home: str | Path, profile: str) -> str:
@@ -47,7 +54,7 @@ def local_instance_home(home: str | Path, profile: str) -> str:
     path = instance_folder(home, profile)
     Path(path).mkdir(parents=True, exist_ok=True)
     config = Path(path, "dagster.yaml")
-    if not config.exists() or config.read_text() == _EARLIER_DEFAULT:
+    if not config.exists() or config.read_text() in _EARLIER_DEFAULTS:
         config.write_text(LOCAL_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = path
     return path
