@@ -398,8 +398,9 @@ def _register_stages() -> None:
     from pipelines.ml.cli import model
     from pipelines.serving.cli import serve
     from pipelines.stream.cli import stream
+    from pipelines.warehouse.cli import dashboard
 
-    for command in (stream, model, docs, search, serve, edge):
+    for command in (stream, model, docs, search, serve, edge, dashboard):
         main.add_command(command)
 
 

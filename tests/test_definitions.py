@@ -11,7 +11,7 @@ EXPECTED_ASSETS = {AssetKey(["raw", t]) for t in ("flights", "weather", "airport
 EXPECTED_GROUPS = {
     "standardize": {AssetKey(["standardized", t]) for t in ("flights", "weather", "airports", "planes", "airlines")},
     "warehouse": {AssetKey(["warehouse", t]) for t in ("fact_flights", "dim_airport", "dim_carrier", "dim_plane",
-                                                      "dim_date", "route_daily_kpis", "carrier_monthly_kpis")},
+                                                      "dim_date", "route_daily_kpis", "carrier_monthly_kpis", "kpi_dashboard")},
 }
 
 
