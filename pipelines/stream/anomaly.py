@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import polars as pl
-from river import anomaly, preprocessing, stats, utils
+from river import stats, utils
 
 from pipelines.stream.events import MEASURES
 
@@ -377,6 +377,8 @@ class HalfSpaceTrees:
     """Baseline: river's HalfSpaceTrees on the value scaled online to [0, 1] (score, then learn)."""
 
     def __init__(self, seed: int = 42) -> None:
+        from river import anomaly, preprocessing  # noqa: PLC0415 - start-up: river.anomaly imports sklearn, ~4 s
+
         self._model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
 
     def score(self, x: float, t: float | None = None) -> float:
