@@ -96,7 +96,8 @@ def _on_time(months: pl.DataFrame) -> go.Figure:
                                     mode="lines+markers", customdata=part["flights"].to_list(),
                                     hovertemplate="%{x|%b %Y}: %{y:.1%} on time of %{customdata:,} flights"))
     figure.update_layout(title="On-time share by carrier and month (arrivals at most 15 min late)",
-                         yaxis_tickformat=".0%", xaxis_title="month", yaxis_title="on time")
+                         yaxis_tickformat=".0%", yaxis_range=[0, 1], xaxis_title="month", yaxis_title="on time",
+                         xaxis_tickformat="%b %Y", xaxis_dtick="M1")
     return figure
 
 
@@ -118,7 +119,7 @@ def _quarantine(shares: pl.DataFrame) -> go.Figure:
                               hovertemplate="%{x}: %{y:.3%} quarantined (%{customdata[0]:,} of "
                                             "%{customdata[0]:,} + %{customdata[1]:,} rows)<extra></extra>"))
     figure.update_layout(title="Share of rows in quarantine, per standardized table", yaxis_tickformat=".2%",
-                         yaxis_title="quarantined")
+                         yaxis_title="quarantined", yaxis_rangemode="tozero")
     return figure
 
 

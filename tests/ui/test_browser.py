@@ -152,3 +152,22 @@ def test_the_run_shows_its_steps_succeeded(page, ran_lake: RanLake, shots: Path)
     expect(body).to_contain_text("Errored (0)")
     expect(body).to_contain_text("warehouse__fact_flights")
     page.screenshot(path=shots / "run.png")
+
+
+def test_the_kpi_dashboard_opens_offline_with_its_charts(page, ran_lake: RanLake, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    dashboard = ran_lake.home / "lake" / "warehouse" / "kpi_dashboard" / "index.html"
+    assert dashboard.is_file(), "tributary run did not build warehouse/kpi_dashboard"
+    page.route("http*://**", lambda route: route.abort())  # offline: everything the page needs is inside it
+    page.goto(dashboard.as_uri())
+    expect(page.get_by_role("heading", name="Tributary KPIs")).to_be_visible()
+    for chart in ("on-time", "route-delays", "quarantine"):
+        plot = page.locator(f"#{chart}-chart.js-plotly-plot")
+        expect(plot).to_be_visible()
+        expect(plot.locator("svg.main-svg").first).to_be_visible()  # plotly drew it
+    expect(page.locator("#on-time-chart .legend")).to_contain_text("UA")  # a line per carrier
+    expect(page.locator("#on-time-chart .scatterlayer .trace")).to_have_count(16)
+    expect(page.locator("#route-delays-chart .barlayer .point")).to_have_count(20)
+    expect(page.locator("#model-quality")).to_contain_text("no model has been evaluated yet")
+    page.screenshot(path=shots / "kpi_dashboard.png", full_page=True)
