@@ -27,6 +27,7 @@ import assets  # noqa: E402 - after the warning filters
 import sensors  # noqa: E402 - after the warning filters
 from assets.partitions import daily_partitions, monthly_partitions  # noqa: E402 - after the warning filters
 from assets.policy import apply_policy  # noqa: E402 - after the warning filters
+from assets.quality import gx_checks  # noqa: E402 - after the warning filters
 from resources import build_resources, current_profile, max_concurrent  # noqa: E402 - after the warning filters
 
 # The main job: the batch graph up to the warehouse, over a range of days. Dagster runs one partitioning per
@@ -45,7 +46,9 @@ main_days = define_asset_job(
 )
 main_months = define_asset_job(
     "main_months",
-    selection=MAIN - AssetSelection.groups("extract"),
+    # The runs' own checks (the suites in polars, the blocking quarantine share) run with their assets; Great
+    # Expectations' full validation is the nightly job's (`assets/quality.py`).
+    selection=MAIN - AssetSelection.groups("extract") - AssetSelection.checks(*gx_checks),
     partitions_def=monthly_partitions,
     description="The batch graph's second half: standardize and warehouse the months that hold a range's days.",
 )

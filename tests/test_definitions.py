@@ -99,3 +99,12 @@ def test_every_stage_module_is_found_without_a_list() -> None:
     assert groups == set(OWNERS)  # every stage, from its own module
     sensor_names = {s.name for d in found for s in (d.sensors or [])}
     assert {"source_change_capture", "delay_model_drift", "documents_landing"} <= sensor_names
+
+
+def test_the_main_job_runs_its_checks_but_not_the_nightly_ones() -> None:
+    """A run checks its suites in polars; Great Expectations' own validation is the nightly job's alone."""
+    defs = _load()
+    steps = {node.name for node in defs.resolve_job_def("main_months").graph.nodes}
+    assert "warehouse__fact_flights" in steps and not {s for s in steps if s.endswith("gx_suite")}
+    nightly = {node.name for node in defs.resolve_job_def("quality_nightly").graph.nodes}
+    assert "warehouse__fact_flights_gx_suite" in nightly and "warehouse__fact_flights" not in nightly
