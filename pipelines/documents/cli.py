@@ -119,13 +119,19 @@ def ocr(files: tuple[Path, ...], fmt: str) -> None:
 @_fail_cleanly
 def search(query: str, k: int, fmt: str, tailnum: str | None) -> None:
     """Find documents by meaning, with the plane and its flights: "hydraulic leak on the left main gear", say."""
-    from pipelines.documents.embed import shared_embedder
+    from pipelines.core.progress import step
+    from pipelines.documents.embed import MODEL_NAME, shared_embedder
     from pipelines.documents.search import SearchIndex, render
     from pipelines.documents.search import search as run_search
 
-    lake = _lake()
-    index = SearchIndex.load(lake)  # before the model: a lake without documents fails fast
-    result = run_search(lake, query, k=k, embedder=shared_embedder(), index=index, tailnum=tailnum)
+    with step("search: opening the lake and reading the index"):
+        lake = _lake()
+        index = SearchIndex.load(lake)  # before the model: a lake without documents fails fast
+    # Most of the wait: importing sentence-transformers and torch, then loading the model's weights.
+    with step(f"search: loading the embedding model {MODEL_NAME} (sentence-transformers and torch)"):
+        embedder = shared_embedder()
+    with step("search: embedding the query and ranking the documents"):
+        result = run_search(lake, query, k=k, embedder=embedder, index=index, tailnum=tailnum)
     out = render(result, fmt)  # type: ignore[arg-type]
     click.echo(out, nl=not out.endswith("\n"))
 

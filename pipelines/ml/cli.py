@@ -8,6 +8,7 @@ import click
 
 from pipelines.core.errors import Failure, one_line_errors, run_failure_reason
 from pipelines.core.instance import local_instance_home
+from pipelines.core.progress import step
 from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable
 
 
@@ -42,8 +43,9 @@ def list_cmd() -> None:
     """Registered versions, newest first, with aliases and holdout scores."""
     from pipelines.ml.registry import list_versions
 
-    settings = _settings()
-    versions = list_versions(settings)
+    with _registry_step("reading the versions"):
+        settings = _settings()
+        versions = list_versions(settings)
     if not versions:
         click.echo(f"no version of {settings.model_name} is registered at {settings.tracking_uri}")
         return
@@ -55,6 +57,12 @@ def list_cmd() -> None:
                    f"{v.created:%Y-%m-%d %H:%M:%S}  {v.run_id or '-'}")
 
 
+def _registry_step(doing: str):
+    """The wait of a registry command, said on a terminal: importing the resources (Dagster) and MLflow takes
+    seconds, opening its store a few more; the work itself is a few queries."""
+    return step(f"model: {doing} in the MLflow registry (Dagster's resources and MLflow load first)")
+
+
 @model.command()
 @click.argument("version")
 @_guard
@@ -62,8 +70,9 @@ def promote(version: str) -> None:
     """Make VERSION the champion (no margin: a person decided)."""
     from pipelines.ml.registry import promote as promote_version
 
-    settings = _settings()
-    previous = promote_version(settings, version, reason="promoted by hand (tributary model promote)")
+    with _registry_step(f"moving the champion alias to v{version}"):
+        settings = _settings()
+        previous = promote_version(settings, version, reason="promoted by hand (tributary model promote)")
     if previous == version:
         click.echo(f"{settings.model_name} v{version} is already the champion")
     else:
@@ -76,8 +85,9 @@ def rollback() -> None:
     """Give the champion alias back to the version that held it before."""
     from pipelines.ml.registry import rollback as rollback_champion
 
-    settings = _settings()
-    current, target = rollback_champion(settings)
+    with _registry_step("moving the champion alias back"):
+        settings = _settings()
+        current, target = rollback_champion(settings)
     click.echo(f"{settings.model_name} champion rolled back: v{current} -> v{target}")
 
 
