@@ -16,12 +16,18 @@ python-tuf's `download_target` neither resumes nor swaps atomically, so the agen
 metadata only (refresh, get_targetinfo) and downloads the bundle itself, then checks length and sha256
 against the signed target info before the bytes go anywhere near a slot.
 
-Clock skew: ngclient judges expiry against the device clock (read once per refresh; the agent sets it from
-its own `clock`, which the simulator skews). A clock running behind accepts metadata that has expired by up
-to the skew (a longer freeze window, bounded by the timestamp lifetime plus the skew); a clock running ahead
-by more than the timestamp's remaining lifetime refuses valid metadata: the device rejects the job, keeps
-its current model, and says "metadata expired by the device clock" so the operator fixes the clock (NTP).
-It never bricks: expiry is checked before anything is downloaded or switched.
+Trust: ngclient (tuf 7) starts every refresh from the root the device left the factory with (`bootstrap=`,
+kept as `bootstrap-root.json` in the metadata folder) and walks the root chain it has cached
+(`root_history/`) and then the repository's, so a device follows root rotations (`edge rotate-keys`) one
+signed version at a time; no private ngclient API is used.
+
+Clock skew: ngclient judges expiry against the system clock; the agent then checks the trusted top-level
+metadata it cached against its own `clock` (the device's: on hardware the same clock, in the simulator a
+skewed or advanced one), through the public `Metadata` API. A clock running ahead by more than the
+timestamp's remaining lifetime refuses valid metadata: the device rejects the job, keeps its current model,
+and says "expired by the device clock" so the operator fixes the clock (NTP). A clock running behind
+is no more lenient than the system clock. It never bricks: expiry is checked before anything is downloaded
+or switched.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ STEPS = ("downloading", "verified", "staged", "switched", "self_testing", "commi
 SLOTS = ("a", "b")
 MAX_SELF_TEST_ATTEMPTS = 2
 DEVICE_HEADER = "X-Device-Id"
+BOOTSTRAP_ROOT = "bootstrap-root.json"
 
 
 class PowerLoss(BaseException):
@@ -389,10 +396,21 @@ class DeviceAgent:
         return pointer["version"] if pointer else None
 
     def provision(self, root: bytes) -> None:
-        """Install the trusted root a device ships with (once: later roots arrive through TUF)."""
-        path = Path(self.storage.metadata_dir, "root.json")
+        """Install the trusted root a device ships with (once: later roots arrive through TUF's root chain)."""
+        path = Path(self.storage.metadata_dir, BOOTSTRAP_ROOT)
         if not path.exists():
             path.write_bytes(root)
+
+    def _bootstrap(self) -> bytes:
+        """The root ngclient starts from: the provisioned one; on a device provisioned before tuf 7 (a plain
+        `root.json`), that file, kept from then on as the bootstrap."""
+        path = Path(self.storage.metadata_dir, BOOTSTRAP_ROOT)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            root = Path(self.storage.metadata_dir, "root.json").read_bytes()
+            path.write_bytes(root)
+            return root
 
     def predictor(self) -> Predictor | None:
         """The model the device runs now (None before its first install)."""
@@ -513,10 +531,10 @@ class DeviceAgent:
         for attempt in range(self.attempts):
             try:
                 updater = Updater(self.storage.metadata_dir, f"{self.repo_url}/metadata/",
-                                  target_base_url=f"{self.repo_url}/targets/", fetcher=fetcher)
-                # ngclient reads the system clock once per Updater; the device's clock is what counts.
-                updater._trusted_set.reference_time = self.clock()
+                                  target_base_url=f"{self.repo_url}/targets/", fetcher=fetcher,
+                                  bootstrap=self._bootstrap())
                 updater.refresh()
+                _check_expiry(self.storage.metadata_dir, self.clock())
                 return updater.get_targetinfo(target)
             except exceptions.DownloadError as exc:
                 if attempt == self.attempts - 1:
@@ -683,6 +701,18 @@ class _ShortBody(Exception):
 
 class _Tampered(Exception):
     pass
+
+
+def _check_expiry(metadata_dir: str, now: dt.datetime) -> None:
+    """ExpiredMetadataError when a trusted top-level role, as ngclient cached it, has expired by `now` (the
+    device clock; ngclient itself judged by the system clock)."""
+    from tuf.api.exceptions import ExpiredMetadataError  # noqa: PLC0415 - start-up: tuf ~0.2 s
+    from tuf.api.metadata import Metadata  # noqa: PLC0415 - start-up: tuf ~0.2 s
+
+    for role in ("root", "timestamp", "snapshot", "targets"):
+        signed = Metadata.from_bytes(Path(metadata_dir, f"{role}.json").read_bytes()).signed
+        if signed.is_expired(now):
+            raise ExpiredMetadataError(f"{role}.json expired at {signed.expires:%Y-%m-%dT%H:%MZ} by the device clock")
 
 
 def _other(slot: str) -> str:

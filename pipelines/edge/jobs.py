@@ -5,15 +5,25 @@ No Dagster. `RolloutConfig` holds exactly the fields of `CreateJob` (`jobExecuti
 10%, all) is ours: AWS expresses it with the exponential rate or one job per thing group.
 
 `Rollout` is a pure state machine over a clock you pass in (seconds), so the MQTT service runs it in real
-time and the simulator in accelerated time. The MQTT topics are those of AWS IoT Jobs; Mosquitto accepts
-`$aws/...` topic names, so the prefix is `$aws` (configurable):
+time and the simulator in accelerated time. The MQTT topics and message shapes are those of AWS IoT Jobs'
+device API (docs: "Jobs device MQTT API operations"); Mosquitto accepts `$aws/...` topic names, so the prefix
+is `$aws` (configurable):
 
-    $aws/things/<thing>/jobs/notify-next        service -> device: {"execution": {"jobId", "jobDocument", ...}}
-    $aws/things/<thing>/jobs/start-next         device -> service on connect: "send me my pending job"
-    $aws/things/<thing>/jobs/<jobId>/update     device -> service: {"status": ..., "statusDetails": {...}}
+    $aws/things/<thing>/jobs/notify-next              service -> device: {"timestamp", "execution": {...}} (or
+                                                      no execution once nothing is pending)
+    $aws/things/<thing>/jobs/start-next               device -> service: {"clientToken", "statusDetails"?}
+    $aws/things/<thing>/jobs/start-next/accepted      {"execution": {"jobId", "status": "IN_PROGRESS",
+                                                      "jobDocument", "versionNumber", "executionNumber", ...}}
+    $aws/things/<thing>/jobs/start-next/rejected      ErrorResponse {"code", "message", "clientToken"}
+    $aws/things/<thing>/jobs/<jobId>/update           {"status", "statusDetails", "expectedVersion", "clientToken"}
+    $aws/things/<thing>/jobs/<jobId>/update/accepted  {"executionState": {"status", "versionNumber", ...}}
+    $aws/things/<thing>/jobs/<jobId>/update/rejected  ErrorResponse, with "executionState" on VersionMismatch
+                                                      and InvalidStateTransition
 
-(AWS answers start-next on `.../start-next/accepted`; the service here answers with a notify-next, which
-the agent treats the same way.)
+`answer_device` is the service side (the local controller answers exactly as AWS does), `DeviceJobs` the
+device side: a notify-next makes it call start-next, the accepted execution is the job it carries out, every
+update names the version it last saw, a VersionMismatch re-reads the version and sends the update again, and
+a job the service has ended (InvalidStateTransition, TerminalStateReached, ResourceNotFound) is dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import math
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +170,8 @@ class Execution:
     started_at: float | None = None
     updated_at: float | None = None
     details: dict = field(default_factory=dict)
+    version: int = 1
+    """IoT Jobs' versionNumber: raised by every accepted update (a device's `expectedVersion` must match)."""
 
 
 def spread(things: Iterable[str], salt: str) -> list[str]:
@@ -241,6 +254,7 @@ class Rollout:
             execution.started_at = now
         execution.status, execution.updated_at = status, now
         execution.details = dict(details or {})
+        execution.version += 1
         if status == "SUCCEEDED" and self.config.increase_on == "numberOfSucceededThings":
             self._count_towards_increase()
         return True
@@ -328,14 +342,110 @@ class Campaign:
 # -- MQTT --------------------------------------------------------------------------------------------------
 
 
+UPDATE_STATUSES = frozenset({"IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"})
+"""What a device may set in UpdateJobExecution."""
+OVER_CODES = frozenset({"InvalidStateTransition", "TerminalStateReached", "ResourceNotFound"})
+"""update/rejected codes meaning the execution is over on the service side (canceled, timed out, removed)."""
+RETRY_CODES = frozenset({"RequestThrottled", "InternalError"})
+
+
 def topics(prefix: str, thing: str) -> dict[str, str]:
     base = f"{prefix}/things/{thing}/jobs"
-    return {"notify": f"{base}/notify-next", "start_next": f"{base}/start-next", "update": base + "/{job_id}/update"}
+    return {"notify": f"{base}/notify-next", "start_next": f"{base}/start-next", "update": base + "/{job_id}/update",
+            "start_next_replies": f"{base}/start-next/+", "update_replies": f"{base}/+/update/+"}
+
+
+def _execution_doc(job: Rollout, execution: Execution, *, document: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = {"jobId": job.job_id, "thingName": execution.thing, "status": execution.status,
+                           "statusDetails": dict(execution.details), "versionNumber": execution.version,
+                           "executionNumber": 1}
+    if document:
+        doc["jobDocument"] = job.document
+    return doc
+
+
+def _state(execution: Execution) -> dict[str, Any]:
+    return {"status": execution.status, "statusDetails": dict(execution.details), "versionNumber": execution.version}
 
 
 def notify_payload(job: Rollout, thing: str) -> bytes:
+    execution = job.executions[thing]
     return json.dumps({"timestamp": int(time.time()), "execution": {
-        "jobId": job.job_id, "thingName": thing, "status": "QUEUED", "jobDocument": job.document}}).encode()
+        **_execution_doc(job, execution), "status": "QUEUED"}}).encode()
+
+
+def _error(code: str, message: str, token: Any, execution: Execution | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"code": code, "message": message, "timestamp": int(time.time())}
+    if token is not None:
+        doc["clientToken"] = token
+    if execution is not None:
+        doc["executionState"] = _state(execution)
+    return doc
+
+
+def answer_device(campaign: Campaign, thing: str, request: list[str], payload: bytes,
+                  now: float) -> tuple[str, dict[str, Any], tuple[str, str, dict] | None]:
+    """AWS IoT Jobs' answer to one device request: (topic suffix after `jobs/`, body, and the recorded update
+    (job, status, details) when an update was accepted). `request` is the topic after `jobs/`:
+    `["start-next"]` or `[jobId, "update"]`."""
+    base = "start-next" if request == ["start-next"] else f"{request[0]}/update"
+    try:
+        body = json.loads(payload or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return f"{base}/rejected", _error("InvalidJson", "the request is not a JSON object", None), None
+    token = body.get("clientToken")
+    if base == "start-next":
+        return _start_next(campaign, thing, body, token, now)
+    return _update(campaign, thing, request[0], body, token, now)
+
+
+def _start_next(campaign: Campaign, thing: str, body: dict, token: Any,
+                now: float) -> tuple[str, dict[str, Any], tuple[str, str, dict] | None]:
+    reply: dict[str, Any] = {"timestamp": int(time.time())}
+    if token is not None:
+        reply["clientToken"] = token
+    for job in reversed(campaign.jobs()):
+        if job.pending_for(thing):
+            execution = job.executions[thing]
+            recorded = None
+            if execution.status == "QUEUED":  # StartNextPendingJobExecution moves it to IN_PROGRESS
+                details = dict(body.get("statusDetails") or execution.details)
+                job.record(thing, "IN_PROGRESS", details, now)
+                recorded = (job.job_id, "IN_PROGRESS", details)
+            reply["execution"] = _execution_doc(job, execution)
+            return "start-next/accepted", reply, recorded
+    return "start-next/accepted", reply, None  # nothing pending: no execution
+
+
+def _update(campaign: Campaign, thing: str, job_id: str, body: dict, token: Any,
+            now: float) -> tuple[str, dict[str, Any], tuple[str, str, dict] | None]:
+    base = f"{job_id}/update"
+    job = campaign.find(job_id)
+    execution = job.executions.get(thing) if job is not None else None
+    if execution is None or execution.status == "PENDING":
+        return f"{base}/rejected", _error("ResourceNotFound", f"no execution of job {job_id} for {thing}", token), None
+    status = body.get("status")
+    details = body.get("statusDetails")
+    if status not in UPDATE_STATUSES or (details is not None and not isinstance(details, dict)):
+        return f"{base}/rejected", _error("InvalidRequest", f"status must be one of {sorted(UPDATE_STATUSES)} "
+                                          "and statusDetails an object of strings", token), None
+    expected = body.get("expectedVersion")
+    if expected is not None and str(expected) != str(execution.version):
+        return f"{base}/rejected", _error("VersionMismatch", f"expected version {expected}, the execution is at "
+                                          f"{execution.version}", token, execution), None
+    if execution.status in TERMINAL:
+        return f"{base}/rejected", _error("InvalidStateTransition", f"the execution is {execution.status}", token,
+                                          execution), None
+    details = dict(execution.details if details is None else details)
+    job.record(thing, status, details, now)
+    reply: dict[str, Any] = {"executionState": _state(execution), "timestamp": int(time.time())}
+    if token is not None:
+        reply["clientToken"] = token
+    if body.get("includeJobDocument"):
+        reply["jobDocument"] = job.document
+    return f"{base}/accepted", reply, (job_id, status, details)
 
 
 def _client(client_id: str):
@@ -372,27 +482,14 @@ class JobsService:
         parts = msg.topic.split("/")
         # <prefix...>/things/<thing>/jobs/<jobId>/update  |  <prefix...>/things/<thing>/jobs/start-next
         i = parts.index("things")
-        thing = parts[i + 1]
+        thing, request = parts[i + 1], parts[i + 3:]
         with self.lock:
-            if parts[-1] == "start-next":
-                for job in reversed(self.campaign.jobs()):
-                    if job.pending_for(thing):
-                        client.publish(topics(self.prefix, thing)["notify"], notify_payload(job, thing), qos=1)
-                        break
-                return
-            job_id = parts[i + 3]
-            job = self.campaign.find(job_id)
-            if job is None:
-                return
-            try:
-                body = json.loads(msg.payload)
-            except ValueError:
-                return
-            status, details = str(body.get("status", "")), dict(body.get("statusDetails") or {})
             now = self.clock()
-            if job.record(thing, status, details, now):
+            suffix, reply, recorded = answer_device(self.campaign, thing, request, msg.payload, now)
+            if recorded is not None:
                 self.updates += 1
-                self.on_update(job_id, thing, status, details, now)
+                self.on_update(recorded[0], thing, recorded[1], recorded[2], now)
+        client.publish(f"{self.prefix}/things/{thing}/jobs/{suffix}", json.dumps(reply).encode(), qos=1)
 
     def run(self, *, timeout: float, poll: float = 0.05, stop: threading.Event | None = None,
             progress: Callable[[Campaign], None] | None = None) -> Campaign:
@@ -421,38 +518,138 @@ class JobsService:
         return self.campaign
 
 
+class DeviceJobs:
+    """A device's side of the IoT Jobs MQTT API over a connected paho client (see the module docstring).
+
+    Callbacks arrive on the MQTT thread; `report` runs on the agent's thread and waits for the service's answer
+    to each update (a VersionMismatch is answered by sending it again at the version the service names)."""
+
+    def __init__(self, client, prefix: str, thing: str, *, reply_seconds: float = 10.0, attempts: int = 4,
+                 log: Callable[[str], None] = lambda line: None) -> None:
+        self.client, self.thing, self.log = client, thing, log
+        self.names = topics(prefix, thing)
+        self.reply_seconds, self.attempts = reply_seconds, attempts
+        self.jobs: queue.Queue = queue.Queue()
+        self.versions: dict[str, int] = {}
+        self.over: set[str] = set()
+        """Jobs the service has ended (canceled, timed out, removed): not started, their updates not sent."""
+        self._replies: dict[str, queue.Queue] = {}
+        self._lock = threading.Lock()
+        self.start_next_rejected: dict | None = None
+
+    def subscriptions(self) -> list[str]:
+        return [self.names["notify"], self.names["start_next_replies"], self.names["update_replies"]]
+
+    def start_next(self) -> None:
+        """StartNextPendingJobExecution: the service answers on start-next/accepted (or rejected)."""
+        body = {"clientToken": uuid.uuid4().hex[:16], "statusDetails": {"step": "claimed"}}
+        self.client.publish(self.names["start_next"], json.dumps(body).encode(), qos=1)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            self.log(f"{self.thing}: unreadable jobs message on {topic}")
+            return
+        if not isinstance(body, dict):
+            return
+        if topic == self.names["notify"]:
+            if body.get("execution"):
+                self.start_next()  # a new next job: claim it (AWS sends it QUEUED)
+        elif topic.endswith("/start-next/accepted"):
+            execution = body.get("execution")
+            if execution and execution.get("jobId") not in self.over:
+                with self._lock:
+                    self.versions[execution["jobId"]] = int(execution.get("versionNumber", 0))
+                self.jobs.put(execution)
+        elif topic.endswith("/start-next/rejected"):
+            self.start_next_rejected = body
+            self.log(f"{self.thing} start-next rejected: {body.get('code')}: {body.get('message')}")
+        elif topic.endswith(("/update/accepted", "/update/rejected")):
+            token = str(body.get("clientToken", ""))
+            with self._lock:
+                waiting = self._replies.get(token)
+            if waiting is not None:
+                waiting.put((topic.rsplit("/", 1)[1], body))
+
+    def report(self, job_id: str, status: str, details: dict) -> None:
+        """UpdateJobExecution with the version last seen; settled by the service's answer (see the class)."""
+        if job_id in self.over:
+            self.log(f"{self.thing} {job_id} {status} not sent: the job is over on the service")
+            return
+        for attempt in range(self.attempts):
+            answer, body = self._send_update(job_id, status, details)
+            if answer == "accepted":
+                state = body.get("executionState") or {}
+                with self._lock:
+                    self.versions[job_id] = int(state.get("versionNumber", self.versions.get(job_id, 0) + 1))
+                self.log(f"{self.thing} {job_id} {status} {details}")
+                return
+            if answer is None or not self._retry(job_id, body, attempt):
+                return
+        self.log(f"{self.thing} {job_id} {status}: still rejected after {self.attempts} attempts")
+
+    def _send_update(self, job_id: str, status: str, details: dict) -> tuple[str | None, dict]:
+        token = uuid.uuid4().hex[:16]
+        box: queue.Queue = queue.Queue()
+        body: dict[str, Any] = {"status": status, "statusDetails": {k: str(v) for k, v in details.items()},
+                                "clientToken": token}
+        with self._lock:
+            self._replies[token] = box
+            if job_id in self.versions:
+                body["expectedVersion"] = str(self.versions[job_id])
+        try:
+            self.client.publish(self.names["update"].format(job_id=job_id), json.dumps(body).encode(), qos=1)
+            try:
+                return box.get(timeout=self.reply_seconds)
+            except queue.Empty:
+                self.log(f"{self.thing} {job_id} {status}: no answer in {self.reply_seconds:g} s (sent once, QoS 1)")
+                return None, {}
+        finally:
+            with self._lock:
+                self._replies.pop(token, None)
+
+    def _retry(self, job_id: str, rejected: dict, attempt: int) -> bool:
+        """Whether to send a rejected update again (after learning the version, or a backoff)."""
+        code = rejected.get("code")
+        state = rejected.get("executionState") or {}
+        if code == "VersionMismatch" and str(state.get("status")) not in TERMINAL:
+            with self._lock:
+                self.versions[job_id] = int(state.get("versionNumber", 0))
+            return True
+        if code in RETRY_CODES:
+            time.sleep(0.2 * 2**attempt)
+            return True
+        if code in OVER_CODES or code == "VersionMismatch":
+            self.over.add(job_id)
+            self.log(f"{self.thing} {job_id}: the service ended the job ({code}: {rejected.get('message')}; "
+                     f"{state.get('status', 'gone')}); dropping it")
+            return False
+        self.log(f"{self.thing} {job_id} update rejected: {code}: {rejected.get('message')}")
+        return False
+
+
 def run_device(agent, *, host: str = "127.0.0.1", port: int = 1883, prefix: str = DEFAULT_PREFIX,
                stop: threading.Event | None = None, retry_after: float = 1.0,
                log: Callable[[str], None] = lambda line: None) -> None:
     """The agent's main loop on MQTT: finish an interrupted install, ask for the pending job, carry out jobs."""
     thing = agent.device_id
-    names = topics(prefix, thing)
-    jobs: queue.Queue = queue.Queue()
     connected = threading.Event()
     client = _client(f"device-{thing}")
+    channel = DeviceJobs(client, prefix, thing, log=log)
 
     def on_connect(c, userdata, flags, reason, properties=None):
         if not reason.is_failure:
-            c.subscribe(names["notify"], qos=1)
+            c.subscribe([(t, 1) for t in channel.subscriptions()])
             connected.set()
 
     def on_subscribe(c, userdata, mid, reasons, properties=None):
-        c.publish(names["start_next"], b"{}", qos=1)
+        channel.start_next()
 
     def on_message(c, userdata, msg):
-        try:
-            execution = json.loads(msg.payload).get("execution")
-        except ValueError:
-            return
-        if execution:
-            jobs.put(execution)
+        channel.on_message(msg.topic, msg.payload)
 
-    def report(job_id: str, status: str, details: dict) -> None:
-        body = {"status": status, "statusDetails": {k: str(v) for k, v in details.items()}}
-        client.publish(names["update"].format(job_id=job_id), json.dumps(body).encode(), qos=1)
-        log(f"{thing} {job_id} {status} {details}")
-
-    agent.report = report
+    agent.report = channel.report
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     _connect(client, host, port)
     client.loop_start()
@@ -460,28 +657,33 @@ def run_device(agent, *, host: str = "127.0.0.1", port: int = 1883, prefix: str 
         if not connected.wait(10):
             raise RuntimeError(f"the MQTT broker at {host}:{port} did not accept {thing}")
         agent.recover()
-        _work_jobs(agent, jobs, stop=stop, retry_after=retry_after)
+        _work_jobs(agent, channel, stop=stop, retry_after=retry_after)
     finally:
         client.disconnect()
         client.loop_stop()
 
 
-def _work_jobs(agent, jobs: queue.Queue, *, stop: threading.Event | None, retry_after: float) -> None:
-    """Carry out the executions the broker delivers, each job once; a transient failure is tried again."""
+def _work_jobs(agent, channel: DeviceJobs, *, stop: threading.Event | None, retry_after: float) -> None:
+    """Carry out the executions the service hands out, each job once; a transient failure is tried again, and a
+    start-next the service refused (e.g. RequestThrottled) is asked again."""
     from pipelines.edge.agent import handle_safely  # noqa: PLC0415 - start-up: pulls in scikit-learn ~2.4 s
 
     done: set[str] = set()
     while not (stop and stop.is_set()):
+        if channel.start_next_rejected is not None:
+            channel.start_next_rejected = None
+            time.sleep(retry_after)
+            channel.start_next()
         try:
-            execution = jobs.get(timeout=0.2)
+            execution = channel.jobs.get(timeout=0.2)
         except queue.Empty:
             continue
         job_id = execution["jobId"]
-        if job_id in done:
+        if job_id in done or job_id in channel.over:
             continue
         outcome = handle_safely(agent, job_id, execution.get("jobDocument") or {})
         if outcome is None:
-            jobs.put(execution)  # transient: try again shortly, the job stays IN_PROGRESS
+            channel.jobs.put(execution)  # transient: try again shortly, the job stays IN_PROGRESS
             time.sleep(retry_after)
         else:
             done.add(job_id)
