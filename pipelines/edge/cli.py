@@ -84,6 +84,40 @@ def keygen(key_dir: str | None, force: bool) -> None:
     click.echo(f"keep {folder} out of version control; root keys may move offline once the repository exists")
 
 
+@edge.command("rotate-keys")
+@click.option("--key-dir", type=click.Path(), help="Default: <TRIBUTARY_HOME>/edge/keys.")
+@click.option("--online/--no-online", default=True, show_default=True,
+              help="Rotate the online keys (targets, snapshot, timestamp).")
+@click.option("--root", "root_too", is_flag=True, help="Rotate the root keys too (signed by old and new).")
+@click.option("--root-keys", type=click.IntRange(1, 16), help="How many root keys after --root (default: as now).")
+@click.option("--root-threshold", type=click.IntRange(1, 16), help="Root signatures required after --root.")
+@_guard
+def rotate_keys(key_dir: str | None, online: bool, root_too: bool, root_keys: int | None,
+                root_threshold: int | None) -> None:
+    """New signing keys, announced by a new root version that devices reach through TUF's root chain."""
+    from pipelines.edge.rotation import rotate_keys as rotate
+
+    _checked("--key-dir", key_dir, folder=True)
+    if (root_keys or root_threshold) and not root_too:
+        raise ValueError("--root-keys and --root-threshold change the root: add --root")
+    done = rotate(_repo(), key_dir or _edge().key_dir, online=online, root=root_too, root_keys=root_keys,
+                  root_threshold=root_threshold)
+    click.echo(f"{'finished' if done.resumed else 'published'} root v{done.root_version}: new "
+               f"{', '.join(done.rotated)}; root {done.root_threshold} of {done.root_keys} keys. Devices trust it "
+               f"once they fetch {done.root_version}.root.json (signed by the old root and the new).")
+
+
+@edge.command("keep-fresh")
+@_guard
+def keep_fresh() -> None:
+    """Re-sign the timestamp (and snapshot, targets) before they expire: what the edge_keep_fresh schedule runs."""
+    from pipelines.edge.keys import load
+
+    done = _repo().keep_fresh(load(_edge().key_dir))
+    click.echo("re-signed " + ", ".join(f"{role} v{v}" for role, v in done.items()) if done
+               else "nothing to re-sign: every role has more than its margin left")
+
+
 @edge.command()
 @click.option("--version", "version_or_alias", default="champion", show_default=True,
               help="A registered version or alias.")

@@ -3,6 +3,8 @@
 Root is split over three keys with a threshold of two (losing or leaking one root key neither locks us out nor
 lets anyone rotate the root); targets, snapshot and timestamp have one key each. The timestamp key is the one
 an online publisher must hold; the root keys could live offline (the folder is the default, not a rule).
+`tributary edge rotate-keys` (rotation.py) replaces keys: the root may then have another count and threshold,
+so the root keys are whatever `root-<n>.pem` files the folder holds.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class KeysError(ValueError):
     """Keys missing, unreadable or too open; the message says which and what to do."""
 
 
-def _names() -> list[str]:
-    return [f"root-{i}" for i in range(1, ROOT_KEYS + 1)] + list(ROLES)
+def _names(root_keys: int = ROOT_KEYS) -> list[str]:
+    return [f"root-{i}" for i in range(1, root_keys + 1)] + list(ROLES)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,15 @@ def generate(key_dir: str | Path, *, force: bool = False) -> list[Path]:
     existing = [p.name for p in paths if p.exists()]
     if existing and not force:
         raise KeysError(f"keys already exist in {folder} ({', '.join(existing)}): pass --force to replace them "
-                        "(every device then needs the new root)")
+                        "(every device then needs the new root), or rotate them: tributary edge rotate-keys")
+    return write_new(folder, [p.stem for p in paths])
+
+
+def write_new(folder: Path, names: list[str]) -> list[Path]:
+    """Fresh ed25519 keys `<name>.pem` in `folder` (0600, each fsynced before its rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    paths = [folder / f"{name}.pem" for name in names]
     for path in paths:
         signer = CryptoSigner.generate_ed25519()
         tmp = path.with_suffix(".tmp")
@@ -76,9 +86,21 @@ def _load(path: Path) -> CryptoSigner:
 def load(key_dir: str | Path) -> KeySet:
     """The signers from a key directory (one clear line when a key is missing or too open)."""
     folder = Path(key_dir).expanduser()
-    return KeySet(root=tuple(_load(folder / f"root-{i}.pem") for i in range(1, ROOT_KEYS + 1)),
+    return KeySet(root=tuple(_load(path) for path in root_key_files(folder)),
                   targets=_load(folder / "targets.pem"), snapshot=_load(folder / "snapshot.pem"),
                   timestamp=_load(folder / "timestamp.pem"))
+
+
+def load_files(folder: Path, names: list[str]) -> dict[str, CryptoSigner]:
+    """{name: signer} of `<name>.pem` files in a folder."""
+    return {name: _load(folder / f"{name}.pem") for name in names}
+
+
+def root_key_files(folder: Path) -> list[Path]:
+    """root-1.pem, root-2.pem, ... as the folder holds them (at least root-1.pem, or its absence is reported)."""
+    found = sorted(folder.glob("root-*.pem"), key=lambda p: int(p.stem.split("-", 1)[1])
+                   if p.stem.split("-", 1)[1].isdigit() else 0)
+    return found or [folder / "root-1.pem"]
 
 
 def exists(key_dir: str | Path) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
-from pipelines.edge.keys import ROOT_THRESHOLD, KeySet
+from pipelines.edge.keys import ROLES, ROOT_THRESHOLD, KeySet
 from pipelines.core.lake import Lake
 
 PREFIX = "edge/repository"
@@ -33,8 +33,16 @@ EXPIRY = {
     "snapshot": dt.timedelta(days=7),
     "timestamp": dt.timedelta(days=1),
 }
-"""The timestamp is short-lived (freeze attacks last at most a day); `refresh_timestamp` re-signs it. The same
-day is a device's tolerance for a clock running ahead: see `agent` on clock skew."""
+"""The timestamp is short-lived (freeze attacks last at most a day); `keep_fresh` (the `edge_keep_fresh`
+schedule) re-signs it, and the snapshot and targets, before they expire. The same day is a device's tolerance
+for a clock running ahead: see `agent` on clock skew."""
+RESIGN_WHEN_LEFT = {
+    "timestamp": dt.timedelta(hours=12),
+    "snapshot": dt.timedelta(days=3),
+    "targets": dt.timedelta(days=30),
+}
+"""`keep_fresh` re-signs a role once less than this is left of its life: half the timestamp's day, so an
+hourly schedule may miss eleven runs in a row before a device sees expired metadata."""
 
 _SERIALIZER = JSONSerializer(compact=False)
 
@@ -184,6 +192,73 @@ class Repository:
         timestamp.signed.expires = expires
         self._write("timestamp.json", self._sign(timestamp, signer or keys.timestamp))
         return timestamp.signed.version
+
+    def rotate(self, old: KeySet, new: KeySet, *, root_threshold: int | None = None) -> int:
+        """A new root version naming `new`'s keys (its root keys with `root_threshold`, by default the current
+        one), signed by the old root keys and the new ones (TUF: a threshold of each must verify it), then
+        targets, snapshot and timestamp re-signed with the new keys. Devices walk the root chain (N.root.json,
+        N+1.root.json, ...) from the root they trust. Returns the new root version."""
+        root_md = self._read("root.json")
+        root = root_md.signed
+        threshold = root_threshold or root.roles["root"].threshold
+        if not 1 <= threshold <= len(new.root):
+            raise RepositoryError(f"a root threshold of {threshold} needs 1 to {len(new.root)} root keys")
+        for role in ("root", *ROLES):
+            for keyid in list(root.roles[role].keyids):
+                root.revoke_key(keyid, role)
+        for signer in new.root:
+            root.add_key(signer.public_key, "root")
+        root.roles["root"].threshold = threshold
+        for role in ROLES:
+            root.add_key(new.role(role).public_key, role)
+        now = self.clock()
+        root.version += 1
+        root.expires = now + EXPIRY["root"]
+        signers = {s.public_key.keyid: s for s in (*old.root, *new.root)}
+        self._write(f"{root.version}.root.json", self._sign(root_md, *signers.values()))
+        self._write("root.json", root_md)
+        self.resign(new)
+        return root.version
+
+    def resign(self, keys: KeySet) -> None:
+        """Targets, snapshot and timestamp as new versions signed by `keys` (after a rotation, or to finish one
+        that stopped after its root was published)."""
+        _, timestamp, snapshot, targets = self.current()
+        now = self.clock()
+        targets.signed.version += 1
+        targets.signed.expires = now + EXPIRY["targets"]
+        self._write(f"{targets.signed.version}.targets.json", self._sign(targets, keys.targets))
+        snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
+        snapshot.signed.version += 1
+        snapshot.signed.expires = now + EXPIRY["snapshot"]
+        self._write(f"{snapshot.signed.version}.snapshot.json", self._sign(snapshot, keys.snapshot))
+        self._publish_timestamp(timestamp, snapshot.signed.version, keys, expires=now + EXPIRY["timestamp"])
+
+    def root_version(self) -> int:
+        return self._read("root.json").signed.version
+
+    def keep_fresh(self, keys: KeySet) -> dict[str, int]:
+        """Re-sign, as new versions, the roles with less than RESIGN_WHEN_LEFT of their life left: targets, then
+        the snapshot (which names the targets version), then the timestamp (which names the snapshot's), each
+        written before the one that names it. Returns {role: new version} of what was re-signed."""
+        _, timestamp, snapshot, targets = self.current()
+        now = self.clock()
+        done: dict[str, int] = {}
+        if targets.signed.expires - now < RESIGN_WHEN_LEFT["targets"]:
+            targets.signed.version += 1
+            targets.signed.expires = now + EXPIRY["targets"]
+            self._write(f"{targets.signed.version}.targets.json", self._sign(targets, keys.targets))
+            snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
+            done["targets"] = targets.signed.version
+        if done or snapshot.signed.expires - now < RESIGN_WHEN_LEFT["snapshot"]:
+            snapshot.signed.version += 1
+            snapshot.signed.expires = now + EXPIRY["snapshot"]
+            self._write(f"{snapshot.signed.version}.snapshot.json", self._sign(snapshot, keys.snapshot))
+            done["snapshot"] = snapshot.signed.version
+        if done or timestamp.signed.expires - now < RESIGN_WHEN_LEFT["timestamp"]:
+            done["timestamp"] = self._publish_timestamp(timestamp, snapshot.signed.version, keys,
+                                                        expires=now + EXPIRY["timestamp"])
+        return done
 
     def refresh_timestamp(self, keys: KeySet, *, expires: dt.datetime | None = None, signer=None) -> int:
         """Re-sign the timestamp (a new version) so devices keep trusting the current release.
