@@ -20,17 +20,20 @@ import click
 from pipelines.core.errors import Failure, OneLineGroup, one_line_errors, run_failure_reason
 from pipelines.core.instance import local_instance_home
 from pipelines.core.lake import LakeError
-from pipelines.extract.sourcedb import SourceError
+from resources.profiles import ProfileError
 
 
 def _errors() -> tuple[type[BaseException], ...]:
     """The project's own errors; anything else is a bug and keeps its traceback."""
+    from pipelines.extract.sourcedb import SourceError  # noqa: PLC0415 - start-up: SQLAlchemy, ~0.3 s
     from resources import ProfileError
 
     return SourceError, LakeError, ProfileError, ValueError
 
 
 _fail_cleanly = one_line_errors(_errors)
+_fail_cleanly_on_the_lake = one_line_errors(lambda: (LakeError, ProfileError, ValueError))
+"""For the commands that only read the lake: their error types cost no import (`tributary query` starts fast)."""
 
 
 @click.group(cls=OneLineGroup)
@@ -211,7 +214,7 @@ def _run_outside_main(defs, keys, selection: str, profile: str) -> None:
 @click.argument("sql", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--tables", "list_tables", is_flag=True, help="List the tables a query can read, from the lake.")
-@_fail_cleanly
+@_fail_cleanly_on_the_lake
 def query(sql: str | None, fmt: str, list_tables: bool) -> None:
     """Run one read-only SQL query (polars' SQL) over the lake's Delta tables.
 
@@ -226,11 +229,11 @@ def query(sql: str | None, fmt: str, list_tables: bool) -> None:
     import polars as pl
 
     from pipelines.core.query import catalog, render, run_sql
-    from resources import resolved
+    from resources.lake_settings import plain_lake  # the lake without Dagster: start-up well under a second
 
     if list_tables == bool(sql):
         raise click.UsageError("give either SQL or --tables")
-    lake = resolved("lake").get_lake()
+    lake = plain_lake()
     if list_tables:
         tables = catalog(lake)
         if not tables:

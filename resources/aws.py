@@ -17,10 +17,8 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.lake_settings import LOCALSTACK_ENDPOINT
 from resources.profiles import aws_region, env
-
-LOCALSTACK_ENDPOINT = "http://127.0.0.1:4566"
-"""Where LocalStack (or moto in server mode) listens by default."""
 
 
 class AwsConnection(ConfigurableResource):

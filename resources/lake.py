@@ -5,14 +5,13 @@ Assets annotate `LakeResource`; `build_resources` picks the implementation once 
 
 from __future__ import annotations
 
-import os
-
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipelines.core.lake import Lake
 from resources.aws import AwsConnection, aws_connection
-from resources.profiles import ProfileError, env, home, setting
+from resources.lake_settings import default_lake_root, lake_root
+from resources.profiles import env
 
 
 class LakeResource(ConfigurableResource):
@@ -47,16 +46,8 @@ class S3LakeResource(LakeResource, AwsConnection):
 
 def lake_resource(profile: str) -> LakeResource:
     """The lake of a profile: a folder on `local` (unless TRIBUTARY_LAKE_ROOT names a bucket), else S3."""
-    if profile == "local":
-        default = os.path.join(home(), "lake")
-    elif profile == "localstack":
-        default = "s3://tributary-lake"
-    else:
-        bucket = setting("TRIBUTARY_LAKE_BUCKET")
-        default = f"s3://{bucket}" if bucket else None
-    root = setting("TRIBUTARY_LAKE_ROOT") or default
-    if root is None:
-        raise ProfileError(f"profile {profile!r} needs TRIBUTARY_LAKE_ROOT (s3://bucket/prefix) or TRIBUTARY_LAKE_BUCKET")
+    default = default_lake_root(profile)
+    root = lake_root(profile)  # the one choice, shared with the Dagster-free `plain_lake`
     if not root.startswith("s3://"):
         return LocalLakeResource(root=env("TRIBUTARY_LAKE_ROOT", default))
     return S3LakeResource(root=env("TRIBUTARY_LAKE_ROOT", default),
