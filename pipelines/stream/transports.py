@@ -8,7 +8,11 @@ compare as integers within a shard.
 - `Spool`: append-only segment files in a folder, one folder per shard (the embedded default, and the
   durable landing the MQTT bridge writes to). A line is `sequence TAB arrival-ms TAB key TAB payload`;
   a payload that holds a tab, a line break or invalid UTF-8 (or starts with `!`) is stored as `!` + base64.
-- `KinesisStream`: boto3; shards and sequence numbers as Kinesis assigns them.
+- `KinesisStream`: boto3; shards and sequence numbers as Kinesis assigns them. Resharding (SplitShard,
+  MergeShards, UpdateShardCount) closes shards and opens children: `shards()` lists parents before their
+  children (ListShards' ParentShardId and AdjacentParentShardId), and `latest()` holds a child back until
+  every parent it still lists has been read to its end, so a partition key's records land in order across a
+  split or a merge. Each shard keeps its own cursor, so exactly-once is unchanged.
 - `MqttSink`: publishes with QoS 1 to `<prefix>/<key>`; MQTT keeps no history, so the records are read
   back from the spool that `pipelines.stream.bridge` fills.
 """
@@ -290,6 +294,20 @@ class Spool(Sink, Source):
 # -- Kinesis ------------------------------------------------------------------------------------------------
 
 
+def parents_first(parents: dict[str, tuple[str, ...]]) -> list[str]:
+    """Shard ids ordered so every parent comes before its children (by id among those that are ready)."""
+    waiting = {shard: set(ps) for shard, ps in parents.items()}
+    order: list[str] = []
+    while waiting:
+        ready = sorted(s for s, ps in waiting.items() if not ps - set(order))
+        if not ready:  # a cycle cannot come from Kinesis; keep the rest in id order rather than loop
+            ready = sorted(waiting)
+        for shard in ready:
+            order.append(shard)
+            del waiting[shard]
+    return order
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -316,6 +334,9 @@ class KinesisStream(Sink, Source):
         self.shard_count = shard_count
         self._client: Any = None
         self._checked = False
+        self._parents: dict[str, tuple[str, ...]] = {}  # shard -> its listed parents, as of the last shards()
+        self._closed: set[str] = set()
+        self._finished: set[str] = set()  # closed shards read to their end in this planning pass
 
     @property
     def client(self) -> Any:
@@ -351,15 +372,33 @@ class KinesisStream(Sink, Source):
         self._checked = True
 
     def shards(self) -> list[str]:
+        """Every listed shard, parents before children; starts a planning pass (see `latest`)."""
         self.check()
-        shards: list[str] = []
+        listed: list[dict] = []
         kwargs: dict[str, Any] = {"StreamName": self.name}
         while True:
             page = self.client.list_shards(**kwargs)
-            shards += [s["ShardId"] for s in page["Shards"]]
+            listed += page["Shards"]
             if not page.get("NextToken"):
-                return sorted(shards)
+                break
             kwargs = {"NextToken": page["NextToken"]}
+        ids = {s["ShardId"] for s in listed}
+        # Parents past the retention period are no longer listed: nothing of theirs is left to wait for.
+        self._parents = {s["ShardId"]: tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId"))
+                                             if p in ids) for s in listed}
+        self._closed = {s["ShardId"] for s in listed if "EndingSequenceNumber" in s["SequenceNumberRange"]}
+        self._finished = set()
+        return parents_first(self._parents)
+
+    def latest(self, shard: str, *, after: str | None, limit: int) -> str | None:
+        """The last sequence number within `limit` records after `after`; None while a parent of the shard (as
+        the last `shards()` listed them) has not been read to its end in this pass, or last time."""
+        if any(p not in self._finished for p in self._parents.get(shard, ())):
+            return None
+        records = self.read(shard, after=after, limit=limit)
+        if shard in self._closed and records.height < limit:
+            self._finished.add(shard)  # a closed shard read to its end: its children may follow
+        return records["sequence"][-1] if records.height else None
 
     def put(self, records: Sequence[Record]) -> int:
         self.check()
