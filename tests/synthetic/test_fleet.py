@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.edge import agent
 from pipelines.synthetic.fleet import FAULTS, simulate
 
 
@@ -33,6 +34,17 @@ def test_a_bad_release_drill_aborts_and_rolls_every_exposed_device_back(repo, ed
     assert f["devices_left_on_bad_release"] == 0 and f["bricked_devices"] == 0
     assert f["exposed_before_abort"] >= 1
     assert f["rollback_job_states"] == {"SUCCEEDED": f["exposed_before_abort"]}
+
+
+@pytest.mark.e2e
+def test_without_the_ab_swap_a_bad_release_bricks_devices_and_the_counter_rises(repo, edge_models, monkeypatch):
+    """Negative control for `bricked_devices == 0` above: a device that installs into the slot it runs (no A/B
+    swap) has nothing left to boot when the release's self-test fails, and the counter counts it."""
+    monkeypatch.setattr(agent, "_other", lambda slot: slot)
+    result = _run(repo, edge_models, repo.releases["bad"], devices=60, faults=0)
+    f = result.figures
+    assert f["rollout_status"] == "CANCELED"
+    assert f["bricked_devices"] >= f["exposed_before_abort"] >= 1
 
 
 def test_every_attack_is_refused_by_every_device(repo, edge_models):
