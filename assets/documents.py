@@ -356,7 +356,7 @@ def document_index(context: AssetExecutionContext, lake: LakeResource) -> Materi
     if note:
         context.log.warning(note)
     built = build_index(read(the_lake, DOCUMENT_EMBEDDINGS), texts, planes_frame(details),
-                        text_version=versions[0], embeddings_version=versions[1])
+                        text_version=versions[0], embeddings_version=versions[1], planes_note=note)
     delta.overwrite(the_lake, DOCUMENT_INDEX, built)
     per_text = built.unique("text_id").filter(pl.col("tailnum").is_not_null())
     share = per_text["plane_known"].mean() if per_text.height else 1.0

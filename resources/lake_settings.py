@@ -47,12 +47,13 @@ def aws_values(profile: str) -> dict[str, Any]:
 
 
 def plain_lake(profile: str | None = None) -> Lake:
-    """The profile's lake, checked (one clear LakeError when it cannot be reached); a bucket is never created."""
+    """The profile's lake, checked (one clear LakeError when it cannot be reached); on `localstack` a missing
+    bucket is created, as `S3LakeResource` does there."""
     profile = profile or current_profile()
     root = lake_root(profile)
     if not root.startswith("s3://"):
         lake = Lake(root=root)
     else:
         lake = Lake(root=root, **aws_values("aws" if profile == "local" else profile))
-    lake.check()
+    lake.check(create=profile == "localstack")
     return lake

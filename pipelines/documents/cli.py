@@ -28,9 +28,9 @@ _fail_cleanly = one_line_errors(_errors)
 
 
 def _lake():
-    from resources import resolved
+    from resources.lake_settings import plain_lake  # the lake without Dagster: `search` starts fast
 
-    return resolved("lake").get_lake()
+    return plain_lake()
 
 
 def _documents():

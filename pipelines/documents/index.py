@@ -22,16 +22,18 @@ VERSION_FIELDS: Final = ("text_version", "embeddings_version")
 
 
 def build_index(embeddings: pl.DataFrame, texts: pl.DataFrame, planes: pl.DataFrame, *, text_version: int,
-                embeddings_version: int) -> pl.DataFrame:
+                embeddings_version: int, planes_note: str | None = None) -> pl.DataFrame:
     """One row per chunk of a current text: the chunk and its vector, the text's metadata, and the plane's
-    attributes (`plane_known` is False where the tail is absent from `planes`, or the text names none)."""
+    attributes (`plane_known` is False where the tail is absent from `planes`, or the text names none).
+    `planes_note` says where the planes came from when not from `warehouse/dim_plane`; search repeats it."""
     planes = planes.select("tailnum", *(c for c in PLANE_FIELDS if c in planes.columns)).unique("tailnum")
     return (
         embeddings.select(CHUNK_FIELDS)
         .join(texts.select(TEXT_FIELDS), on="text_id", how="inner")
         .join(planes.with_columns(plane_known=pl.lit(True)), on="tailnum", how="left")
         .with_columns(pl.col("plane_known").fill_null(False), text_version=pl.lit(text_version, pl.Int64),
-                      embeddings_version=pl.lit(embeddings_version, pl.Int64))
+                      embeddings_version=pl.lit(embeddings_version, pl.Int64),
+                      planes_note=pl.lit(planes_note, pl.String))
         .sort("text_id", "chunk")
     )
 

@@ -60,6 +60,8 @@ class SearchIndex:
                  planes: dict[str, dict] | None = None) -> None:
         self.planes = planes
         """Plane attributes by tail number, joined in by `warehouse/document_index`; None: look them up."""
+        self.planes_note: str | None = None
+        """Where the index's planes came from, when not from `warehouse/dim_plane`."""
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.chunks = chunks
         self.texts = texts
@@ -99,6 +101,8 @@ class SearchIndex:
         planes = built.filter(pl.col("plane_known")).select(keep).unique("tailnum")
         index = cls.from_frames(built.select("text_id", "chunk", "chunk_text", "embedding"), texts)
         index.planes = {row.pop("tailnum"): row for row in planes.iter_rows(named=True)}
+        notes = built["planes_note"].drop_nulls().unique() if "planes_note" in built.columns else []
+        index.planes_note = notes[0] if len(notes) else None
         return index
 
     def top_k(self, query: np.ndarray, k: int, *, tailnum: str | None = None) -> list[tuple[str, float, str]]:
@@ -218,8 +222,8 @@ def search(
     notes: list[str] = []
     if enrich and hits:
         tails = sorted({h.tailnum for h in hits if h.tailnum})
-        planes, note = ({t: index.planes[t] for t in tails if t in index.planes}, None) if index.planes is not None \
-            else plane_details(lake, tails)
+        planes, note = ({t: index.planes[t] for t in tails if t in index.planes}, index.planes_note) \
+            if index.planes is not None else plane_details(lake, tails)
         notes += [note] if note else []
         wanted = [(h.tailnum, dt.date.fromisoformat(h.date) if h.date else None) for h in hits if h.tailnum]
         flights, note = recent_flights(lake, wanted)

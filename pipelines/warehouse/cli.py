@@ -13,7 +13,7 @@ from pipelines.warehouse import DASHBOARD
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from resources import ProfileError  # noqa: PLC0415 - start-up: resources pulls in Dagster
+    from resources.profiles import ProfileError  # noqa: PLC0415 - a command-time import, like the others
 
     return LakeError, ProfileError, ValueError
 
@@ -23,9 +23,9 @@ def _errors() -> tuple[type[BaseException], ...]:
 @one_line_errors(_errors)
 def dashboard(open_it: bool) -> None:
     """Print the path of the KPI dashboard, one HTML page that opens offline (built by `tributary run`)."""
-    from resources import resolved  # noqa: PLC0415 - start-up: resources pulls in Dagster
+    from resources.lake_settings import plain_lake  # noqa: PLC0415 - a command-time import, like the others
 
-    lake = resolved("lake").get_lake()
+    lake = plain_lake()
     if not lake.exists(DASHBOARD):
         raise Failure(f"no dashboard in the lake {lake.uri()} yet: `tributary run` builds it "
                       "(asset warehouse/kpi_dashboard)")

