@@ -6,12 +6,14 @@ Every write is one Delta commit: a reader (or a killed writer) sees the previous
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from pipelines.core.lake import Lake
 
@@ -83,16 +85,52 @@ def overwrite_range(
     outside = df.filter((pl.col(column) < first) | (pl.col(column) > last)).height
     if outside:
         raise ValueError(f"{outside} row(s) of {rel} fall outside {first}..{last} on {column}")
+    data, predicate = df.to_arrow(), range_predicate(column, first, last)
+    return retry_on_conflict(lambda: _overwrite_range_once(lake, rel, data, predicate, schema_mode), rel)
+
+
+def _overwrite_range_once(lake: Lake, rel: str, data: pa.Table, predicate: str, schema_mode: str | None) -> int:
     target = open_table(lake, rel)
     if target is None:
-        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=storage_options(lake))
+        # Even the first write carries the predicate: a blind overwrite racing another writer's first commit
+        # would replace that writer's range; with the predicate the loser fails to commit and is retried.
+        write_deltalake(lake.uri(rel), data, mode="overwrite", predicate=predicate,
+                        storage_options=storage_options(lake))
         return version(lake, rel)  # type: ignore[return-value]
     if partition_columns(target):
         raise OldLayout(f"{rel} is on the old day-partitioned layout ({', '.join(partition_columns(target))}): "
                         "run `tributary lake migrate` once, then run again")
-    write_deltalake(target, df.to_arrow(), mode="overwrite", predicate=range_predicate(column, first, last),
-                    schema_mode=schema_mode)
+    write_deltalake(target, data, mode="overwrite", predicate=predicate, schema_mode=schema_mode)
     return _after_write(target)
+
+
+class ConcurrentWriteError(RuntimeError):
+    """A commit still lost to other writers after every retry; the message names the table."""
+
+
+COMMIT_ATTEMPTS = 8
+
+
+def retry_on_conflict(commit: Callable[[], int], rel: str, *, attempts: int = COMMIT_ATTEMPTS,
+                      base_delay: float = 0.05) -> int:
+    """Run `commit` again from a fresh snapshot when a concurrent writer's commit conflicts with it.
+
+    Only for writes that replace what they select (a range overwrite, an upsert): re-run on the newer version
+    they give the same result whatever the other writer did, so disjoint ranges all land and two writers of the
+    same range leave the last one's rows, never both. delta-rs raises CommitFailedError instead (1.6.6: "a
+    concurrent transaction added new data" / "deleted data this operation read" / "Metadata changed").
+    Backoff is exponential with full jitter so that N writers do not collide again in lockstep.
+    """
+    for attempt in range(attempts - 1):
+        try:
+            return commit()
+        except CommitFailedError:
+            time.sleep(random.uniform(0, base_delay * 2**attempt))  # noqa: S311 - jitter, not a secret
+    try:
+        return commit()
+    except CommitFailedError as exc:
+        raise ConcurrentWriteError(f"{rel}: the commit lost to concurrent writers {attempts} times: "
+                                   f"{str(exc).splitlines()[0]}") from exc
 
 
 def migrate_unpartitioned(lake: Lake, rel: str, *, batch_rows: int = 1_000_000) -> int | None:
