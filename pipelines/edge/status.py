@@ -82,7 +82,8 @@ def bar(done: int, total: int, width: int = 30, *, label: str = "") -> str:
 def render(s: dict) -> list[str]:
     if not s["job_id"]:
         return ["no rollout recorded: edge/device_status is empty (`tributary edge rollout` records one; "
-                "`tributary edge simulate` runs a fleet in memory and records nothing)"]
+                "`tributary edge simulate` runs a fleet in memory and writes no rows: the UI shows its figures as an "
+                "observation of edge/rollout)"]
     states = s["states"]
     failed = sum(states.get(k, 0) for k in FAILURES)
     succeeded = states.get("SUCCEEDED", 0)

@@ -188,4 +188,5 @@ def test_status_lines_say_how_a_rollout_went() -> None:
     assert mixed[0] == "job j1: COMPLETED, 1 succeeded, 1 failed"
     empty = device_status.render({"job_id": None})
     assert empty == ["no rollout recorded: edge/device_status is empty (`tributary edge rollout` records one; "
-                     "`tributary edge simulate` runs a fleet in memory and records nothing)"]
+                     "`tributary edge simulate` runs a fleet in memory and writes no rows: the UI shows its figures as an "
+                     "observation of edge/rollout)"]
