@@ -18,6 +18,7 @@ from assets.warehouse import FACT_FLIGHTS_KEY
 from pipelines.core import delta
 from pipelines.ml.data import FACT
 from pipelines.serving import abtest
+from pipelines.serving.capture import land_capture
 from pipelines.serving.config import from_registry
 from pipelines.serving.invocations import KEYS, TABLE as INVOCATIONS, land
 from resources.lake import LakeResource
@@ -98,7 +99,10 @@ def delay_endpoint(context: AssetExecutionContext, config: DelayEndpointConfig, 
 )
 def invocations(context: AssetExecutionContext, serving: ServingResource, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
-    landed = land(the_lake, serving.spool_dir, stale_seconds=serving.stale_segment_seconds, log=context.log.info)
+    if serving.mode == "sagemaker":  # SageMaker Data Capture's JSON lines in the lake's serving/capture/
+        landed = land_capture(the_lake, serving.endpoint_name, log=context.log.info)
+    else:
+        landed = land(the_lake, serving.spool_dir, stale_seconds=serving.stale_segment_seconds, log=context.log.info)
     table = delta.open_table(the_lake, INVOCATIONS)
     if table is None:
         context.log.info(f"no invocation spooled yet in {serving.spool_dir}")

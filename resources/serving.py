@@ -10,6 +10,7 @@ Building it touches nothing; SageMaker is called only when an asset or a command
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, Callable
 
 from dagster import ConfigurableResource
@@ -91,6 +92,7 @@ class SageMakerServingResource(ServingResource, AwsConnection):
     image_uri: str | None = Field(default=None, description="The serving image (deploy/serving/Dockerfile) in ECR.")
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
+    capture_percentage: int = Field(default=100, description="Share of requests SageMaker Data Capture keeps (0-100).")
 
     @property
     def mode(self) -> str:
@@ -118,7 +120,12 @@ class SageMakerServingResource(ServingResource, AwsConnection):
             lake.publish_bytes(rel, data)
             return lake.uri(rel)
 
-        result = deploy(self.sagemaker_client(), config, self.target(), upload, log)
+        from pipelines.serving.capture import CAPTURE_PREFIX, DEPLOYED  # noqa: PLC0415 - start-up: SageMaker only
+
+        target = replace(self.target(), capture_uri=lake.uri(CAPTURE_PREFIX) if lake.scheme == "s3" else None,
+                         capture_percentage=self.capture_percentage)
+        result = deploy(self.sagemaker_client(), config, target, upload, log)
+        lake.publish_json(DEPLOYED, config.to_json())  # what landing the captured invocations reads
         return {"action": result.action, "mode": "sagemaker", "endpoint_config_name": result.endpoint_config_name,
                 "endpoint_config": result.endpoint_config, "weights": result.weights}
 
@@ -153,4 +160,5 @@ def serving_resource(profile: str) -> ServingResource:
         image_uri=env("TRIBUTARY_SAGEMAKER_IMAGE_URI", None),
         instance_type=env("TRIBUTARY_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large"),
         instance_count=env("TRIBUTARY_SAGEMAKER_INSTANCE_COUNT", 1, kind=int),
+        capture_percentage=env("TRIBUTARY_SAGEMAKER_CAPTURE_PERCENT", 100, kind=int),
     )

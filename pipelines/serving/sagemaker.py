@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from pipelines.serving.capture import data_capture_config
 from pipelines.serving.config import EndpointConfig, Shadow, Variant
 from pipelines.serving.model import find_model_files
 
@@ -38,6 +39,9 @@ class Target:
     image_uri: str
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
+    capture_uri: str | None = None
+    """Where SageMaker Data Capture writes requests and answers (the lake's serving/capture/); None: no capture."""
+    capture_percentage: int = 100
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ def endpoint_config_request(config: EndpointConfig, target: Target) -> dict[str,
                 "InitialVariantWeight": float(s.sample_share)}
 
     request: dict[str, Any] = {"ProductionVariants": [production(v) for v in config.variants]}
+    if target.capture_uri:  # the invocation log on AWS: serving/invocations lands it (capture.py)
+        request["DataCaptureConfig"] = data_capture_config(target.capture_uri, target.capture_percentage)
     if config.shadow:
         # SageMaker copies to a shadow the share InitialVariantWeight / sum of production weights.
         total = sum(v.weight for v in config.variants)
