@@ -60,6 +60,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, config_path: s
     # Given every folder (the container's `serve` does), the profile's resource (and Dagster) is not needed.
     complete = config_path and state_dir and (spool_dir or no_log)
     resource = None if complete else _resource()
+    if resource is not None and not config_path and not model_dir and resource.mode == "local" \
+            and resource.current() is None:
+        _publish_from_registry(resource)
     config_path = config_path or resource.config_path
     click.echo(f"serving on http://{host}:{port} with {workers} worker(s); config {config_path}"
                f"{f', model {model_dir}' if model_dir else ''}")
@@ -70,6 +73,24 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, config_path: s
         spool_dir=None if no_log else (spool_dir or resource.spool_dir), access_log=access_log)
     run_server(options, factory=FACTORY, environment=worker_environment(options),
                keepalive_seconds=settings().keepalive_seconds)
+
+
+def _publish_from_registry(resource) -> None:
+    """No endpoint config yet (after `make demo`, nothing has materialized serving/delay_endpoint): build it from
+    the registry's aliases as that asset does, with its default weights, and say so."""
+    from assets.serving import DelayEndpointConfig  # the asset's defaults, not a copy of them
+    from pipelines.serving.config import from_registry
+    from resources import resolved
+
+    settings = resolved("mlflow").settings()
+    defaults = DelayEndpointConfig()
+    click.echo(f"no endpoint config at {resource.config_path} (serving/delay_endpoint has not run): building it "
+               f"from the registry's aliases of {settings.model_name}, as that asset would")
+    endpoint = from_registry(settings, endpoint=resource.endpoint_name, models_root=resource.models_dir,
+                             champion_weight=defaults.champion_weight, challenger_weight=defaults.challenger_weight,
+                             shadow_share=defaults.shadow_share, sticky_header=resource.sticky_header, log=click.echo)
+    resource.apply(endpoint, log=click.echo)
+    click.echo("published: " + ", ".join(f"{v.name}=v{v.model_version}@{v.weight:g}" for v in endpoint.variants))
 
 
 @serve.command()
