@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo lint test test-fast ui mlflow-ui bench bench-serving bench-edge clean
+.PHONY: demo lint test test-fast ui mlflow-ui bench bench-serving bench-edge ray-demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench-serving: $(STAMP)
 ## bench-edge: 10,000 simulated devices, 10% with faults, then a bad release
 bench-edge: $(STAMP)
 	$(BIN)/python benchmarks/edge.py --devices 10000 --faults 0.1
+
+## ray-demo: a local Ray head on loopback, January 2013 of the main job fanned out on it as Ray jobs (2 at a time),
+##           the warehouse checked against the same month in one process, the head stopped (deploy/ray/README.md);
+##           installs the `scale` extra (ray, dagster-ray) first when it is missing
+ray-demo: $(STAMP)
+	@$(BIN)/python -c "import dagster_ray" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,scale]'
+	$(BIN)/python deploy/ray/demo.py --from 2013-01-01 --to 2013-01-31 --days-per-run 7 --max-runs 2
 
 clean:
 	rm -rf .tributary

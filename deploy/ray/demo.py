@@ -132,6 +132,7 @@ def demo(args: argparse.Namespace, tmp: Path) -> int:
         print(f"ray head up at {address} in {time.monotonic() - began:.1f}s", flush=True)
         config = yaml.safe_load((HERE / "dagster.yaml").read_text())
         config["run_launcher"]["config"]["ray"]["address"] = address
+        config.pop("storage")  # SQLite under DAGSTER_HOME: the head is on this machine
         (tmp / "dagster" / "dagster.yaml").write_text(yaml.safe_dump(config))
         fanned = time.monotonic()
         out = run([sys.executable, str(HERE / "fanout.py"), "--from", args.start, "--to", args.end,
