@@ -20,9 +20,9 @@ from pipelines.serving.config import (
     DEFAULT_ENDPOINT, INFERENCE_ID_HEADER, ConfigError, EndpointConfig, load, publish, reweighted, same_models,
 )
 from resources.aws import AwsConnection, aws_connection
-from resources.profiles import check_profile, env, home, setting
+from resources.profiles import env
+from resources.serving_settings import serving_mode, serving_root
 
-MODES = ("local", "sagemaker")
 
 
 class ServingResource(ConfigurableResource):
@@ -140,10 +140,8 @@ class SageMakerServingResource(ServingResource, AwsConnection):
 def serving_resource(profile: str) -> ServingResource:
     """The serving resource of a profile (TRIBUTARY_SERVING_MODE picks the backend); every field can be
     overridden by its environment variable."""
-    mode = setting("TRIBUTARY_SERVING_MODE") or ("sagemaker" if check_profile(profile) == "aws" else "local")
-    if mode not in MODES:
-        raise ConfigError(f"unknown serving mode {mode!r} (TRIBUTARY_SERVING_MODE): use one of {', '.join(MODES)}")
-    root = os.path.join(home(), "serving")
+    mode = serving_mode(profile)
+    root = serving_root()
     common = dict(
         endpoint_name=env("TRIBUTARY_SERVING_ENDPOINT", DEFAULT_ENDPOINT),
         config_path=env("TRIBUTARY_SERVING_CONFIG", os.path.join(root, "endpoint.json")),

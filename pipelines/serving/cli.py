@@ -108,10 +108,19 @@ def weights(pairs: tuple[str, ...]) -> None:
 @_guard
 def status() -> None:
     """The endpoint config the service serves (local), as JSON."""
-    resource = _resource()
-    current = resource.current()
+    from resources.profiles import current_profile
+    from resources.serving_settings import config_path, serving_mode
+
+    if serving_mode(current_profile()) == "local":  # a file to read: no resource, no Dagster (fast start)
+        from pipelines.serving.config import load
+
+        path, current = config_path(), load(config_path())
+    else:
+        resource = _resource()
+        path, current = resource.config_path, resource.current()
     if current is None:
-        raise Failure(f"no endpoint config at {resource.config_path}: materialize serving/delay_endpoint first")
+        raise Failure(f"no endpoint config at {path}: `tributary serve` builds it from the registry's aliases, "
+                      "or materialize serving/delay_endpoint")
     click.echo(json.dumps(current.to_json(), indent=2, sort_keys=True))
 
 

@@ -3,6 +3,7 @@ never the definitions or the resources (issue 19.7: a query took 3.2 s for 0.6 s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,25 @@ def test_a_bad_query_is_still_one_error_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith("error: ")
+
+
+def test_serve_status_reads_the_local_config_without_dagster(tmp_path: Path) -> None:
+    from pipelines.serving.config import EndpointConfig, Variant, publish
+
+    config = EndpointConfig(name="tributary-delay", variants=(Variant("champion", "3", 1.0, "/models/3"),))
+    publish(tmp_path / "home" / "serving" / "endpoint.json", config)
+    done = _run(tmp_path, "serve", "status")
+    assert done.returncode == 0, done.stderr
+    *shown, loaded = done.stdout.splitlines()
+    assert not {"dagster", "mlflow", "torch"} & set(loaded.removeprefix("loaded: ").split(","))  # the error types
+    assert json.loads("\n".join(shown))["variants"][0]["model_version"] == "3"
+
+
+def test_serve_status_without_a_config_says_how_to_get_one(tmp_path: Path) -> None:
+    env = {**os.environ, "TRIBUTARY_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(Path(sys.executable).parent / "tributary"), "serve", "status"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"error: no endpoint config at {tmp_path / 'home' / 'serving' / 'endpoint.json'}: "
+                                   "`tributary serve` builds it from the registry's aliases, or materialize "
+                                   "serving/delay_endpoint")
