@@ -12,7 +12,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from dagster import BetaWarning, PreviewWarning
 
-# A range run's materializations reach the event log as one batch per step (pipelines/core/event_log.py writes
+# A range run's materializations reach the event log as one batch per step (resources/event_log.py writes
 # it in one transaction on SQLite; dagster-postgres in one statement), and its "planned" events as one event per
 # asset instead of one per partition. The price of the second: the partitions of a failed range run show as
 # missing, not failed, in the UI (the run itself shows the failure). Every process loading the code sets them.

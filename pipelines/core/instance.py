@@ -32,11 +32,15 @@ run_monitoring:
 # A range run records one materialization per partition: this event log (the default SQLite one, same files)
 # writes a step's events in one transaction, as dagster-postgres does, instead of two commits each.
 event_log_storage:
-  module: pipelines.core.event_log
+  module: resources.event_log
   class: BatchedSqliteEventLogStorage
   config: {}
+# Freshness policies (assets/policy.py: the warehouse, the model, the endpoint) are evaluated only when on.
+freshness:
+  enabled: true
 """
-_EARLIER_DEFAULTS = ("telemetry:\n  enabled: false\n", LOCAL_INSTANCE_YAML.split("# A range run records")[0])
+_EARLIER_DEFAULTS = ("telemetry:\n  enabled: false\n", LOCAL_INSTANCE_YAML.split("# A range run records")[0],
+                     LOCAL_INSTANCE_YAML.split("# Freshness policies")[0])
 """What earlier versions wrote, replaced by the current file; a file edited by hand is kept."""
 
 

@@ -8,7 +8,7 @@ import pytest
 from dagster import (AssetKey, BackfillPolicy, DagsterInstance, DailyPartitionsDefinition, MaterializeResult, asset,
                      materialize)
 
-from pipelines.core.event_log import BatchedSqliteEventLogStorage
+from resources.event_log import BatchedSqliteEventLogStorage
 from pipelines.core.instance import LOCAL_INSTANCE_YAML
 
 DAYS = DailyPartitionsDefinition(start_date="2013-01-01", end_date="2013-03-01")
