@@ -146,7 +146,8 @@ def _record(command: str, written: list, observed: list = ()) -> None:
 
     events = [materialization(key, metadata, command) for key, metadata in written]
     events += [observation(key, metadata, command) for key, metadata in observed]
-    record(command, events, echo=click.echo, warn=lambda line: click.echo(line, err=True))
+    # On stderr: stdout stays the command's own output (simulate's is JSON for a pipe).
+    record(command, events, echo=lambda line: click.echo(line, err=True), warn=lambda line: click.echo(line, err=True))
 
 
 @edge.command("serve-repo")

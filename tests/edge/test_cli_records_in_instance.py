@@ -3,6 +3,7 @@ the bundle and the rollout the commands made, and a simulation as an observation
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -63,7 +64,8 @@ def test_publish_records_the_bundle(registered_delay_model, edge_models, tmp_pat
 def test_simulate_is_an_observation_not_a_materialization(repo, monkeypatch) -> None:
     monkeypatch.setenv("TRIBUTARY_LAKE_ROOT", repo.lake.uri())
     result = _invoke("simulate", "--devices", "12", "--faults", "0", "--workers", "2")
-    assert "recorded in the Dagster instance" in result.output
+    assert "recorded in the Dagster instance" in result.stderr
+    assert json.loads(result.stdout)["devices"] == 12  # stdout stays JSON
     [observation] = _observations(ROLLOUT)
     assert observation.metadata["simulated"].value is True
     assert observation.metadata["target"].value == repo.releases["challenger"].path
