@@ -59,7 +59,8 @@ def start_head(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple[subpr
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if head.poll() is not None:
-            raise RuntimeError(f"the Ray head exited ({head.returncode}): see {tmp / 'head.log'}")
+            log = (tmp / "head.log").read_text(errors="replace").strip().splitlines()
+            raise RuntimeError(f"the Ray head exited ({head.returncode}): {log[-1] if log else 'no output'}")
         try:
             with urllib.request.urlopen(f"{address}/api/version", timeout=5):
                 return head, address
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-runs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=900, help="seconds for each stage (head, fan-out, check)")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="tray-"))  # short: Ray's socket paths live under it
+    tmp = Path(tempfile.mkdtemp(prefix="tray-", dir="/tmp"))  # short: Ray's socket paths (<108 bytes) live under it
+    print(f"working in {tmp}", flush=True)
     try:
         return demo(args, tmp)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
