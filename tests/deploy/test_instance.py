@@ -210,6 +210,8 @@ CONTENT_CHECKS = {
     "deploy/ecs/task-definitions.json": "test_ecs_containers_run_the_image_roles_on_their_ports",
     "deploy/docker-compose.yaml": "test_compose_references_existing_paths",
     "deploy/workspace.yaml": "test_workspace_points_at_the_code_server",
+    "deploy/ray/dagster.yaml": "test_the_ray_instance_reaches_the_ray_cluster_it_ships_with",
+    "deploy/ray/raycluster.yaml": "test_the_ray_instance_reaches_the_ray_cluster_it_ships_with",
     "deploy/serving/endpoint-config.json": "test_endpoint_config_request_has_shadow_variants_and_matches_the_example",
     "deploy/edge/rollout.json": "test_rollout_json_parses_and_matches_create_job",
     "deploy/edge/iam-policy.json": "test_policies_are_least_privilege",
@@ -266,6 +268,34 @@ def test_ecs_containers_run_the_image_roles_on_their_ports() -> None:
     for name in ("code-server", "run"):  # the containers that run the assets pick the AWS profile
         env = {e["name"]: e["value"] for e in containers[name]["environment"]}
         assert env["TRIBUTARY_PROFILE"] == "aws", name
+
+
+def test_the_ray_instance_reaches_the_ray_cluster_it_ships_with() -> None:
+    """deploy/ray/dagster.yaml launches runs as Ray jobs on the dashboard port of deploy/ray/raycluster.yaml's
+    head, on the shared PostgreSQL storage, passing the lake and profile through; head and workers run one image,
+    the head takes no CPU work, and the lake is S3 (a run's steps may land on any pod)."""
+    instance = _load(DEPLOY / "ray" / "dagster.yaml")
+    pg = instance["storage"]["postgres"]["postgres_db"]
+    assert [pg[f] for f in ("hostname", "port", "username", "password", "db_name")] == [{"env": v} for v in PG_ENV]
+    launcher = instance["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_ray", "RayRunLauncher")
+    ray = launcher["config"]["ray"]
+    assert {"DAGSTER_HOME", "TRIBUTARY_PROFILE", "TRIBUTARY_LAKE_ROOT"} <= set(ray["env_vars"])
+    assert not [v for v in ray["env_vars"] if re.search(r"PASSWORD|SECRET", v)]
+    assert instance["telemetry"] == {"enabled": False}
+
+    cluster = _load(DEPLOY / "ray" / "raycluster.yaml")["spec"]
+    head = cluster["headGroupSpec"]
+    (head_container,) = head["template"]["spec"]["containers"]
+    workers = [c for group in cluster["workerGroupSpecs"] for c in group["template"]["spec"]["containers"]]
+    assert workers and {c["image"] for c in workers} == {head_container["image"]}
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    ports = {p["name"]: p["containerPort"] for p in head_container["ports"]}
+    assert ray["address"].rsplit(":", 1)[1] == str(ports["dashboard"])
+    for container in (head_container, *workers):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["TRIBUTARY_PROFILE"] == "aws" and env["TRIBUTARY_LAKE_ROOT"].startswith("s3://")
+        assert not [n for n in env if re.search(r"PASSWORD|SECRET_ACCESS|TOKEN", n)], "secrets come from secretRef"
 
 
 def test_the_serving_image_runs_the_serving_cli_on_the_sagemaker_port() -> None:
