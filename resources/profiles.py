@@ -76,6 +76,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRIBUTARY_SAGEMAKER_IMAGE_URI", "", "aws: the serving image in ECR."),
     Variable("TRIBUTARY_SAGEMAKER_INSTANCE_TYPE", "ml.m5.large", "aws: instance type of each variant."),
     Variable("TRIBUTARY_SAGEMAKER_INSTANCE_COUNT", "1", "aws: instances of each variant."),
+    Variable("TRIBUTARY_SAGEMAKER_CAPTURE_PERCENT", "100",
+             "aws: share of requests SageMaker Data Capture writes to the lake's serving/capture/."),
     Variable("TRIBUTARY_MODEL_VERSION", "", "Set by the SageMaker deploy in each model container: the served version."),
     Variable("TRIBUTARY_SERVE_CONFIG", "", "Set by `tributary serve` for its workers: the endpoint config."),
     Variable("TRIBUTARY_SERVE_MODEL_DIR", "", "Set by `tributary serve` for its workers: the --model-dir."),
