@@ -57,6 +57,8 @@ def _latest(the_lake: Lake, rel: str, date_column: str | None) -> pl.DataFrame:
     if date_column is None:
         return frame.collect()
     latest = frame.select(pl.col(date_column).max()).collect().item()
+    if latest is None:  # an empty table: nothing to window
+        return frame.collect()
     return frame.filter(pl.col(date_column) > latest - dt.timedelta(days=WINDOW_DAYS)).collect()
 
 
