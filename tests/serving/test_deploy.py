@@ -63,7 +63,7 @@ def test_serve_script_answers_from_an_opt_ml_model_folder(serving_models: Models
     process = subprocess.Popen([str(DEPLOY / "serve"), "serve"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     try:
-        wait_ready(Server(f"http://127.0.0.1:{port}", model, model, model, process, tmp_path / "serve.log"), 60)
+        wait_ready(Server(f"http://127.0.0.1:{port}", model, model, model, process, tmp_path / "serve.log"), 240)
         features = spec_features(serving_models, serving_models.champion)
         response = httpx.post(f"http://127.0.0.1:{port}/invocations",
                               json={"instances": records(serving_models.rows.head(2), features)})
