@@ -1,16 +1,15 @@
 """Warehouse group: the star schema (Delta) that analysts query with `tributary query`."""
 
 import datetime as dt
-import io
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, Definitions, MaterializeResult
+from dagster import AssetExecutionContext, AssetKey, Definitions, MaterializeResult, MetadataValue
 
-from assets.common import chart_metadata, delta_metadata, delta_table, quality_check, write_months
+from assets.common import delta_metadata, delta_table, quality_check, write_months
 from assets.partitions import daily_partitions
 from pipelines.core import delta
 from pipelines.standardize import FLIGHTS as STANDARDIZED_FLIGHTS, standardized
-from pipelines.warehouse import (CARRIER_MONTHLY_KPIS, CHARTS, DIM_AIRPORT, DIM_CARRIER, DIM_DATE, DIM_PLANE,
+from pipelines.warehouse import (CARRIER_MONTHLY_KPIS, DASHBOARD, DIM_AIRPORT, DIM_CARRIER, DIM_DATE, DIM_PLANE,
                                  FACT_FLIGHTS, ROUTE_DAILY_KPIS, suites)
 from pipelines.warehouse import star as warehouse
 from pipelines.core.lake import Lake
@@ -99,43 +98,19 @@ def fact_flights(context: AssetExecutionContext, lake: LakeResource) -> Material
     return MaterializeResult(metadata=written.metadata(), check_results=[quality_check(checker.report())])
 
 
-def _chart(df: pl.DataFrame, x: str, y: str, title: str, *, kind: str = "line") -> bytes:
-    import matplotlib  # noqa: PLC0415 - start-up: matplotlib.pyplot ~0.5 s
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - start-up: matplotlib.pyplot ~0.5 s
-
-    fig, ax = plt.subplots(figsize=(7, 3), dpi=80)
-    if kind == "bar":
-        ax.bar(df[x].to_list(), df[y].to_list())
-    else:
-        ax.plot(df[x].to_list(), df[y].to_list())
-    ax.set_title(title)
-    fig.autofmt_xdate()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 @delta_table(ROUTE_KPIS_KEY, group=GROUP, deps=[FACT_FLIGHTS_KEY], monthly=True,
              description="Per day and route: flights, cancellations, mean delays, late share, p90 arrival delay.")
 def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
-    frames: list[pl.DataFrame] = []
     checker = SuiteChecker("route_daily_kpis", suites.route_daily_kpis)
 
     def build(chunk: list[dt.date]) -> pl.DataFrame:
         fact = delta.scan(the_lake, FACT_FLIGHTS)
-        df = warehouse.route_daily_kpis(fact.filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))).collect()
-        frames.append(df.group_by("flight_date").agg(pl.col("flights").sum()))
-        return df
+        return warehouse.route_daily_kpis(fact.filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))).collect()
 
     written = write_months(context, the_lake, ROUTE_DAILY_KPIS, build, column="flight_date", checker=checker)
-    daily = pl.concat(frames).sort("flight_date")
     metadata = written.metadata()
-    metadata.update(chart_metadata(the_lake, CHARTS, "route_daily_kpis",
-                                   _chart(daily, "flight_date", "flights", "Flights per day")))
+    metadata["dashboard"] = MetadataValue.path(the_lake.uri(DASHBOARD))
     return MaterializeResult(metadata=metadata, check_results=[quality_check(checker.report())])
 
 
@@ -148,13 +123,11 @@ def carrier_monthly_kpis(lake: LakeResource) -> MaterializeResult:
     df = warehouse.carrier_monthly_kpis(delta.scan(the_lake, FACT_FLIGHTS)).collect(engine="streaming")
     df = df.sort("carrier", "year", "month")
     version = delta.overwrite(the_lake, CARRIER_MONTHLY_KPIS, df)
-    by_carrier = df.group_by("carrier").agg(
-        (pl.col("on_time_share") * pl.col("flights")).sum() / pl.col("flights").sum()
-    ).sort("carrier")
     metadata = delta_metadata(rows=df.height, uri=the_lake.uri(CARRIER_MONTHLY_KPIS), version=version,
                               schema=df.schema, preview=df)
-    chart = _chart(by_carrier, "carrier", "on_time_share", "On-time share by carrier", kind="bar")
-    metadata.update(chart_metadata(the_lake, CHARTS, "carrier_monthly_kpis", chart))
+    # The charts are the analysts' dashboard's (plotly, `warehouse/kpi_dashboard`): a matplotlib PNG per run cost
+    # a scheduled day 2 s of its work.
+    metadata["dashboard"] = MetadataValue.path(the_lake.uri(DASHBOARD))
     report = check(df, "carrier_monthly_kpis", suites.carrier_monthly_kpis)
     return MaterializeResult(metadata=metadata, check_results=[quality_check(report)])
 
