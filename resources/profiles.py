@@ -108,6 +108,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRIBUTARY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test", "tests: the PostgreSQL server."),
     Variable("TRIBUTARY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test", "benchmarks/extract.py: the PostgreSQL server."),
     Variable("TRIBUTARY_NAB_DIR", "", "tributary stream nab, benchmarks/nab.py, tests: a copy of the NAB corpus (docs/nab.md)."),
+    Variable("TRIBUTARY_SROIE_DIR", "", "tests: the SROIE receipts (img/, box/) for the real-scan OCR check (docs/sroie.md)."),
 )
 REGISTRY: dict[str, Variable] = {v.name: v for v in VARIABLES}
 
