@@ -576,7 +576,11 @@ def test_sagemaker_roles_reach_only_the_delay_endpoint_and_its_models() -> None:
     names = {r.rsplit(":", 1)[1] for r in sagemaker["Resource"]}
     assert names == {f"model/{model_name(DEFAULT_ENDPOINT, '')}*", f"endpoint-config/{DEFAULT_ENDPOINT}-*",
                      f"endpoint/{DEFAULT_ENDPOINT}"}
-    s3 = [s for s in (*deploy, *execution) if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+    capture = [s for s in execution if s.get("Sid") == "WriteTheDataCapture"]
+    assert [(_as_list(s["Action"]), s["Resource"]) for s in capture] == [
+        (["s3:PutObject"], "arn:aws:s3:::${LAKE_BUCKET}/serving/capture/*")]  # DataCapture writes there, only
+    s3 = [s for s in (*deploy, *execution)
+          if any(a.startswith("s3:") for a in _as_list(s["Action"])) and s not in capture]
     assert s3 and all(s["Resource"] == tarballs for s in s3)
     assert [_as_list(s["Action"]) for s in execution if s["Resource"] == tarballs] == [["s3:GetObject"]]
     unscoped = {a for s in (*deploy, *execution) if s["Resource"] == "*" for a in _as_list(s["Action"])}

@@ -77,7 +77,7 @@ class RecordedService:
         self.client.loop_stop()
 
 
-def _wait(condition, what: str, seconds: float = 120.0) -> None:
+def _wait(condition, what: str, seconds: float = 300.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
