@@ -18,7 +18,9 @@ from pipelines.edge.jobs import Campaign, Rollout, RolloutConfig, answer_device,
 from pipelines.edge.server import BundleServer
 
 EXCHANGE = json.loads((Path(__file__).parent / "data" / "iot_jobs_exchange.json").read_text())
-PREFIX = "$aws"
+PREFIX = f"$aws-test-{uuid.uuid4().hex[:8]}"
+"""AWS's topics under a prefix of this module's own: the local jobs service of another test on the same broker
+subscribes to `$aws/things/+/jobs/...` and would answer this device too (the full suite failed that way)."""
 
 
 class RecordedService:
