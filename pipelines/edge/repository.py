@@ -175,6 +175,12 @@ class Repository:
         now = self.clock()
         self.lake.publish_bytes(self.rel("targets", f"{digest}.{name}"), data)
         targets.signed.targets[name] = info
+        self._sign_down_from_targets(timestamp, snapshot, targets, keys, now)
+        return Release.from_target(info)
+
+    def _sign_down_from_targets(self, timestamp, snapshot, targets, keys, now) -> None:
+        """A new targets version, then the snapshot naming it, then the timestamp naming that: the order a client
+        reads them in, so no published file names one that is not there yet."""
         targets.signed.version += 1
         targets.signed.expires = now + EXPIRY["targets"]
         self._write(f"{targets.signed.version}.targets.json", self._sign(targets, keys.targets))
@@ -183,7 +189,6 @@ class Repository:
         snapshot.signed.expires = now + EXPIRY["snapshot"]
         self._write(f"{snapshot.signed.version}.snapshot.json", self._sign(snapshot, keys.snapshot))
         self._publish_timestamp(timestamp, snapshot.signed.version, keys, expires=now + EXPIRY["timestamp"])
-        return Release.from_target(info)
 
     def _publish_timestamp(self, timestamp: Metadata[Timestamp], snapshot_version: int, keys: KeySet, *,
                            expires: dt.datetime, signer=None) -> int:
@@ -225,14 +230,7 @@ class Repository:
         that stopped after its root was published)."""
         _, timestamp, snapshot, targets = self.current()
         now = self.clock()
-        targets.signed.version += 1
-        targets.signed.expires = now + EXPIRY["targets"]
-        self._write(f"{targets.signed.version}.targets.json", self._sign(targets, keys.targets))
-        snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
-        snapshot.signed.version += 1
-        snapshot.signed.expires = now + EXPIRY["snapshot"]
-        self._write(f"{snapshot.signed.version}.snapshot.json", self._sign(snapshot, keys.snapshot))
-        self._publish_timestamp(timestamp, snapshot.signed.version, keys, expires=now + EXPIRY["timestamp"])
+        self._sign_down_from_targets(timestamp, snapshot, targets, keys, now)
 
     def root_version(self) -> int:
         return self._read("root.json").signed.version
