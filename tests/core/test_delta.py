@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -13,16 +12,6 @@ from pipelines.core import delta
 from pipelines.core.lake import Lake
 
 D1, D2, D3 = dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 3)
-
-
-@pytest.fixture(params=["folder", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
-    if request.param == "folder":
-        return Lake(str(tmp_path / "lake"))
-    endpoint = request.getfixturevalue("s3_endpoint")
-    lake = Lake(f"s3://delta-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, access_key_id="t", secret_access_key="t")
-    lake.check(create=True)
-    return lake
 
 
 def test_overwrite_range_replaces_only_its_days_and_reruns_are_idempotent(lake: Lake) -> None:

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -45,16 +44,6 @@ print(delta.overwrite_range(lake, "warehouse/t", df, column="day", first=first, 
 
 DISJOINT = range(1, 9)  # eight writers, one month each
 SAME = 9  # two writers re-running the same month
-
-
-@pytest.fixture(params=["folder", "s3"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
-    if request.param == "folder":
-        return Lake(str(tmp_path / "lake"))
-    endpoint = request.getfixturevalue("s3_endpoint")
-    lake = Lake(f"s3://conc-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, access_key_id="t", secret_access_key="t")
-    lake.check(create=True)
-    return lake
 
 
 def month(m: int) -> tuple[dt.date, dt.date]:
