@@ -198,18 +198,7 @@ def build_features(
     """
     if horizon_hours < 0:
         raise ValueError(f"prediction_horizon_hours must be 0 or more, not {horizon_hours}")
-    zones = airports.lazy().select(origin=pl.col("faa"), origin_tzone=pl.col("tzone"))
-    flights = (
-        fact.lazy().select(FACT_COLUMNS)
-        .join(zones, on="origin", how="left")
-        .with_columns(
-            sched_dep_hour=pl.col("sched_dep_local").dt.hour(),
-            sched_dep_minutes=_minutes_of_day("sched_dep_local"),
-            sched_arr_minutes=_minutes_of_day("sched_arr_local"),
-            predict_at=predict_at(horizon_hours),
-            schedule_known_at=pl.col("sched_dep_utc") - SCHEDULE_LEAD,
-        )
-    )
+    flights = scheduled_flights(fact, airports, horizon_hours)
     planes_lf = planes.lazy().select(
         "tailnum",
         plane_built=pl.col("year"),
@@ -233,7 +222,7 @@ def build_features(
         .join(day_load, on=["origin", "flight_date"], how="left")
         .with_columns(plane_age=(pl.col("year") - pl.col("plane_built")))
     )
-    out = _with_history(_with_weather(out, weather), _outcomes(flights, _zones(airports)))
+    out = with_history(_with_weather(out, weather), flight_outcomes(flights, airports))
     return (
         out.select(
             *KEY_COLUMNS,
@@ -246,6 +235,29 @@ def build_features(
         .sort("flight_date", "flight_id")
         .collect()
     )
+
+
+def scheduled_flights(fact: pl.DataFrame | pl.LazyFrame, airports: pl.DataFrame,
+                      horizon_hours: float = DEFAULT_HORIZON_HOURS) -> pl.LazyFrame:
+    """The fact's flights with their origin's time zone, schedule times of day, `predict_at` and
+    `schedule_known_at`: what the feature table and the online features (pipelines.serving.online) start from."""
+    zones = airports.lazy().select(origin=pl.col("faa"), origin_tzone=pl.col("tzone"))
+    return (
+        fact.lazy().select(FACT_COLUMNS)
+        .join(zones, on="origin", how="left")
+        .with_columns(
+            sched_dep_hour=pl.col("sched_dep_local").dt.hour(),
+            sched_dep_minutes=_minutes_of_day("sched_dep_local"),
+            sched_arr_minutes=_minutes_of_day("sched_arr_local"),
+            predict_at=predict_at(horizon_hours),
+            schedule_known_at=pl.col("sched_dep_utc") - SCHEDULE_LEAD,
+        )
+    )
+
+
+def flight_outcomes(flights: pl.LazyFrame, airports: pl.DataFrame) -> pl.LazyFrame:
+    """The outcomes the historical rates count (`_outcomes`) of `scheduled_flights`."""
+    return _outcomes(flights, _zones(airports))
 
 
 def _zones(airports: pl.DataFrame) -> list[str]:
@@ -306,6 +318,15 @@ _UTC: Final = pl.Datetime("us", "UTC")
 
 def _with_weather(flights: pl.LazyFrame, weather: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """The newest observation at the origin reported at or before `predict_at` (as-of join, backward)."""
+    return flights.sort("predict_at").join_asof(
+        weather_observations(weather), left_on="predict_at", right_on=WEATHER_KNOWN_AT, by="origin",
+        strategy="backward", tolerance=WEATHER_MAX_AGE, check_sortedness=False,
+    ).with_columns(pl.col("predict_at").cast(_UTC))
+
+
+def weather_observations(weather: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Per origin and report, the weather features (`WEATHER_FEATURES`) and `weather_known_at`, when the report
+    was in the record, sorted by it."""
     reports = (
         weather.lazy().select(WEATHER_COLUMNS)
         .filter(pl.col("origin").is_not_null() & pl.col("time_hour").is_not_null())
@@ -314,7 +335,7 @@ def _with_weather(flights: pl.LazyFrame, weather: pl.DataFrame | pl.LazyFrame) -
         .sort("origin", "time_hour")
     )
     three_hours_before = reports.select("origin", "time_hour", pressure_3h_before="pressure").sort("time_hour")
-    observations = (
+    return (
         reports.with_columns(
             # Windows end at the report itself: nothing later than its own reporting instant enters.
             origin_precip_6h=pl.col("precip").rolling_sum_by("time_hour", "6h").over("origin").round(4),
@@ -333,10 +354,6 @@ def _with_weather(flights: pl.LazyFrame, weather: pl.DataFrame | pl.LazyFrame) -
         )
         .sort(WEATHER_KNOWN_AT)
     )
-    return flights.sort("predict_at").join_asof(
-        observations, left_on="predict_at", right_on=WEATHER_KNOWN_AT, by="origin", strategy="backward",
-        tolerance=WEATHER_MAX_AGE, check_sortedness=False,
-    ).with_columns(pl.col("predict_at").cast(_UTC))
 
 
 def _running(outcomes: pl.LazyFrame, keys: tuple[str, ...]) -> pl.LazyFrame:
@@ -357,18 +374,25 @@ def _as_of(frame: pl.LazyFrame, running: pl.LazyFrame, keys: tuple[str, ...], at
         pl.col(f"{name}_n").fill_null(0), pl.col(f"{name}_late").fill_null(0))
 
 
-def _with_history(flights: pl.LazyFrame, outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """The smoothed and the recent late rates as known at `predict_at`, and `history_known_at`."""
+def with_history(flights: pl.LazyFrame, outcomes: pl.LazyFrame,
+                 names: Iterable[str] = HISTORY_FEATURES) -> pl.LazyFrame:
+    """The smoothed and the recent late rates (`names` of them, all by default) as known at `predict_at`, and
+    `history_known_at`. A key with no outcome gets the overall rate (smoothed) or null (recent)."""
+    wanted = set(names)
     at = pl.col("predict_at")
     out = _as_of(flights, _running(outcomes, ()), (), at, "_all")
     overall = pl.when(pl.col("_all_n") > 0).then(pl.col("_all_late") / pl.col("_all_n"))
     known = [pl.col("_all_at")]
     for name, keys in RATES.items():
+        if name not in wanted:
+            continue
         out = _as_of(out, _running(outcomes, keys), keys, at, f"_{name}")
         out = out.with_columns(((pl.col(f"_{name}_late") + PRIOR_WEIGHT * overall)
                                 / (pl.col(f"_{name}_n") + PRIOR_WEIGHT)).alias(name))
         known.append(pl.col(f"_{name}_at"))
     for name, (key, window) in RECENT_RATES.items():
+        if name not in wanted:
+            continue
         running = _running(outcomes, (key,))
         out = _as_of(out, running, (key,), at, f"_{name}")
         out = _as_of(out, running, (key,), at - window, f"_{name}_start")
