@@ -11,22 +11,13 @@ Building it touches nothing: the server is asked for its health only when a run 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
-
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipelines.ml import drift
 from pipelines.ml.tracking import EXPERIMENT, MODEL_NAME, MlflowSettings, MlflowUnavailable
-from resources.profiles import check_profile, env, home, number, setting
-
-LOCALSTACK_TRACKING_URI = "http://127.0.0.1:5000"
-"""Where `mlflow server` listens by default: the tracking server beside LocalStack."""
+from resources.ml_settings import check_not_moved, default_stores
+from resources.profiles import env, number
 
 
 class MlflowResource(ConfigurableResource):
@@ -61,65 +52,9 @@ class MlflowResource(ConfigurableResource):
         return settings
 
 
-def _local_path(uri: str) -> Path:
-    return Path(url2pathname(urlparse(uri).path)).resolve()
-
-
-def stored_artifact_root(db: Path, experiment: str) -> str | None:
-    """The experiment's artifact root as MLflow stored it, read from its SQLite store without importing MLflow;
-    None when the store or the experiment does not exist yet."""
-    if not db.is_file():
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
-            row = conn.execute("SELECT artifact_location FROM experiments WHERE name = ?", (experiment,)).fetchone()
-    except sqlite3.Error:  # not an MLflow store yet (MLflow creates its tables on first use)
-        return None
-    return row[0] if row else None
-
-
-def check_not_moved(settings: MlflowSettings) -> None:
-    """Refuse a SQLite store whose experiment keeps its artifacts somewhere else than this home's artifact folder.
-
-    MLflow stores artifact locations as absolute URIs (`file:///.../.tributary/lake/mlflow/<exp>/<run>/...`; it
-    resolves relative ones at once), in the experiment, every run and every model version. A copied or moved
-    home would still read, and write new runs into, the original's artifacts: refuse it with what to do."""
-    if not (settings.tracking_uri.startswith("sqlite:///") and (settings.artifact_location or "").startswith("file:")):
-        return
-    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
-    stored = stored_artifact_root(db, settings.experiment)
-    if stored is None or not stored.startswith("file:"):
-        return
-    here, there = _local_path(settings.artifact_location), _local_path(stored)
-    if here == there:
-        return
-    use = (f"TRIBUTARY_HOME={there.parent.parent}" if there.parts[-2:] == ("lake", "mlflow")
-           else f"TRIBUTARY_MLFLOW_ARTIFACT_LOCATION={there.as_uri()}")
-    raise MlflowUnavailable(
-        f"{db} keeps the MLflow artifacts of experiment {settings.experiment!r} at {there}, not at {here}: this home "
-        f"was copied or moved (MLflow stores absolute artifact paths, so it would read and write the original's "
-        f"models). Use the original ({use}), or give this copy a registry of its own: remove {db} and {here}, "
-        f"then run `tributary model retrain`"
-    )
-
-
-def _local_lake_uri() -> str:
-    root = setting("TRIBUTARY_LAKE_ROOT")
-    if root and root.startswith("s3://"):
-        return root.rstrip("/")
-    path = root.removeprefix("file://") if root else os.path.join(home(), "lake")
-    return Path(path).expanduser().resolve().as_uri()
-
-
 def mlflow_resource(profile: str) -> MlflowResource:
     """The MLflow resource of a profile; every field can be overridden by its environment variable."""
-    if check_profile(profile) == "local":
-        store = Path(home(), "mlflow.db").expanduser().resolve()
-        tracking = f"sqlite:///{store}"
-        artifacts = f"{_local_lake_uri()}/mlflow"
-    else:
-        tracking = LOCALSTACK_TRACKING_URI if profile == "localstack" else None
-        artifacts = None
+    tracking, artifacts = default_stores(profile)
     return MlflowResource(
         tracking_uri=env("TRIBUTARY_MLFLOW_TRACKING_URI", tracking),
         registry_uri=env("TRIBUTARY_MLFLOW_REGISTRY_URI", None),

@@ -13,11 +13,12 @@ from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable
 
 
 def _settings() -> MlflowSettings:
-    from resources import ProfileError, current_profile
-    from resources.ml import mlflow_resource
+    """The profile's stores, without Dagster (the same choice as `resources.ml.mlflow_resource`)."""
+    from resources import ProfileError
+    from resources.ml_settings import mlflow_settings
 
     try:
-        return mlflow_resource(current_profile()).process_config_and_initialize().settings()
+        return mlflow_settings()
     except (ProfileError, MlflowUnavailable) as exc:
         raise Failure(str(exc)) from None
 
@@ -43,7 +44,7 @@ def list_cmd() -> None:
     """Registered versions, newest first, with aliases and holdout scores."""
     from pipelines.ml.registry import list_versions
 
-    with _registry_step("reading the versions"):
+    with step("model: reading the versions in the MLflow registry"):
         settings = _settings()
         versions = list_versions(settings)
     if not versions:
@@ -58,9 +59,9 @@ def list_cmd() -> None:
 
 
 def _registry_step(doing: str):
-    """The wait of a registry command, said on a terminal: importing the resources (Dagster) and MLflow takes
-    seconds, opening its store a few more; the work itself is a few queries."""
-    return step(f"model: {doing} in the MLflow registry (Dagster's resources and MLflow load first)")
+    """The wait of a registry command, said on a terminal: importing MLflow takes seconds, opening its store a
+    few more; the work itself is a few queries."""
+    return step(f"model: {doing} in the MLflow registry (MLflow loads first)")
 
 
 @model.command()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from pipelines.core import delta
 from pipelines.core.lake import Lake
@@ -68,3 +69,32 @@ def test_serve_status_without_a_config_says_how_to_get_one(tmp_path: Path) -> No
     assert done.stderr.strip() == (f"error: no endpoint config at {tmp_path / 'home' / 'serving' / 'endpoint.json'}: "
                                    "`tributary serve` builds it from the registry's aliases, or materialize "
                                    "serving/delay_endpoint")
+
+
+def test_model_list_reads_the_sqlite_registry_without_dagster_or_mlflow(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19.7: `tributary model list` took 6 s (Dagster's resources, MLflow's import and store); a SQLite
+    registry is now read with SQL (its equality with MLflow's client: tests/ml/test_ml_registry.py)."""
+    from pipelines.ml.tracking import MlflowSettings, QUIET_ENV, client
+
+    home = tmp_path / "home"
+    empty = _run(tmp_path, "model", "list")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.splitlines() == [f"no version of delay_model is registered at sqlite:///{home / 'mlflow.db'}",
+                                         "loaded: -"]
+    assert not (home / "mlflow.db").exists()  # listing creates no store
+
+    for name, value in QUIET_ENV.items():
+        monkeypatch.setenv(name, value)
+    mlflow_client = client(MlflowSettings(tracking_uri=f"sqlite:///{home / 'mlflow.db'}"))
+    mlflow_client.create_registered_model("delay_model")
+    for _ in range(2):
+        mlflow_client.create_model_version("delay_model", (tmp_path / "model").as_uri())
+    mlflow_client.set_registered_model_alias("delay_model", "champion", "1")
+    mlflow_client.set_model_version_tag("delay_model", "2", "holdout_roc_auc", "0.7146")
+    done = _run(tmp_path, "model", "list")
+    assert done.returncode == 0, done.stderr
+    header, second, first, loaded = done.stdout.splitlines()
+    assert header.split()[:2] == ["version", "aliases"]
+    assert second.split()[:3] == ["2", "-", "0.7146"] and first.split()[:3] == ["1", "champion", "-"]
+    assert loaded == "loaded: -"

@@ -174,3 +174,36 @@ def test_a_missing_warehouse_table_names_itself_and_what_to_run(tmp_path: Path) 
 def test_an_empty_resource_is_refused_before_any_mlflow_call() -> None:
     with pytest.raises(MlflowUnavailable, match="no MLflow tracking server configured"):
         MlflowResource().settings()
+
+
+def test_the_sqlite_listing_reads_what_mlflow_lists(mlflow_settings: MlflowSettings, tmp_path: Path) -> None:
+    """`tributary model list` reads a SQLite registry with SQL (no MLflow import): the same versions, aliases and
+    tags as MLflow's client, deleted versions left out; an MLflow upgrade that changes its tables fails here."""
+    db = Path(mlflow_settings.tracking_uri.removeprefix("sqlite:///"))
+    assert registry._versions_in_sqlite(db, mlflow_settings.model_name) == []  # no store yet: nothing registered
+    v1, v2, v3, v4 = _register(mlflow_settings, tmp_path, 4)
+    registry.promote(mlflow_settings, v1, reason="first")
+    registry.set_challenger(mlflow_settings, v3, run_id="abc", tags={"holdout_roc_auc": "0.7146"})
+    client(mlflow_settings).delete_model_version(mlflow_settings.model_name, v2)
+    client(mlflow_settings).create_registered_model("other_model")  # another model's rows are not listed
+
+    read = registry._versions_in_sqlite(db, mlflow_settings.model_name)
+    assert read == registry._client_versions(mlflow_settings)
+    assert [(v.version, v.aliases) for v in read] == [(v4, ()), (v3, ("challenger",)), (v1, ("champion",))]
+    assert read[1].tags["holdout_roc_auc"] == "0.7146" and read[1].tags["run_id"] == "abc"
+    assert registry.list_versions(mlflow_settings) == read
+    assert registry._versions_in_sqlite(db, "nothing_registered") == []
+
+
+def test_the_plain_settings_are_the_resource_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tributary model` reads the stores without Dagster: the same as the resource the assets use."""
+    from resources.ml_settings import mlflow_settings
+
+    monkeypatch.setenv("TRIBUTARY_HOME", str(tmp_path / "home"))
+    assert mlflow_settings("local") == mlflow_resource("local").process_config_and_initialize().settings()
+    assert mlflow_settings("localstack") == mlflow_resource("localstack").process_config_and_initialize().settings()
+    with pytest.raises(MlflowUnavailable, match="set TRIBUTARY_MLFLOW_TRACKING_URI"):
+        mlflow_settings("aws")
+    monkeypatch.setenv("TRIBUTARY_MLFLOW_TRACKING_URI", "https://mlflow.internal:5000")
+    monkeypatch.setenv("TRIBUTARY_MLFLOW_REGISTRY_URI", "https://registry.internal:5000")
+    assert mlflow_settings("aws") == mlflow_resource("aws").process_config_and_initialize().settings()
