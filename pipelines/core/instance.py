@@ -35,12 +35,19 @@ event_log_storage:
   module: resources.event_log
   class: BatchedSqliteEventLogStorage
   config: {}
+# The same SQLite files with no disk flush per statement (resources/sqlite_storage.py says why and what it costs).
+run_storage:
+  module: resources.sqlite_storage
+  class: FastSqliteRunStorage
+  config: {}
 # Freshness policies (assets/policy.py: the warehouse, the model, the endpoint) are evaluated only when on.
 freshness:
   enabled: true
 """
 _EARLIER_DEFAULTS = ("telemetry:\n  enabled: false\n", LOCAL_INSTANCE_YAML.split("# A range run records")[0],
-                     LOCAL_INSTANCE_YAML.split("# Freshness policies")[0])
+                     LOCAL_INSTANCE_YAML.split("# The same SQLite files")[0],
+                     LOCAL_INSTANCE_YAML.split("# The same SQLite files")[0]
+                     + LOCAL_INSTANCE_YAML.split("  config: {}\n", 2)[2])
 """What earlier versions wrote, replaced by the current file; a file edited by hand is kept."""
 
 
