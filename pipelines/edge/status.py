@@ -34,11 +34,17 @@ def rows_from_campaign(campaign, *, at: dt.datetime | None = None) -> pl.DataFra
     return pl.DataFrame(rows, schema=SCHEMA)
 
 
-def write(lake: Lake, rows: pl.DataFrame) -> int | None:
-    """MERGE the rows (a rerun updates, never duplicates); the Delta version, or None when there was nothing."""
+def write(lake: Lake, rows: pl.DataFrame, *, batch_rows: int = 250_000) -> int | None:
+    """MERGE the rows (a rerun updates, never duplicates); the Delta version, or None when there was nothing.
+
+    A million rows go in batches of `batch_rows` (one commit each): one MERGE of them all holds the source, the
+    target and the join in memory at once."""
     if rows.height == 0:
         return None
-    return delta.merge(lake, TABLE, rows, keys=["device_id", "job_id"])
+    version = None
+    for start in range(0, rows.height, batch_rows):
+        version = delta.merge(lake, TABLE, rows.slice(start, batch_rows), keys=["device_id", "job_id"])
+    return version
 
 
 def read(lake: Lake) -> pl.DataFrame:

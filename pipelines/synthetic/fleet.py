@@ -178,14 +178,17 @@ def _job_runner(url: str, http: httpx.Client, lock: threading.Lock, updates: lis
 
 
 def _build_fleet(work: Path, blobs: BlobStore, plan: FaultPlan, rng: random.Random, *, root_json: bytes,
-                 factory: tuple[Release, bytes], target: Release, devices: int, faults: float) -> list[SimDevice]:
-    """The devices on the factory bundle, a share `faults` of them with a fault (each kind in turn)."""
+                 factory: tuple[Release, bytes], target: Release, devices: int, faults: float,
+                 ids: list[str] | None = None) -> list[SimDevice]:
+    """The devices on the factory bundle, a share `faults` of them with a fault (each kind in turn); `ids` names
+    them (default sim-000000, ...)."""
     factory_release, factory_bytes = factory
     fleet: list[SimDevice] = []
     n_faulty = int(round(devices * faults))
     faulty = set(rng.sample(range(devices), n_faulty))
+    planted = 0
     for i in range(devices):
-        device_id = f"sim-{i:06d}"
+        device_id = ids[i] if ids is not None else f"sim-{i:06d}"
         meta = work / device_id
         meta.mkdir()
         (meta / "root.json").write_bytes(root_json)
@@ -193,7 +196,8 @@ def _build_fleet(work: Path, blobs: BlobStore, plan: FaultPlan, rng: random.Rand
         storage.install_factory("a", factory_bytes, factory_release.model_version, factory_release.path)
         dev = SimDevice(device_id, storage)
         if i in faulty:
-            dev.fault = FAULTS[len([d for d in fleet if d.fault]) % len(FAULTS)]
+            dev.fault = FAULTS[planted % len(FAULTS)]
+            planted += 1
             _plant_fault(dev, rng, plan, blobs, quota_bytes=len(factory_bytes) + target.length + 4096,
                          bundle_length=target.length)
         fleet.append(dev)
