@@ -128,7 +128,7 @@ def test_changed_since_finds_the_days_whose_rows_changed(seeded_sqlite: str, tmp
 
 @pytest.mark.parametrize("source", ["sqlite", "postgresql"])
 def test_a_range_in_one_query_publishes_what_day_by_day_extraction_does(
-    source: str, seeded_sqlite: str, request: pytest.FixtureRequest, tmp_path: Path
+    source: str, seeded_sqlite: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if source == "sqlite":
         engine = create_engine(seeded_sqlite)
@@ -139,16 +139,55 @@ def test_a_range_in_one_query_publishes_what_day_by_day_extraction_does(
         seed(engine, tables=["flights"])
     first, last = dt.date(2013, 2, 27), dt.date(2013, 3, 2)  # crosses a month end
     by_day, by_range = Lake(str(tmp_path / "day")), Lake(str(tmp_path / "range"))
+    reads = _count_arrow_reads(monkeypatch)
+    with engine.connect() as conn:  # a fresh connection: the range is read as Arrow by connectorx
+        ranged = list(ex.extract_range(conn, by_range, "flights", first=first, last=last, run_id="r", chunk_rows=700))
+    assert reads == [700]
     with engine.connect() as conn:
         daily = [ex.extract(conn, by_day, "flights", date=first + dt.timedelta(days=i), run_id="r", chunk_rows=700)
                  for i in range((last - first).days + 1)]
-        ranged = list(ex.extract_range(conn, by_range, "flights", first=first, last=last, run_id="r", chunk_rows=700))
     assert [e.date for e in ranged] == [e.date for e in daily]
     assert [e.rows for e in ranged] == [e.rows for e in daily] and all(e.rows > 700 for e in ranged)
     for a, b in zip(daily, ranged, strict=True):
         assert a.source_updated_at == b.source_updated_at
         assert pl.read_parquet(by_day.uri(a.path)).equals(pl.read_parquet(by_range.uri(b.path)))
         assert ex.current_file(by_range, "flights", b.date) == b.path
+
+
+def _count_arrow_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batch sizes of connectorx's reads (the real reads still happen)."""
+    reads: list[int] = []
+    real = ex.connectorx.read_sql
+
+    def counted(*args, **kwargs):
+        reads.append(kwargs["batch_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ex.connectorx, "read_sql", counted)
+    return reads
+
+
+def test_a_range_connectorx_cannot_read_is_read_through_sqlalchemy(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    day = dt.date(2013, 3, 1)
+    with engine.connect() as conn:
+        expected = list(ex.extract_range(conn, Lake(str(tmp_path / "a")), "flights", first=day, last=day, run_id="r"))
+    monkeypatch.setattr(ex, "arrow_url", lambda url: f"sqlite://{tmp_path}/no/such/folder/source.db")
+    with engine.connect() as conn, caplog.at_level("INFO", logger=ex.__name__):
+        fallback = list(ex.extract_range(conn, Lake(str(tmp_path / "b")), "flights", first=day, last=day, run_id="r"))
+    assert "connectorx could not read" in caplog.text
+    assert [e.rows for e in fallback] == [e.rows for e in expected] and expected[0].rows > 0
+    assert pl.read_parquet(Lake(str(tmp_path / "a")).uri(expected[0].path)).equals(
+        pl.read_parquet(Lake(str(tmp_path / "b")).uri(fallback[0].path)))
+
+
+def test_arrow_urls_name_the_same_database() -> None:
+    assert ex.arrow_url(sa.engine.make_url("sqlite:///rel/source.db")) == f"sqlite://{Path('rel/source.db').resolve()}"
+    assert (ex.arrow_url(sa.engine.make_url("postgresql+psycopg://u:p%40ss@db:5433/flights?sslmode=require"))
+            == "postgresql://u:p%40ss@db:5433/flights?sslmode=require")
+    assert ex.arrow_url(sa.engine.make_url("sqlite://")) is None
+    assert ex.arrow_url(sa.engine.make_url("mysql://u@h/db")) is None
 
 
 def test_a_range_publishes_days_without_rows_empty(engine: sa.Engine, lake: Lake) -> None:
