@@ -13,11 +13,11 @@ from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, As
 from pydantic import Field
 
 from assets.common import delta_metadata, markdown_preview, optional_asset
-from assets.ml import EVALUATION_KEY
+from assets.ml import EVALUATION_KEY, FEATURES_KEY
 from assets.warehouse import FACT_FLIGHTS_KEY
 from pipelines.core import delta
 from pipelines.ml.data import FACT
-from pipelines.serving import abtest
+from pipelines.serving import abtest, online
 from pipelines.serving.capture import land_capture
 from pipelines.serving.config import from_registry
 from pipelines.serving.invocations import KEYS, TABLE as INVOCATIONS, land
@@ -31,6 +31,7 @@ ENDPOINT_KEY = AssetKey(["serving", "delay_endpoint"])
 INVOCATIONS_KEY = AssetKey.from_user_string(INVOCATIONS)
 AB_REPORT = "serving/ab_report"
 AB_REPORT_KEY = AssetKey.from_user_string(AB_REPORT)
+ONLINE_KEY = AssetKey.from_user_string(online.TABLE)
 
 
 class DelayEndpointConfig(Config):
@@ -84,6 +85,34 @@ def delay_endpoint(context: AssetExecutionContext, config: DelayEndpointConfig, 
     context.log.info(f"endpoint {endpoint.name} {result['action']}: " + ", ".join(
         f"{n}=v{v['model_version']}@{v['weight']:g}" for n, v in variants.items()))
     yield MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key=ONLINE_KEY,
+    group_name=GROUP,
+    deps=[FEATURES_KEY],
+    kinds={"polars", "delta"},
+    description="What the endpoint builds a flight's features from (issue 20.1): the latest late rates per key, "
+                "recent weather per origin, the published schedule, planes, airports and dates, as the offline "
+                "features compute them; published beside the local endpoint config, which reloads it.",
+)
+def online_features(context: AssetExecutionContext, serving: ServingResource, lake: LakeResource) -> MaterializeResult:
+    the_lake = lake.get_lake()
+    table, versions = online.online_from_lake(the_lake)
+    version = delta.overwrite(the_lake, online.TABLE, table)
+    metadata = delta_metadata(rows=table.height, uri=the_lake.uri(online.TABLE), version=version,
+                              schema=table.schema, preview=table.head(5))
+    as_of = table.filter(pl.col("part") == "meta")["as_of"].item()
+    metadata.update({"as_of": str(as_of), "source_versions": MetadataValue.json(versions.__dict__),
+                     "rows_per_part": MetadataValue.json(dict(table.group_by("part").len().rows()))})
+    if serving.mode == "local":
+        online.publish(table, serving.online_features_path)
+        metadata["published_to"] = MetadataValue.path(serving.online_features_path)
+    else:
+        context.log.warning("online features are not shipped to a SageMaker endpoint yet: flight-key requests work "
+                            "on the local service only")
+    context.log.info(f"online features as of {as_of}: {table.height:,} rows")
+    return MaterializeResult(metadata=metadata)
 
 
 @asset(
@@ -162,4 +191,4 @@ def ab_report(context: AssetExecutionContext, config: AbReportConfig, lake: Lake
     yield MaterializeResult(metadata=metadata)
 
 
-defs = Definitions(assets=[delay_endpoint, invocations, ab_report])
+defs = Definitions(assets=[delay_endpoint, online_features, invocations, ab_report])

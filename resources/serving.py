@@ -19,6 +19,7 @@ from pydantic import Field
 from pipelines.serving.config import (
     DEFAULT_ENDPOINT, INFERENCE_ID_HEADER, ConfigError, EndpointConfig, load, publish, reweighted, same_models,
 )
+from pipelines.serving.online import ONLINE_FILE
 from resources.aws import AwsConnection, aws_connection
 from resources.profiles import env
 from resources.serving_settings import serving_mode, serving_root
@@ -43,6 +44,11 @@ class ServingResource(ConfigurableResource):
     def mode(self) -> str:
         """local (our service watches config_path) | sagemaker: a label for metadata and logs."""
         raise NotImplementedError
+
+    @property
+    def online_features_path(self) -> str:
+        """Where the local service reads the online features (beside its config; it reloads them on change)."""
+        return os.path.join(os.path.dirname(self.config_path), ONLINE_FILE)
 
     def current(self) -> EndpointConfig | None:
         """The config the local service serves (None before the first publish)."""

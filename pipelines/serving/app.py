@@ -9,6 +9,10 @@ routing, request and response objects would cost more than the model (written by
 - `POST /invocations`, `POST /endpoints/<name>/invocations`: CSV or JSON (see parsing.py) ->
   `{"predictions": [...]}` (plus `ignored_columns` when the body had columns the model does not read); the
   variant is named in `X-Amzn-Invoked-Production-Variant`. Errors in the shape boto3 parses (errors.py).
+  `{"flights": [{carrier, flight, origin, dest, sched_dep, tailnum}]}` has the features built here from the online
+  table (online.py; `online_features.parquet` beside the config, reloaded when it changes) and answers
+  `{"predictions", "variant", "features_as_of", "fallbacks": [[field, ...] per flight]}`, plus `"features"`
+  (the model's inputs per flight) with `"return_features": true`.
 - `GET /metrics`: Prometheus text (metrics.py). `GET /status`: the config this worker serves.
 
 The config file is watched; a change is loaded in a thread and swapped in only once every model is in
@@ -36,6 +40,7 @@ from pipelines.serving.errors import ERROR_TYPE_HEADER, error_body
 from pipelines.serving.invocations import SpoolWriter, flight_key
 from pipelines.serving.metrics import NO_VARIANT, Metrics
 from pipelines.serving.model import LoadedModel, ModelError
+from pipelines.serving.online import ONLINE_FILE, OnlineFeatures
 from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Decoded, Schema, content_kind, decode, ignored_report
 from pipelines.serving.routing import Router, StickyStore, UnknownVariant
 
@@ -76,6 +81,13 @@ class Settings:
     """An idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive)."""
     max_connections: int = 1000
     """Open connections per worker; one more is answered 503 and closed."""
+    online_path: str | None = None
+    """The online feature table for flight-key requests; by default `online_features.parquet` beside the config."""
+
+    def online_file(self) -> str | None:
+        if self.online_path:
+            return self.online_path
+        return str(Path(self.config_path).with_name(ONLINE_FILE)) if self.config_path else None
 
 
 class Served:
@@ -124,6 +136,9 @@ class App:
         self._tasks: list[asyncio.Task] = []
         self._shadows: set[asyncio.Task] = set()
         self.load_error: str | None = None
+        self.online: OnlineFeatures | None = None
+        self.online_error: str | None = None
+        self._online_seen: tuple | None = None
         self.published = True
         """False while there is nothing to load (no config published and no model folder)."""
 
@@ -173,6 +188,7 @@ class App:
         `self.deployment` is only ever replaced by a loaded one, never cleared: once a worker has served a config
         it keeps serving it until the next one is fully in memory."""
         self.published = True
+        await self._reload_online()
         try:
             seen = self._stat()
         except OSError as exc:  # e.g. the folder became unreadable: keep serving what is loaded
@@ -203,6 +219,27 @@ class App:
                  f", shadow {cfg.shadow.name}=v{cfg.shadow.model_version}@{cfg.shadow.sample_share:g}"
                  if cfg.shadow else "")
         return True
+
+    async def _reload_online(self) -> None:
+        """Load the online feature table when its file changed (in a thread; swapped in whole). A table that does
+        not load leaves the previous one serving, and the reason in /status."""
+        path = self.settings.online_file()
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size) if st else None
+        if seen is None or seen == self._online_seen:
+            return
+        try:
+            self.online = await asyncio.to_thread(OnlineFeatures.load, path)
+            self.online_error = None
+            log.info("online features as of %s loaded from %s", self.online.as_of_text, path)
+        except Exception as exc:  # a bad file must not stop the worker: keep the previous table
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.online_error = f"online features not loaded from {path}: {reason}"
+            log.error("%s", self.online_error)
+        self._online_seen = seen
 
     async def _watch(self) -> None:
         while True:
@@ -300,9 +337,12 @@ class App:
             return await _raw(send, 200, body, content_type.encode())
         if path == "/status":
             deployment = self.deployment
+            online = self.online
             return await _answer(send, 200 if deployment else 503, {
                 "pid": os.getpid(), "config": deployment.config.to_json() if deployment else None,
-                "error": self.load_error})
+                "error": self.load_error,
+                "online_features": {"as_of": online.as_of_text, "path": online.source} if online else None,
+                "online_error": self.online_error})
         return await _error(send, 404, f"no route {path}: use /ping, /invocations or /metrics")
 
     async def invoke(self, scope: dict, receive, send) -> None:
@@ -319,6 +359,11 @@ class App:
             decoded = await asyncio.to_thread(decode, body, kind) if large else decode(body, kind)
         except BadInput as exc:
             return await self._refuse(send, deployment, exc.status, str(exc))
+        if decoded.flights:
+            if self.online is None:
+                return await _error(send, 503, self.online_error or "no online feature table loaded: materialize "
+                                    "serving/online_features, or send the features themselves")
+            decoded.online = self.online
         try:
             name = deployment.router.pick(headers)
         except UnknownVariant as exc:
@@ -346,8 +391,7 @@ class App:
             return await _error(send, 500, f"internal error: {type(exc).__name__}", variant_header,
                                  deployment.generation)
         request_id = os.urandom(12).hex()
-        answer = {"predictions": predictions, **ignored_report(ignored)} if ignored else {"predictions": predictions}
-        await _raw(send, 200, orjson.dumps(answer), JSON, variant_header,
+        await _raw(send, 200, orjson.dumps(_answer_doc(decoded, served, rows, predictions, ignored)), JSON, variant_header,
                    deployment.generation, request_id.encode(), served.version_header)
         done = time.perf_counter_ns()
         model_us = model_ns // 1000
@@ -423,6 +467,17 @@ class App:
         if self.spool is not None:
             self.spool.extend(await asyncio.to_thread(_log_lines, deployment, shadow, rows, predictions, request_id,
                                                       model_ns // 1000, 0, attributes, True))
+
+
+def _answer_doc(decoded: Decoded, served: Served, rows: list, predictions: list, ignored: set[str]) -> dict:
+    """The body of a 200: the predictions, the ignored columns if any, and for flight keys the variant, how fresh
+    the online features were, the fallbacks per flight and (on request) the features used."""
+    answer = {"predictions": predictions, **ignored_report(ignored)} if ignored else {"predictions": predictions}
+    if decoded.flights:
+        answer.update(variant=served.name, features_as_of=decoded.online.as_of_text, fallbacks=decoded.fallbacks)
+        if decoded.return_features:
+            answer["features"] = [dict(zip(served.schema.features, row, strict=True)) for row in rows]
+    return answer
 
 
 def _score(served: Served, decoded: Decoded, threadsafe: bool, rows: list | None = None,

@@ -16,6 +16,8 @@ ignored.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +29,12 @@ MAX_ROWS = 2_000
 a worker 1.6 GB, 1.5-2 s of blocked event loop and 171 MB of invocation log. 2,000 rows is twice the busiest
 day of NYC departures in 2013 (1,014 flights), costs ~60 ms of one core (parse 36, predict 8, log 17 ms on this
 machine) and ~2.2 MB of invocation log; more belongs in a batch job, as SageMaker puts it in Batch Transform."""
-JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+JSON_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs", "flights")
+FLIGHT_FIELDS = ("carrier", "flight", "origin", "dest", "sched_dep", "tailnum")
+"""A flight key (`flights`, issue 20.1): the endpoint builds the features from the online table (online.py).
+`tailnum` may be null or left out; `sched_dep` is ISO 8601, local at the origin unless it carries an offset."""
+FLIGHT_OPTIONS = ("return_features",)
+_CODE = re.compile(r"[A-Za-z0-9]{1,10}")
 BOM = "\ufeff"
 BOM_BYTES = BOM.encode()
 
@@ -75,23 +82,44 @@ class Decoded:
     row count. `rows(schema)` does the rest. The split lets the server refuse bad bodies before it picks a
     variant, and count them under none (issue 23.4)."""
 
-    __slots__ = ("kind", "value", "max_rows")
+    __slots__ = ("kind", "value", "max_rows", "online", "fallbacks", "return_features")
 
     def __init__(self, kind: str, value: Any, max_rows: int = MAX_ROWS) -> None:
         self.kind = kind
         self.value = value
         self.max_rows = max_rows
+        self.online: Any = None
+        """For flight keys: the OnlineFeatures the rows are built from (set by the app)."""
+        self.fallbacks: list[list[str]] | None = None
+        self.return_features = False
+
+    @property
+    def flights(self) -> bool:
+        return self.kind == "json" and self.value[0] == "flights"
 
     def rows(self, schema: Schema, ignored: set[str] | None = None) -> list[list[Any]]:
         """Rows (lists in `schema.features` order); BadInput naming the column and row otherwise. The names of
         columns the model does not read are added to `ignored`."""
         ignored = set() if ignored is None else ignored
+        if self.flights:
+            return self._flight_rows(schema)
         rows = _csv_rows(self.value, schema, ignored) if self.kind == "csv" else \
             _json_rows(*self.value, schema, ignored)
         if len(rows) > self.max_rows:  # a CSV without a header line, or with blank lines, counted exactly here
             raise _too_many_rows(f"{len(rows):,} rows", self.max_rows)
         if not rows:
             raise BadInput(f"the request holds no rows: send at least one row of {schema.expected()}")
+        return rows
+
+    def _flight_rows(self, schema: Schema) -> list[list[Any]]:
+        try:
+            rows, self.fallbacks = self.online.vectors(self.value[1], schema.features)
+        except KeyError as exc:
+            raise BadInput(f"the model reads feature(s) the online features do not build ({exc.args[0]}): send "
+                           "the features themselves (dataframe_split, dataframe_records, instances or inputs)") \
+                from None
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
         return rows
 
 
@@ -103,7 +131,10 @@ def decode(body: bytes, kind: str, *, max_rows: int = MAX_ROWS) -> Decoded:
         value = _decode_csv(body, max_rows) if kind == "csv" else _decode_json(body, max_rows)
     except RecursionError:  # nothing here recurses over the caller's values any more; kept as a last guard
         raise BadInput("the request body is nested too deeply") from None
-    return Decoded(kind, value, max_rows)
+    decoded = Decoded(kind, value, max_rows)
+    if decoded.flights:
+        decoded.return_features = value[2]
+    return decoded
 
 
 def parse(body: bytes, content_type: str | None, schema: Schema, *, max_rows: int = MAX_ROWS,
@@ -192,7 +223,7 @@ def _number(text: str, raw: Any, j: int, row: int, schema: Schema) -> float:
     return number
 
 
-def _decode_json(body: bytes, max_rows: int) -> tuple[str, Any]:
+def _decode_json(body: bytes, max_rows: int) -> tuple:
     try:
         # orjson refuses a byte-order mark, which RFC 8259 lets a parser ignore; it refuses nesting deeper
         # than 1,024 levels itself ("depth limit exceeded").
@@ -210,11 +241,59 @@ def _decode_json(body: bytes, max_rows: int) -> tuple[str, Any]:
     count = _json_row_count(key, payload)
     if count > max_rows:
         raise _too_many_rows(f"{count:,} rows", max_rows)
+    if key == "flights":
+        return key, _flights(payload, doc), doc.get("return_features", False)
     return key, payload
+
+
+def _flights(payload: list, doc: dict) -> list:
+    """The flight keys of a `flights` body, checked field by field (online.Flight tuples)."""
+    from pipelines.serving.online import Flight  # noqa: PLC0415 - online imports polars; parsing stays light
+
+    unknown = [k for k in doc if k not in ("flights", *FLIGHT_OPTIONS)]
+    if unknown:
+        raise BadInput(f"unknown field(s) beside flights: {_names(unknown)} (allowed: {', '.join(FLIGHT_OPTIONS)})")
+    if not isinstance(doc.get("return_features", False), bool):
+        raise BadInput(f"return_features must be true or false, got {_show(doc['return_features'])}")
+    if not payload:
+        raise BadInput("the request holds no flights: send at least one {" + ", ".join(FLIGHT_FIELDS) + "}")
+    return [Flight(*_flight(raw, i)) for i, raw in enumerate(payload, start=1)]
+
+
+def _flight(raw: Any, i: int) -> tuple:
+    if not isinstance(raw, dict):
+        raise BadInput(f"flight {i} must be an object with {', '.join(FLIGHT_FIELDS)}")
+    extra = [k for k in raw if k not in FLIGHT_FIELDS]
+    missing = [k for k in FLIGHT_FIELDS if k != "tailnum" and raw.get(k) is None]
+    if extra or missing:
+        what = f"missing {', '.join(missing)}" if missing else f"unknown field(s) {_names(extra)}"
+        raise BadInput(f"flight {i}: {what}; a flight is {{{', '.join(FLIGHT_FIELDS)}}} (tailnum may be null)")
+    for name in ("carrier", "origin", "dest"):
+        if not isinstance(raw[name], str) or not _CODE.fullmatch(raw[name]):
+            raise BadInput(f"flight {i}: {name} must be a code of letters and digits, got {_show(raw[name])}")
+    number = raw["flight"]
+    if isinstance(number, str) and number.isascii() and number.isdigit():
+        number = int(number)
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 100_000:
+        raise BadInput(f"flight {i}: flight must be a flight number (0-99999), got {_show(raw['flight'])}")
+    tailnum = raw.get("tailnum")
+    if tailnum is not None and (not isinstance(tailnum, str) or not _CODE.fullmatch(tailnum)):
+        raise BadInput(f"flight {i}: tailnum must be a registration of letters and digits or null, "
+                       f"got {_show(tailnum)}")
+    try:
+        departure = dt.datetime.fromisoformat(raw["sched_dep"]) if isinstance(raw["sched_dep"], str) else None
+    except ValueError:
+        departure = None
+    if departure is None:
+        raise BadInput(f"flight {i}: sched_dep must be an ISO 8601 date and time such as 2013-12-31T05:15 (local "
+                       f"at the origin, or with its UTC offset), got {_show(raw['sched_dep'])}")
+    return raw["carrier"], number, raw["origin"], raw["dest"], departure, tailnum or None
 
 
 def _json_row_count(key: str, payload: Any) -> int:
     """How many rows the payload under `key` holds; BadInput when it does not have that key's shape."""
+    if key == "flights" and not isinstance(payload, list):
+        raise BadInput("flights must be a list of objects {" + ", ".join(FLIGHT_FIELDS) + "}")
     if key == "dataframe_split":
         if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
             raise BadInput('dataframe_split must be {"columns": [...], "data": [[...], ...]}')

@@ -229,3 +229,53 @@ def metric_values(text: str, name: str) -> dict[str, float]:
 
 def spec_features(models: Models, version: str) -> list[str]:
     return json.loads((models.dirs[version] / "spec.json").read_text())["features"]
+
+
+@dataclass(frozen=True)
+class OnlineCase:
+    """An online feature table built as of one holdout flight's prediction instant, and that flight."""
+
+    table: pl.DataFrame
+    row: dict
+    """The flight's row of the offline feature table (ml/delay_features)."""
+    key: dict
+    """The flight as a caller sends it in `flights`."""
+
+
+@pytest.fixture(scope="session")
+def online_case(serving_models: Models, warehouse_tables: dict[str, pl.DataFrame]) -> OnlineCase:
+    from pipelines.ml.data import FACT
+    from pipelines.serving.online import build_online_features
+    from pipelines.standardize import WEATHER
+    from pipelines.warehouse import DIM_AIRPORT, DIM_DATE, DIM_PLANE
+
+    row = serving_models.rows.filter(pl.col("origin_temp").is_not_null() & pl.col("plane_type").is_not_null()
+                                     ).row(0, named=True)
+    fact = warehouse_tables[FACT]
+    flight = fact.filter(pl.col("flight_id") == row["flight_id"]).row(0, named=True)
+    table = build_online_features(fact, weather=warehouse_tables[WEATHER], planes=warehouse_tables[DIM_PLANE],
+                                  airports=warehouse_tables[DIM_AIRPORT], dates=warehouse_tables[DIM_DATE],
+                                  as_of=row["predict_at"])
+    key = {"carrier": flight["carrier"], "flight": flight["flight"], "origin": flight["origin"],
+           "dest": flight["dest"], "sched_dep": flight["sched_dep_local"].isoformat(timespec="minutes"),
+           "tailnum": flight["tailnum"]}
+    return OnlineCase(table=table, row=row, key=key)
+
+
+def publish_online(server: Server, table: pl.DataFrame, *, deadline_seconds: float = 30.0) -> str:
+    """Put the online table beside the server's config and wait until 12 answers in a row (any worker) serve it;
+    returns its as_of as /status shows it."""
+    from pipelines.serving.online import ONLINE_FILE, publish as publish_table
+
+    publish_table(table, server.config_path.with_name(ONLINE_FILE))
+    as_of = table.filter(pl.col("part") == "meta")["as_of"].item().isoformat()
+    deadline = time.monotonic() + deadline_seconds
+    streak = 0
+    while streak < 12:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the service did not load the online features as of {as_of}: {server.log()}")
+        status = httpx.get(f"{server.url}/status", headers={"Connection": "close"}, timeout=5).json()
+        streak = streak + 1 if (status.get("online_features") or {}).get("as_of") == as_of else 0
+        if streak == 0:
+            time.sleep(0.05)
+    return as_of
