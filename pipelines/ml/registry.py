@@ -13,9 +13,9 @@ import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable, client
+from pipelines.ml.tracking import MlflowSettings, MlflowUnavailable, activate, client
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
@@ -133,6 +133,21 @@ def _alias(mlflow_client, name: str, alias: str) -> str | None:
 def alias_version(settings: MlflowSettings, alias: str) -> str | None:
     """The version an alias names, or None (also when the model is not registered yet)."""
     return _alias(client(settings), settings.model_name, alias)
+
+
+def load_model(settings: MlflowSettings, version_or_alias: str = CHAMPION) -> tuple[str, Any]:
+    """A registered version (the champion by default) as the MLflow pyfunc the evaluation scores, with its
+    version number: for notebooks and scripts. RegistryError when the version or alias names none."""
+    import mlflow  # noqa: PLC0415 - start-up: mlflow ~1.8 s
+
+    activate(settings)
+    mlflow_client = client(settings)
+    ref = str(version_or_alias).strip()
+    version = ref if ref.isdigit() else _alias(mlflow_client, settings.model_name, ref)
+    if version is None:
+        raise RegistryError(f"model {settings.model_name} has no version with the alias {ref!r}")
+    _require_version(mlflow_client, settings.model_name, version)
+    return version, mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
 
 
 def set_challenger(settings: MlflowSettings, version: str, *, run_id: str | None = None,
