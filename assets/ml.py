@@ -25,6 +25,7 @@ from pipelines.ml.features import (AVAILABILITY, DEFAULT_HORIZON_HOURS, FACT_COL
 from pipelines.ml.split import TimeSplit, missing_windows
 from resources.lake import LakeResource
 from resources.ml import MlflowResource, drift_psi_threshold, drift_window_days
+from resources.training import training_engine
 
 GROUP = "ml"
 FEATURES_KEY = AssetKey.from_user_string(FEATURES)
@@ -51,6 +52,11 @@ class DelayModelConfig(Config):
     seed: int = 13
     train_sample: int | None = Field(default=None, description="Train on at most this many flights (quick runs).")
     nthread: int = Field(default=0, ge=0, description="XGBoost threads; 0 uses every core.")
+    training_backend: str | None = Field(
+        default=None, description="local (this run's process) or ray (Ray Train workers); unset: "
+                                  "TRIBUTARY_TRAINING_BACKEND, else local.")
+    training_workers: int | None = Field(
+        default=None, ge=1, description="Ray Train workers of each fit; unset: TRIBUTARY_TRAINING_WORKERS, else 1.")
 
 
 class EvaluationConfig(Config):
@@ -166,7 +172,8 @@ def delay_model(
         features, settings,
         config=TuningConfig(n_trials=config.n_trials, timeout_seconds=config.timeout_seconds,
                             max_rounds=config.max_rounds, early_stopping_rounds=config.early_stopping_rounds,
-                            seed=config.seed, train_sample=config.train_sample, nthread=config.nthread),
+                            seed=config.seed, train_sample=config.train_sample, nthread=config.nthread,
+                            engine=training_engine(config.training_backend, config.training_workers)),
         data_version=version, data_uri=the_lake.uri(FEATURES), time_split=time_split,
         tags={"dagster.run_id": context.run_id, "tributary.asset": MODEL_KEY.to_user_string()},
         log=context.log.info,

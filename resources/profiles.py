@@ -63,6 +63,10 @@ VARIABLES: tuple[Variable, ...] = (
              "Artifact root of a new experiment."),
     Variable("TRIBUTARY_DRIFT_WINDOW_DAYS", "28", "Drift sensor and ml/drift_report: the recent window in days."),
     Variable("TRIBUTARY_DRIFT_PSI_THRESHOLD", "0.25", "Drift sensor and ml/drift_report: PSI above which a feature drifted."),
+    Variable("TRIBUTARY_TRAINING_BACKEND", "local", "Where the delay model trains: local (the run's process) or ray (Ray Train)."),
+    Variable("TRIBUTARY_TRAINING_WORKERS", "1", "Ray Train workers of one fit (more than 1 implies ray)."),
+    Variable("TRIBUTARY_TRAINING_CPUS_PER_WORKER", "1", "Cores (XGBoost threads) of each Ray Train worker."),
+    Variable("TRIBUTARY_RAY_ADDRESS", "", "ray: the cluster to train on (ray.init address); a local one per fit when unset."),
     # serving
     Variable("TRIBUTARY_SERVING_MODE", "local, localstack: local; aws: sagemaker", "Endpoint backend: local or sagemaker."),
     Variable("TRIBUTARY_SERVING_ENDPOINT", "tributary-delay", "Endpoint name."),

@@ -22,6 +22,7 @@ import polars as pl
 
 from pipelines.ml import registry
 from pipelines.ml.baseline import fit_baseline
+from pipelines.ml.distributed import EngineConfig, engine
 from pipelines.ml.features import CATEGORICAL_FEATURES, LABEL, horizon_of, model_inputs
 from pipelines.ml.metrics import score
 from pipelines.ml.split import Parts, TimeSplit, split
@@ -44,6 +45,8 @@ class TuningConfig:
     refit_on_validation: bool = True
     train_sample: int | None = None
     """Train on at most this many (randomly drawn, seeded) training flights; None uses all of them."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """Where each booster is fitted: in this process, or data-parallel on Ray Train workers (distributed.py)."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,7 @@ def fit(
     spec = spec_for(parts.train, inputs)
     x_train, x_val, x_hold = (_matrix(p, spec) for p in (parts.train, parts.validate, parts.holdout))
     y_train, y_val, y_hold = (p[LABEL].cast(pl.Int8).to_numpy() for p in (parts.train, parts.validate, parts.holdout))
-    d_train = xgb.QuantileDMatrix(x_train, y_train, max_bin=256, feature_names=inputs)
+    fitter = engine(config.engine, x_train, y_train, x_val, y_val, inputs)
     d_val = xgb.DMatrix(x_val, y_val, feature_names=inputs)
     base = _base_params(config)
     baseline_holdout = score(y_hold, baseline.predict(parts.holdout))
@@ -214,9 +217,8 @@ def fit(
     def objective(trial) -> float:
         params = search_space(trial)
         began = time.monotonic()
-        booster = xgb.train({**base, **params}, d_train, num_boost_round=config.max_rounds,
-                            evals=[(d_val, "validation")], early_stopping_rounds=config.early_stopping_rounds,
-                            verbose_eval=False)
+        booster = fitter.train({**base, **params}, config.max_rounds,
+                               early_stopping_rounds=config.early_stopping_rounds)
         metrics = score(y_val, booster.predict(d_val, iteration_range=(0, booster.best_iteration + 1)))
         record = Trial(trial.number, params, metrics, int(booster.best_iteration), time.monotonic() - began)
         trials.append(record)
@@ -228,17 +230,18 @@ def fit(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
     study.enqueue_trial(FIRST_TRIAL)
-    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_seconds)
-    best = trials[study.best_trial.number]
-    if config.refit_on_validation:
-        rounds = math.ceil((best.best_iteration + 1) * (parts.train.height + parts.validate.height)
-                           / parts.train.height)
-        d_all = xgb.QuantileDMatrix(np.vstack([x_train, x_val]), np.concatenate([y_train, y_val]),
-                                    max_bin=256, feature_names=inputs)
-        booster = xgb.train({**base, **best.params}, d_all, num_boost_round=rounds)
-    else:
-        rounds = best.best_iteration + 1
-        booster = boosters[best.number][: best.best_iteration + 1]
+    try:
+        study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_seconds)
+        best = trials[study.best_trial.number]
+        if config.refit_on_validation:
+            rounds = math.ceil((best.best_iteration + 1) * (parts.train.height + parts.validate.height)
+                               / parts.train.height)
+            booster = fitter.train({**base, **best.params}, rounds, refit=True)
+        else:
+            rounds = best.best_iteration + 1
+            booster = boosters[best.number][: best.best_iteration + 1]
+    finally:
+        fitter.close()
     p_hold = booster.inplace_predict(x_hold)
     log(f"final fit: {rounds} rounds on {'train + validate' if config.refit_on_validation else 'train'}")
     return Fit(
