@@ -7,7 +7,7 @@ known at an instant `as_of` (by default the latest instant anything in the data 
 - `rate`: every historical and recent late rate per key, as `with_history` computes them for a flight whose
   prediction is made at `as_of`; a row with null keys per rate holds what an unknown key gets (the smoothed rates
   fall back to the overall rate, the recent ones to null), computed by the same code for a key with no outcome;
-- `weather`: the origin's reports of the last `WEATHER_KEEP` before `as_of` with their weather features
+- `weather`: per origin, its reports of the `WEATHER_KEEP` up to its latest at `as_of`, with their weather features
   (`weather_observations`), so a request picks the newest reported at or before its own `predict_at`, none
   older than `WEATHER_MAX_AGE`, as the offline as-of join does;
 - `schedule`, `hour`, `day`, `route`: the published schedule of the days around `as_of` (up to
@@ -49,8 +49,8 @@ TABLE: Final = "serving/online_features"
 """The table of record in the lake; the endpoint reads its copy `ONLINE_FILE` beside the endpoint config."""
 ONLINE_FILE: Final = "online_features.parquet"
 WEATHER_KEEP: Final = dt.timedelta(days=2)
-"""Reports kept per origin before `as_of`: a request predicted up to this long before the refresh still finds
-its weather."""
+"""Reports kept per origin before its latest: a request predicted up to this long before it still finds its
+weather (one predicted over WEATHER_MAX_AGE after it gets none, and is told)."""
 _UTC: Final = pl.Datetime("us", "UTC")
 _BUILT: Final = frozenset(FEATURES)
 _SENTINEL: Final = {"carrier": "\x00", "origin": "\x00", "dest": "\x00", "tailnum": "\x00", "flight": -1,
@@ -110,7 +110,8 @@ def build_online_features(
             feature=pl.lit(name), value=pl.col(name).cast(pl.Float64))
         rates.append(rated.collect())
 
-    reports = observations.filter(pl.col(WEATHER_KNOWN_AT).is_between(at - WEATHER_KEEP, at)).select(
+    reports = observations.filter(pl.col(WEATHER_KNOWN_AT) <= at).filter(
+        pl.col(WEATHER_KNOWN_AT) >= pl.col(WEATHER_KNOWN_AT).max().over("origin") - WEATHER_KEEP).select(
         "origin", WEATHER_KNOWN_AT, *(pl.col(f).cast(pl.Float64) for f in WEATHER_FEATURES)).collect()
 
     first_day, last_day = (as_of - dt.timedelta(days=2)).date(), (as_of + SCHEDULE_LEAD + dt.timedelta(days=1)).date()

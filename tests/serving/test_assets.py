@@ -11,16 +11,17 @@ import polars as pl
 import pytest
 from dagster import materialize
 
-from assets.serving import ab_report, delay_endpoint, invocations
+from assets.serving import ab_report, delay_endpoint, invocations, online_features
 from pipelines.core import delta
 from pipelines.core.lake import Lake
-from pipelines.ml.data import FACT
+from pipelines.ml.data import FACT, FEATURES
 from pipelines.serving import abtest
 from pipelines.serving.invocations import SpoolWriter
 from resources.lake import LocalLakeResource
 from resources.ml import MlflowResource
 from resources.serving import LocalServingResource, serving_resource
-from tests.conftest import RegisteredDelayModel
+from pipelines.serving.online import ONLINE_FILE, TABLE as ONLINE, OnlineFeatures
+from tests.conftest import RegisteredDelayModel, write_warehouse
 
 
 def _serving(tmp_path: Path) -> LocalServingResource:
@@ -135,3 +136,25 @@ def test_the_profiles_resource() -> None:
     assert serving_resource("aws").mode == "sagemaker"
     with pytest.raises(ValueError, match="unknown TRIBUTARY_PROFILE"):
         serving_resource("gcp")
+
+
+def test_online_features_land_in_the_lake_and_beside_the_endpoint_config(
+        warehouse_tables: dict[str, pl.DataFrame], features: pl.DataFrame, tmp_path: Path) -> None:
+    """serving/online_features from the warehouse as of its last known instant, at the features' horizon."""
+    lake = write_warehouse(tmp_path / "lake", warehouse_tables)
+    delta.overwrite(lake, FEATURES, features.head(100))
+    serving = _serving(tmp_path)
+    result = materialize([online_features], resources={"serving": serving,
+                                                       "lake": LocalLakeResource(root=str(tmp_path / "lake"))})
+    assert result.success
+    table = delta.scan(lake, ONLINE).collect()
+    published = Path(serving.config_path).with_name(ONLINE_FILE)
+    assert serving.online_features_path == str(published)
+    assert pl.read_parquet(published).equals(table)
+    online = OnlineFeatures(table)
+    last_outcome = warehouse_tables[FACT].select(pl.max("arr_utc")).item()
+    assert last_outcome <= online.as_of <= last_outcome + dt.timedelta(days=2)
+    assert online.horizon == dt.timedelta(hours=3)
+    assert len(online.rates["hist_late_rate_tailnum"]) > 3000 and online.weather and online.schedule
+    metadata = result.asset_materializations_for_node("serving__online_features")[0].metadata
+    assert metadata["as_of"].value == str(online.as_of)

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from pipelines.serving.config import Variant
-from tests.serving.conftest import Models, Server, records, spec_features
+from tests.serving.conftest import Models, OnlineCase, Server, publish_online, records, spec_features
 
 ENDPOINT = "tributary-delay"
 
@@ -71,6 +71,23 @@ def test_a_pinned_variant_answers_and_a_row_of_the_feature_table_is_taken_as_it_
     assert len(doc["predictions"]) == 1
     assert doc["ignored_column_count"] == len(extra)
     assert doc["ignored_columns"] == extra[:20]
+
+
+def test_a_flight_key_through_the_sdk(server: Server, serving_models: Models, online_case: OnlineCase,
+                                     runtime) -> None:
+    """Issue 20.1 as an application calls it: flight keys in, predictions, variant, fallbacks and features out."""
+    publish_online(server, online_case.table)
+    body = orjson.dumps({"flights": [online_case.key], "return_features": True})
+    answer, doc = _invoke(runtime, body, TargetVariant="challenger")
+    assert answer["InvokedProductionVariant"] == "challenger" == doc["variant"]
+    assert doc["fallbacks"] == [[]]
+    features = spec_features(serving_models, serving_models.challenger)
+    assert doc["features"] == [{f: online_case.row[f] for f in features}]
+    raw = orjson.dumps({"dataframe_records": [{f: online_case.row[f] for f in features}]})
+    assert doc["predictions"] == _direct(server, raw, "application/json", "challenger")
+    bad = orjson.dumps({"flights": [{**online_case.key, "sched_dep": "31/12/2013 05:15"}]})
+    with pytest.raises(runtime.exceptions.ValidationError, match="sched_dep must be an ISO 8601"):
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, Body=bad, ContentType="application/json")
 
 
 @pytest.mark.parametrize("body, content_type, kwargs, status, words", [
