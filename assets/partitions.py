@@ -58,3 +58,21 @@ def months(days: list[dt.date]) -> list[list[dt.date]]:
     for day in days:
         grouped.setdefault((day.year, day.month), []).append(day)
     return list(grouped.values())
+
+
+def run_months(context) -> tuple[dt.date, dt.date] | None:
+    """The calendar months an unpartitioned asset's run covers, from the run's partition tags: the first day of
+    the first month and the last day of the last (a day range is widened to its months). None for a run over no
+    partitions, where the whole table is rebuilt.
+
+    The dimensions and the carrier KPIs are not partitioned (one table, upserted), but the main job runs them
+    after a range of months: they need only those months' rows, not a scan of a century of flights."""
+    tags = context.run.tags
+    start = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    end = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    try:
+        first, last = dt.date.fromisoformat(start[:10]), dt.date.fromisoformat(end[:10])
+    except (TypeError, ValueError):
+        return None
+    after = (last.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return first.replace(day=1), after - dt.timedelta(days=1)

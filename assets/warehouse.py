@@ -6,7 +6,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Definitions, MaterializeResult, MetadataValue
 
 from assets.common import delta_metadata, delta_table, quality_check, write_months
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, run_months
 from pipelines.core import delta
 from pipelines.standardize import FLIGHTS as STANDARDIZED_FLIGHTS, standardized
 from pipelines.warehouse import (CARRIER_MONTHLY_KPIS, DASHBOARD, DIM_AIRPORT, DIM_CARRIER, DIM_DATE, DIM_PLANE,
@@ -25,9 +25,12 @@ ROUTE_KPIS_KEY = AssetKey.from_user_string(ROUTE_DAILY_KPIS)
 CARRIER_KPIS_KEY = AssetKey.from_user_string(CARRIER_MONTHLY_KPIS)
 
 
-def _codes(the_lake: Lake, *columns: str) -> list[str]:
-    """Distinct non-null values of some columns of standardized/flights (a projection-only scan)."""
+def _codes(the_lake: Lake, *columns: str, window: tuple[dt.date, dt.date] | None = None) -> list[str]:
+    """Distinct non-null values of some columns of standardized/flights (a projection-only scan), of the run's
+    months only when it has some: the dimension is upserted, so members of other months stay."""
     flights = delta.scan(the_lake, STANDARDIZED_FLIGHTS)
+    if window is not None:
+        flights = flights.filter(pl.col("flight_date").is_between(*window))
     return (
         pl.concat([flights.select(pl.col(c).alias("code")) for c in columns])
         .drop_nulls().unique().collect(engine="streaming")["code"].to_list()
@@ -44,7 +47,7 @@ def _dimension(rel: str, key: str, build, upstream: str):
     )
     def _dim(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         the_lake = lake.get_lake()
-        df = build(the_lake, delta.scan(the_lake, standardized(upstream)).collect())
+        df = build(the_lake, delta.scan(the_lake, standardized(upstream)).collect(), run_months(context))
         version = delta.merge(the_lake, rel, df, keys=[key])
         report = check(df, name, suites.dimension(key))
         return MaterializeResult(
@@ -57,11 +60,11 @@ def _dimension(rel: str, key: str, build, upstream: str):
 
 
 dimensions = [
-    _dimension(DIM_AIRPORT, "faa", lambda lk, df: warehouse.dim_airport(df, include_codes=_codes(lk, "origin", "dest")),
-               "airports"),
-    _dimension(DIM_PLANE, "tailnum", lambda lk, df: warehouse.dim_plane(df, include_tailnums=_codes(lk, "tailnum")),
-               "planes"),
-    _dimension(DIM_CARRIER, "carrier", lambda lk, df: warehouse.dim_carrier(df), "airlines"),
+    _dimension(DIM_AIRPORT, "faa", lambda lk, df, window: warehouse.dim_airport(
+        df, include_codes=_codes(lk, "origin", "dest", window=window)), "airports"),
+    _dimension(DIM_PLANE, "tailnum", lambda lk, df, window: warehouse.dim_plane(
+        df, include_tailnums=_codes(lk, "tailnum", window=window)), "planes"),
+    _dimension(DIM_CARRIER, "carrier", lambda lk, df, window: warehouse.dim_carrier(df), "airlines"),
 ]
 
 
@@ -116,13 +119,21 @@ def route_daily_kpis(context: AssetExecutionContext, lake: LakeResource) -> Mate
 
 @delta_table(
     CARRIER_KPIS_KEY, group=GROUP, deps=[FACT_FLIGHTS_KEY],
-    description="Per carrier and month: flights, cancellations, on-time share, mean delays (recomputed whole).",
+    description="Per carrier and month: flights, cancellations, on-time share, mean delays (the run's months "
+                "replaced; a run over no partitions recomputes it whole).",
 )
-def carrier_monthly_kpis(lake: LakeResource) -> MaterializeResult:
+def carrier_monthly_kpis(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
-    df = warehouse.carrier_monthly_kpis(delta.scan(the_lake, FACT_FLIGHTS)).collect(engine="streaming")
-    df = df.sort("carrier", "year", "month")
-    version = delta.overwrite(the_lake, CARRIER_MONTHLY_KPIS, df)
+    window = run_months(context) if delta.open_table(the_lake, CARRIER_MONTHLY_KPIS) is not None else None
+    fact = delta.scan(the_lake, FACT_FLIGHTS)
+    if window is not None:
+        fact = fact.filter(pl.col("flight_date").is_between(*window))
+    df = warehouse.carrier_monthly_kpis(fact).collect(engine="streaming").sort("carrier", "year", "month")
+    if window is None:
+        version = delta.overwrite(the_lake, CARRIER_MONTHLY_KPIS, df)
+    else:
+        version = delta.overwrite_months(the_lake, CARRIER_MONTHLY_KPIS, df, first=window[0], last=window[1])
+        context.log.info(f"carrier_monthly_kpis: months {window[0]:%Y-%m} to {window[1]:%Y-%m} replaced")
     metadata = delta_metadata(rows=df.height, uri=the_lake.uri(CARRIER_MONTHLY_KPIS), version=version,
                               schema=df.schema, preview=df)
     # The charts are the analysts' dashboard's (plotly, `warehouse/kpi_dashboard`): a matplotlib PNG per run cost

@@ -89,6 +89,18 @@ def overwrite_range(
     return retry_on_conflict(lambda: _overwrite_range_once(lake, rel, data, predicate, schema_mode), rel)
 
 
+def overwrite_months(lake: Lake, rel: str, df: pl.DataFrame, *, first: dt.date, last: dt.date) -> int:
+    """As `overwrite_range`, for a table keyed by integer `year` and `month` columns: replace the rows of the
+    calendar months from `first` to `last` (a small aggregate table, so no file pruning is needed)."""
+    lo, hi = first.year * 100 + first.month, last.year * 100 + last.month
+    key = pl.col("year") * 100 + pl.col("month")
+    outside = df.filter((key < lo) | (key > hi)).height
+    if outside:
+        raise ValueError(f"{outside} row(s) of {rel} fall outside the months {first:%Y-%m}..{last:%Y-%m}")
+    data, predicate = df.to_arrow(), f"year * 100 + month >= {lo} AND year * 100 + month <= {hi}"
+    return retry_on_conflict(lambda: _overwrite_range_once(lake, rel, data, predicate, "merge"), rel)
+
+
 def _overwrite_range_once(lake: Lake, rel: str, data: pa.Table, predicate: str, schema_mode: str | None) -> int:
     target = open_table(lake, rel)
     if target is None:

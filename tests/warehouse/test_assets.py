@@ -133,3 +133,27 @@ def test_route_kpis_match_a_direct_computation(seeded_sqlite: str, tmp_path: Pat
     assert joined.height == direct.height == kpis.height
     assert (joined["flights"] == joined["flights_right"]).all()
     assert ((joined["mean_arr_delay"] - joined["mean_arr_delay_right"]).abs().fill_null(0) < 1e-9).all()
+
+
+def test_a_months_run_replaces_its_months_of_the_unpartitioned_tables_and_keeps_the_others(
+    seeded_sqlite: str, tmp_path: Path
+) -> None:
+    """The dimensions and the carrier KPIs read only the run's months; what other months put there stays."""
+    from pipelines.warehouse import star
+
+    lake = Lake(str(tmp_path / "lake"))
+    instance = DagsterInstance.ephemeral()
+    source = seeded_sqlite.removeprefix("sqlite:///")
+    assert _run(source, tmp_path / "lake", "2013-02-14", instance=instance).success
+    february_codes = set(delta.scan(lake, "warehouse/fact_flights").select("dest").collect()["dest"])
+    assert _run(source, tmp_path / "lake", "2013-07-04", instance=instance).success
+    kpis = delta.scan(lake, "warehouse/carrier_monthly_kpis").collect()
+    assert sorted(set(kpis["month"])) == [2, 7]
+    last_write = delta.open_table(lake, "warehouse/carrier_monthly_kpis").history(1)[0]
+    assert "201307" in last_write["operationParameters"]["predicate"]  # July replaced, not the table rewritten
+    whole = star.carrier_monthly_kpis(delta.scan(lake, "warehouse/fact_flights")).collect()
+    assert kpis.sort("carrier", "year", "month").equals(whole.sort("carrier", "year", "month"))
+    july_only = set(delta.scan(lake, "standardized/flights").filter(pl.col("month") == 7)
+                    .select("dest").collect()["dest"])
+    assert february_codes - july_only  # some February destinations have no July flight of that day...
+    assert february_codes | july_only <= set(delta.scan(lake, "warehouse/dim_airport").collect()["faa"])  # ...and stay
