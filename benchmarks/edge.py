@@ -14,6 +14,15 @@ them into a TUF repository in a temporary lake, then simulates the fleet against
 
     python benchmarks/edge.py [--devices 10000] [--faults 0.1] [--workers 8] [--json OUT]
 
+With `--real-agents K` the fleet is the columnar one (`pipelines/synthetic/megafleet.py`: the control plane in
+numpy arrays, most devices modelled in batches, K real agents doing TUF and HTTP in the same rollout, the
+device status MERGEd into a Delta table in a temporary lake), e.g. a million devices:
+
+    python benchmarks/edge.py --devices 1000000 --real-agents 1000
+
+and the figures add the peak RSS of the process, the load average before and after, and the bytes moved
+(measured for the real agents, modelled for the rest, and the real agents' mean scaled to the fleet).
+
 Times in "sim minutes" are the rollout's accelerated clock (rates and timeouts are per minute); wall seconds
 are on whatever else the machine is doing.
 """
@@ -44,13 +53,78 @@ def _models(root: Path):
     return settings, versions, holdout
 
 
+def _memory_mib(field: str = "VmHWM") -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident memory. Not getrusage's ru_maxrss: Linux keeps
+    that across exec, so a child of the training process would report the training's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _columnar(args, repo, factory, releases, root: Path) -> dict:
+    """The columnar fleet in a fresh process (so its peak RSS is the fleet's, not the model training's)."""
+    import subprocess
+
+    out: dict = {"load_average_before": _loadavg()}
+    for label, release, fail_rate in (("good_release", "v2", 0.0), ("failure_rate_release", "v2", args.fail_rate),
+                                      ("bad_release", "bad", 0.0)):
+        print(f"columnar fleet: {args.devices:,} devices, {args.real_agents} real, {label}...", file=sys.stderr)
+        spec = {"repo_root": repo.lake.uri(repo.prefix), "status_lake": str(root / f"status-{label}"),
+                "factory": factory[0].release, "target": releases[release].release, "devices": args.devices,
+                "real_agents": args.real_agents, "faults": args.faults, "fail_rate": fail_rate,
+                "workers": args.workers}
+        child = subprocess.run([sys.executable, __file__, "--fleet-child", json.dumps(spec)], check=True,
+                               stdout=subprocess.PIPE, text=True)
+        out[label] = json.loads(child.stdout)
+    out["load_average_after"] = _loadavg()
+    return out
+
+
+def _fleet_child(spec: dict) -> None:
+    """One columnar run from a published repository; prints its figures with this process's peak RSS."""
+    from pipelines.core.lake import Lake
+    from pipelines.synthetic.megafleet import simulate_million
+
+    from pipelines.edge.repository import Repository
+
+    root = Path(spec["repo_root"])
+    repo = Repository(Lake(str(root.parent)), root.name)
+    by_number = {r.release: r for r in repo.releases()}
+    factory, target = by_number[spec["factory"]], by_number[spec["target"]]
+    factory_bytes = (root / "targets" / f"{factory.sha256}.{factory.path}").read_bytes()
+    before = _memory_mib("VmRSS")
+    result = simulate_million(root, root_json=repo.root_bytes(), factory=(factory, factory_bytes), target=target,
+                              devices=spec["devices"], real_agents=spec["real_agents"], faults=spec["faults"],
+                              fail_rate=spec["fail_rate"], workers=spec["workers"], lake=Lake(spec["status_lake"]),
+                              progress=lambda line: print(line, file=sys.stderr))
+    from pipelines.edge import status as device_status
+
+    peak = _memory_mib()
+    table = device_status.read(Lake(spec["status_lake"]))
+    print(json.dumps({**result.figures, "rss_mib_after_imports": before, "peak_rss_mib": peak,
+                      "device_status_table_rows": table.height,
+                      "device_status_table_keys": table.select("device_id", "job_id").n_unique()}))
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--fleet-child":
+        _fleet_child(json.loads(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--faults", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rows", type=int, default=1000, help="single-row predictions timed")
     parser.add_argument("--attack-devices", type=int, default=100, help="devices per attack")
+    parser.add_argument("--real-agents", type=int, default=None,
+                        help="run the columnar million-device simulator with this many real agents")
+    parser.add_argument("--fail-rate", type=float, default=0.25,
+                        help="columnar mode: the permanent failure rate of the abort-threshold run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -94,6 +168,12 @@ def main() -> None:
                                   "p95": round(times[int(0.95 * (len(times) - 1))] * 1e3, 4)},
     }
     factory = (releases["v1"], built[v1].data)
+    if args.real_agents is not None:
+        figures.update(_columnar(args, repo, factory, releases, root))
+        print(json.dumps(figures, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+        return
     for label, target in (("good_release", releases["v2"]), ("bad_release", releases["bad"])):
         print(f"simulating {args.devices:,} devices, {label}...", file=sys.stderr)
         result = simulate(repo.lake.uri(repo.prefix), root_json=repo.root_bytes(), factory=factory, target=target,
