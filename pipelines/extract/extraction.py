@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 import connectorx
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from pipelines.core.lake import Lake
@@ -132,30 +134,69 @@ def extract(
                     preview_rows=preview_rows)
 
 
+class _DayFile:
+    """One partition's raw file. A partition that arrives in one batch (nearly every day) is written by polars in
+    one piece and published whole (3-4x faster than pyarrow's writer, which must first convert polars' string
+    views); from a second batch on, the batches stream through pyarrow's writer, so memory never holds more
+    than a batch, however big the day."""
+
+    def __init__(self, lake: Lake, rel: str, table: SourceTable) -> None:
+        self.lake, self.rel, self.table = lake, rel, table
+        self.schema = arrow_schema(table)
+        self.first: pl.DataFrame | None = None
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, batch: pl.DataFrame) -> None:
+        if self.first is None and self.writer is None:
+            self.first = batch
+            return
+        if self.writer is None:
+            self.writer = self.lake.parquet_writer(self.rel, self.schema)
+            self.writer.write_table(self._arrow(self.first))
+            self.first = None
+        self.writer.write_table(self._arrow(batch))
+
+    def _arrow(self, batch: pl.DataFrame) -> pa.Table:
+        data = batch.to_arrow(compat_level=pl.CompatLevel.newest())  # string views as polars holds them: no copy
+        return data if data.schema == self.schema else data.cast(self.schema)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            return
+        whole = self.first if self.first is not None else pl.DataFrame(schema=self.table.columns)
+        buffer = io.BytesIO()
+        whole.write_parquet(buffer, compression="zstd")
+        self.lake.publish_bytes(self.rel, buffer.getvalue())
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.lake.delete(self.rel)
+
+
 def _publish(lake: Lake, table: SourceTable, label: str, run_id: str, batches: Iterator[pl.DataFrame], *,
              preview_rows: int) -> Extracted:
     """Stream batches into `<run-id>.parquet` of one partition, then publish the partition's manifest."""
     table_name = table.name
     rel = f"{raw_dir(table_name, label)}/{run_id}.parquet"
-    schema = arrow_schema(table)
     rows = 0
     newest: dt.datetime | None = None
     preview = pl.DataFrame(schema=table.columns)
-    writer = lake.parquet_writer(rel, schema)
+    file = _DayFile(lake, rel, table)
     try:
         for batch in batches:
             if batch.height == 0:
                 continue
-            writer.write_table(batch.to_arrow().cast(schema))
+            file.add(batch)
             rows += batch.height
             batch_newest = batch["updated_at"].max()
             newest = batch_newest if newest is None or batch_newest > newest else newest
             if preview.height < preview_rows:
                 preview = pl.concat([preview, batch.head(preview_rows - preview.height)])
-        writer.close()
+        file.close()
     except BaseException:
-        writer.close()
-        lake.delete(rel)  # nothing half-written stays behind
+        file.abort()  # nothing half-written stays behind
         raise
     manifest = {
         "table": table_name,

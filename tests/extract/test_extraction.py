@@ -81,15 +81,17 @@ def test_a_new_extraction_never_rewrites_the_old_file(engine: sa.Engine, lake: L
     assert second.rows == first.rows == 72
 
 
+@pytest.mark.parametrize("batches_before", [1, 3])  # one batch is held to write whole; more stream to the file
 def test_a_failed_extraction_leaves_nothing_a_reader_would_take(
-    engine: sa.Engine, lake: Lake, monkeypatch: pytest.MonkeyPatch
+    engine: sa.Engine, lake: Lake, monkeypatch: pytest.MonkeyPatch, batches_before: int
 ) -> None:
     good = ex.extract(engine, lake, "flights", date=dt.date(2013, 3, 2), run_id="run-a")
     real = ex.read_batches
 
     def dies_half_way(*args, **kwargs):
         batches = real(*args, **kwargs)
-        yield next(batches)
+        for _ in range(batches_before):
+            yield next(batches)
         raise ConnectionError("source went away")
 
     monkeypatch.setattr(ex, "read_batches", dies_half_way)
@@ -98,6 +100,16 @@ def test_a_failed_extraction_leaves_nothing_a_reader_would_take(
     folder = Path(lake.path(ex.raw_dir("flights", "2013-03-02")))
     assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", "run-a.parquet"]
     assert ex.current_file(lake, "flights", "2013-03-02") == good.path
+
+
+def test_a_day_in_one_batch_and_in_many_makes_the_same_file(engine: sa.Engine, lake: Lake) -> None:
+    day = dt.date(2013, 3, 2)
+    whole = ex.extract(engine, lake, "flights", date=day, run_id="whole")
+    streamed = ex.extract(engine, lake, "flights", date=day, run_id="streamed", chunk_rows=100)
+    assert whole.rows == streamed.rows > 300
+    one, many = pl.read_parquet(lake.uri(whole.path)), pl.read_parquet(lake.uri(streamed.path))
+    assert one.equals(many) and one.schema == pl.Schema(TABLES["flights"].columns)
+    assert pq.ParquetFile(lake.path(whole.path)).metadata.num_row_groups == 1
 
 
 def test_snapshot_tables_publish_a_table_level_pointer(engine: sa.Engine, lake: Lake) -> None:
