@@ -10,6 +10,11 @@ worker in a closed loop); then the same rate paced by wrk's `delay()` hook, whos
 a 2-core machine where client and server share the cores. Phase 2, saturation: `wrk` (Debian package) with 16 connections for
 `--saturation-seconds`; throughput is wrk's Requests/sec. Both servers get `--workers` processes.
 Without --tracking-uri a small model is trained and registered in a temporary store first.
+
+With --flights (issue 20.1) the second server is not mlflow but the same `tributary serve` answering flight keys
+(`{"flights": [{carrier, flight, origin, dest, sched_dep, tailnum}]}`), its features built from an online table
+of the 2013 warehouse as of the flight's prediction instant; the figures compare that path with the raw-feature
+path (the same flight's offline features) on the same server, at the same rate.
 """
 
 from __future__ import annotations
@@ -41,7 +46,86 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(store: Path) -> tuple[str, str, list[dict]]:
+def _flight_case(rows: list[dict], tables: dict, config_path: Path) -> tuple[dict, bytes]:
+    """(the offline row of a flight with weather and a known plane, the body asking for it by key); the online
+    table as of its prediction instant published beside the endpoint config."""
+    import polars as pl
+
+    from pipelines.ml.data import FACT
+    from pipelines.serving.online import ONLINE_FILE, build_online_features, publish
+    from pipelines.standardize import WEATHER
+    from pipelines.warehouse import DIM_AIRPORT, DIM_DATE, DIM_PLANE
+
+    row = next(r for r in rows[len(rows) // 2:] if r["origin_temp"] is not None and r["plane_type"] is not None)
+    fact = tables[FACT]
+    flight = fact.filter(pl.col("flight_id") == row["flight_id"]).row(0, named=True)
+    table = build_online_features(fact, weather=tables[WEATHER], planes=tables[DIM_PLANE],
+                                  airports=tables[DIM_AIRPORT], dates=tables[DIM_DATE], as_of=row["predict_at"])
+    publish(table, config_path.with_name(ONLINE_FILE))
+    key = {"carrier": flight["carrier"], "flight": flight["flight"], "origin": flight["origin"],
+           "dest": flight["dest"], "sched_dep": flight["sched_dep_local"].isoformat(timespec="minutes"),
+           "tailnum": flight["tailnum"]}
+    return row, json.dumps({"flights": [key]}).encode()
+
+
+def _wait_online(port: int, log: Path, seconds: float = 60.0) -> None:
+    """Until the server says it has loaded the online feature table."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as response:
+            if json.loads(response.read()).get("online_features"):
+                return
+        time.sleep(0.25)
+    raise SystemExit(f"error: the server did not load the online features: {log.read_text()[-1500:]}")
+
+
+def _flight_summary(rate: float, raw: dict, flights: dict) -> None:
+    """The flight-key path against the raw-feature path: the issue's target is p99 within 2x."""
+    paced = flights["paced"]
+    if paced:
+        print(f"tributary serve, flight keys paced by wrk (20 connections): {paced['sent']} requests at "
+              f"{paced['rate']:,.0f} req/s, {paced['errors']} errors, p50 {paced['p50']:.2f} ms, "
+              f"p90 {paced['p90']:.2f} ms, p99 {paced['p99']:.2f} ms")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (/proc/loadavg: {Path('/proc/loadavg').read_text().strip()})")
+    print()
+    ratio = flights["p99"] / raw["p99"]
+    line = f"target: flight-key p99 <= 2x raw-feature p99 at {rate:.0f} req/s: open loop {flights['p99']:.2f} / " \
+           f"{raw['p99']:.2f} ms = {ratio:.2f}x ({'met' if ratio <= 2 else 'NOT met'})"
+    if paced and raw["paced"]:
+        paced_ratio = paced["p99"] / raw["paced"]["p99"]
+        line += f"; paced by wrk {paced['p99']:.2f} / {raw['paced']['p99']:.2f} ms = {paced_ratio:.2f}x " \
+                f"({'met' if paced_ratio <= 2 else 'NOT met'})"
+    print(line)
+
+
+def _bodies(spec: dict, rows: list[dict], tables: dict, config_path: Path, flights: bool) -> tuple[bytes, bytes]:
+    """(the raw-feature body, the flight-key body or b""): with --flights both ask about the same flight."""
+    features = spec["features"]
+    flight_body = b""
+    if flights:
+        row, flight_body = _flight_case(rows, tables, config_path)
+        print(f"flight key: {flight_body.decode()}", flush=True)
+    elif rows:
+        row = rows[len(rows) // 2]
+    else:
+        row = {f: spec["categories"][f][0] if f in spec["categories"] else 1.0 for f in features}
+    return json.dumps({"dataframe_split": {"columns": features, "data": [[row[f] for f in features]]}}).encode(), \
+        flight_body
+
+
+def _model_and_rows(args: argparse.Namespace, work: Path) -> tuple[str, list[dict], dict]:
+    """(tracking URI, holdout rows or none, the 2013 warehouse tables or none): a model trained here unless one is
+    given; the rows and tables are needed to train, and for --flights."""
+    from pipelines.synthetic.warehouse_2013 import features_2013, warehouse_2013
+
+    tables = warehouse_2013() if args.flights or not args.tracking_uri else {}
+    if not args.tracking_uri:
+        tracking_uri, _, rows = _train(work / "mlflow", tables)
+        return tracking_uri, rows, tables
+    return args.tracking_uri, features_2013(tables).tail(2000).to_dicts() if args.flights else [], tables
+
+
+def _train(store: Path, tables: dict) -> tuple[str, str, list[dict]]:
     """A small registered model (one Optuna trial on a sample) and some holdout rows; (tracking URI, version, rows)."""
     from pipelines.ml import registry
     from pipelines.synthetic.warehouse_2013 import features_2013
@@ -50,7 +134,7 @@ def _train(store: Path) -> tuple[str, str, list[dict]]:
     from pipelines.ml.train import TuningConfig, train_and_register
 
     print("training a small model for the benchmark ...", flush=True)
-    features = features_2013()
+    features = features_2013(tables)
     settings = MlflowSettings(tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
                               artifact_location=(store / "artifacts").as_uri())
     result = train_and_register(features, settings, config=TuningConfig(
@@ -216,6 +300,8 @@ def main() -> None:
     parser.add_argument("--saturation-seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=32, help="Client connections of the constant-rate phase.")
+    parser.add_argument("--flights", action="store_true",
+                        help="Compare flight-key requests with raw-feature ones on tributary serve (no mlflow).")
     args = parser.parse_args()
     os.environ.update(QUIET)
     import uvloop
@@ -225,24 +311,15 @@ def main() -> None:
     from pipelines.serving.config import EndpointConfig, Variant, prepare_models, publish, registry_fetch
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    rows: list[dict] = []
-    if args.tracking_uri:
-        tracking_uri = args.tracking_uri
-    else:
-        tracking_uri, _, rows = _train(work / "mlflow")
+    tracking_uri, rows, tables = _model_and_rows(args, work)
     settings = MlflowSettings(tracking_uri=tracking_uri)
     version = resolve_version(settings, args.version or "champion")
     model_dir = prepare_models([version], work / "models", registry_fetch(settings))[version]
     spec = json.loads((model_dir / "spec.json").read_text())
     features = spec["features"]
-    if rows:
-        row = rows[len(rows) // 2]
-        values = [row[f] for f in features]
-    else:
-        values = [spec["categories"][f][0] if f in spec["categories"] else 1.0 for f in features]
-    body = json.dumps({"dataframe_split": {"columns": features, "data": [values]}}).encode()
-
     config_path = work / "endpoint.json"
+    body, flight_body = _bodies(spec, rows, tables, config_path, args.flights)
+
     publish(config_path, EndpointConfig(name="tributary-delay", variants=(Variant("champion", version, 1.0,
                                                                                   str(model_dir)),)))
     servers = []
@@ -257,20 +334,29 @@ def main() -> None:
          "--config", str(config_path), "--spool", str(work / "spool"), "--state", str(work / "state")],
         cwd=ROOT, env=env, stdout=t_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     servers.append(tributary)
-    mlflow_bin = str(Path(py).with_name("mlflow"))
-    mlflow_server = subprocess.Popen(
-        [mlflow_bin, "models", "serve", "-m", f"models:/{settings.model_name}/{version}", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(m_port), "--workers", str(args.workers)],
-        cwd=work, env=env, stdout=m_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    servers.append(mlflow_server)
+    mlflow_server = None
+    if not args.flights:
+        mlflow_bin = str(Path(py).with_name("mlflow"))
+        mlflow_server = subprocess.Popen(
+            [mlflow_bin, "models", "serve", "-m", f"models:/{settings.model_name}/{version}", "--env-manager",
+             "local", "-h", "127.0.0.1", "-p", str(m_port), "--workers", str(args.workers)],
+            cwd=work, env=env, stdout=m_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        servers.append(mlflow_server)
     results = []
     try:
         _wait(f"http://127.0.0.1:{t_port}/ping", tributary, 60, t_log)
-        _wait(f"http://127.0.0.1:{m_port}/ping", mlflow_server, 180, m_log)
+        if mlflow_server is not None:
+            _wait(f"http://127.0.0.1:{m_port}/ping", mlflow_server, 180, m_log)
+        else:
+            _wait_online(t_port, t_log)
         print(f"model delay_model v{version} ({len(features)} features); {args.workers} worker(s) per server; "
-              f"{os.cpu_count()} cores; load average before {os.getloadavg()[0]:.2f}", flush=True)
-        for name, port, path, process in (("tributary serve", t_port, "/invocations", tributary),
-                                          ("mlflow models serve", m_port, "/invocations", mlflow_server)):
+              f"{os.cpu_count()} cores; load average before {os.getloadavg()[0]:.2f} "
+              f"(/proc/loadavg: {Path('/proc/loadavg').read_text().strip()})", flush=True)
+        plan = (("tributary serve", t_port, "/invocations", tributary, body),
+                ("mlflow models serve", m_port, "/invocations", mlflow_server, body)) if mlflow_server else \
+            (("tributary, raw features", t_port, "/invocations", tributary, body),
+             ("tributary, flight key", t_port, "/invocations", tributary, flight_body))
+        for name, port, path, process, body in plan:
             # Warm up (first requests load lazily in some servers); saturation first, so that the backlog a
             # slow server builds in the constant-rate phase cannot eat into its saturation figure.
             uvloop.run(_constant_rate(port, path, body, 200, 2, 8))
@@ -278,13 +364,13 @@ def main() -> None:
             saturation, note = _saturation(port, path, body, args.saturation_seconds, work)
             time.sleep(1)
             print(f"{name}: {args.rate:.0f} req/s for {args.seconds:.0f}s ...", flush=True)
-            ours = process is tributary
+            ours = name == plan[0][0]  # the server-side histograms are read for the first phase only
             if ours:
                 scraped = {m: _buckets(port, m) for m in ("ModelLatency", "OverheadLatency")}
             latencies, errors, sent = uvloop.run(
                 _constant_rate(port, path, body, args.rate, args.seconds, args.connections))
             ordered = sorted(latencies)
-            paced = _paced(port, path, body, args.rate, args.seconds, 20, work) if ours else None
+            paced = _paced(port, path, body, args.rate, args.seconds, 20, work) if process is tributary else None
             if ours:
                 server_side = {m: _bucket_quantile(scraped[m], _buckets(port, m), 0.99) for m in scraped}
             results.append({"server": name, "sent": sent, "ok": len(ordered), "errors": errors,
@@ -316,6 +402,10 @@ def main() -> None:
               f"{paced['sent']} requests at {paced['rate']:,.0f} req/s, {paced['errors']} errors, "
               f"p50 {paced['p50']:.2f} ms, p90 {paced['p90']:.2f} ms, p99 {paced['p99']:.2f} ms")
     ours, theirs = results[0], results[1]
+    if args.flights:
+        _flight_summary(args.rate, ours, theirs)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     ratio = ours["saturation"] / theirs["saturation"] if theirs["saturation"] else float("nan")
     print(f"load average after: {os.getloadavg()[0]:.2f} (this benchmark itself adds about 2-3; more means other work "
           f"shared the cores)")
