@@ -232,8 +232,8 @@ def rollout(things: str | None, config_path: str | None, timeout: float) -> None
     campaign = plan_campaign(_repo(), names, config)
 
     def progress(c) -> None:
-        done = sum(e.status not in ("PENDING", "QUEUED", "IN_PROGRESS") for e in c.rollout.executions.values())
-        click.echo(f"\r{device_status.bar(done, len(c.rollout.executions))} {c.rollout.status}", nl=False, err=True)
+        click.echo(f"\r{device_status.bar(c.rollout.terminal(), len(c.rollout.executions))} {c.rollout.status}",
+                   nl=False, err=True)
 
     run_local_rollout(lake, campaign, host=settings.mqtt_host, port=settings.mqtt_port, prefix=settings.topic_prefix,
                       timeout=timeout, progress=progress)

@@ -1,11 +1,13 @@
 """IoT Jobs, here: the rollout configuration of AWS IoT Jobs, a controller that applies it, and the MQTT protocol.
 
-No Dagster. `RolloutConfig` holds exactly the fields of `CreateJob` (`jobExecutionsRolloutConfig`,
-`abortConfig`, `timeoutConfig`), so the same JSON drives the local controller and AWS; `cohorts` (1% canary,
-10%, all) is ours: AWS expresses it with the exponential rate or one job per thing group.
+No Dagster. `RolloutConfig` (defined in `plane`, re-exported here) holds exactly the fields of `CreateJob`
+(`jobExecutionsRolloutConfig`, `abortConfig`, `timeoutConfig`), so the same JSON drives the local controller and
+AWS; `cohorts` (1% canary, 10%, all) is ours: AWS expresses it with the exponential rate or one job per thing group.
 
-`Rollout` is a pure state machine over a clock you pass in (seconds), so the MQTT service runs it in real
-time and the simulator in accelerated time. The MQTT topics and message shapes are those of AWS IoT Jobs'
+`Rollout` and `Campaign` name the things of `plane.FleetRollout` / `plane.FleetCampaign`, the one implementation of
+the rollout rules (columns and running counts, so a fleet of 10,000 costs no scan per notification): a pure state
+machine over a clock you pass in (seconds), so the MQTT service runs it in real time and the simulator in
+accelerated time. The MQTT topics and message shapes are those of AWS IoT Jobs'
 device API (docs: "Jobs device MQTT API operations"); Mosquitto accepts `$aws/...` topic names, so the prefix
 is `$aws` (configurable):
 
@@ -28,302 +30,205 @@ a job the service has ended (InvalidStateTransition, TerminalStateReached, Resou
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 
+from pipelines.edge import plane
+from pipelines.edge.plane import AbortCriterion as AbortCriterion
+from pipelines.edge.plane import RolloutConfig as RolloutConfig
+from pipelines.edge.plane import RolloutConfigError as RolloutConfigError
 from pipelines.stream.transports import TransportError
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED"})
-FAILURES = frozenset({"FAILED", "REJECTED", "TIMED_OUT"})
 DEFAULT_PREFIX = "$aws"
 
 
-def _check_abort_criterion(c: AbortCriterion) -> None:
-    if c.failure_type not in ("FAILED", "REJECTED", "TIMED_OUT", "ALL") or c.action != "CANCEL":
-        raise RolloutConfigError(f"abortConfig criterion {c} needs failureType FAILED|REJECTED|TIMED_OUT|ALL "
-                                 "and action CANCEL")
-    if c.min_executed < 1 or not 0 <= c.threshold_percentage <= 100:
-        raise RolloutConfigError("abortConfig needs minNumberOfExecutedThings >= 1, thresholdPercentage 0..100")
-
-
-class RolloutConfigError(ValueError):
-    """A rollout configuration AWS would refuse; the message names the field."""
-
-
-@dataclass(frozen=True)
-class AbortCriterion:
-    failure_type: str = "FAILED"  # FAILED | REJECTED | TIMED_OUT | ALL
-    min_executed: int = 10
-    threshold_percentage: float = 20.0
-    action: str = "CANCEL"
-
-    def counts(self, status: str) -> bool:
-        return status in FAILURES if self.failure_type == "ALL" else status == self.failure_type
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    """The CreateJob rollout, abort and timeout configuration, plus cohorts."""
-
-    maximum_per_minute: int = 1000
-    base_rate_per_minute: int | None = 10
-    increment_factor: float = 2.0
-    increase_after: int = 20
-    increase_on: str = "numberOfSucceededThings"  # or numberOfNotifiedThings
-    abort: tuple[AbortCriterion, ...] = (AbortCriterion("ALL", 5, 20.0),)
-    in_progress_timeout_minutes: int = 10
-    cohorts: tuple[float, ...] = (0.01, 0.10, 1.0)
-    cohort_gate: float = 0.9
-    """A cohort starts once this share of the cohorts before it has finished (offline devices do not block)."""
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.maximum_per_minute <= 1000:
-            raise RolloutConfigError("maximumPerMinute must be between 1 and 1000")
-        if self.base_rate_per_minute is not None:
-            self._check_exponential_rate()
-        for c in self.abort:
-            _check_abort_criterion(c)
-        if not 1 <= self.in_progress_timeout_minutes <= 10080:
-            raise RolloutConfigError("timeoutConfig.inProgressTimeoutInMinutes must be between 1 and 10080")
-        if not self.cohorts or self.cohorts[-1] != 1.0 or list(self.cohorts) != sorted(self.cohorts):
-            raise RolloutConfigError("cohorts must rise to 1.0 (e.g. [0.01, 0.1, 1.0])")
-
-    def _check_exponential_rate(self) -> None:
-        if not 1 <= self.base_rate_per_minute <= 1000:
-            raise RolloutConfigError("exponentialRate.baseRatePerMinute must be between 1 and 1000")
-        if not 1.1 <= self.increment_factor <= 5:
-            raise RolloutConfigError("exponentialRate.incrementFactor must be between 1.1 and 5")
-        if self.increase_on not in ("numberOfNotifiedThings", "numberOfSucceededThings"):
-            raise RolloutConfigError("rateIncreaseCriteria needs numberOfNotifiedThings or numberOfSucceededThings")
-        if self.increase_after < 1:
-            raise RolloutConfigError(f"rateIncreaseCriteria.{self.increase_on} must be at least 1")
-
-    def to_iot(self) -> dict[str, Any]:
-        """The CreateJob fields, as boto3's `iot.create_job(**config.to_iot(), ...)` takes them."""
-        rollout: dict[str, Any] = {"maximumPerMinute": self.maximum_per_minute}
-        if self.base_rate_per_minute is not None:
-            rollout["exponentialRate"] = {
-                "baseRatePerMinute": self.base_rate_per_minute,
-                "incrementFactor": self.increment_factor,
-                "rateIncreaseCriteria": {self.increase_on: self.increase_after},
-            }
-        return {
-            "jobExecutionsRolloutConfig": rollout,
-            "abortConfig": {"criteriaList": [
-                {"failureType": c.failure_type, "action": c.action, "thresholdPercentage": c.threshold_percentage,
-                 "minNumberOfExecutedThings": c.min_executed} for c in self.abort]},
-            "timeoutConfig": {"inProgressTimeoutInMinutes": self.in_progress_timeout_minutes},
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.to_iot(), "cohorts": list(self.cohorts), "cohortGate": self.cohort_gate}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> RolloutConfig:
-        """Parse the CreateJob shape (plus `cohorts`, `cohortGate`); unknown top-level keys are refused."""
-        known = {"jobExecutionsRolloutConfig", "abortConfig", "timeoutConfig", "cohorts", "cohortGate"}
-        unknown = set(doc) - known
-        if unknown:
-            raise RolloutConfigError(f"unknown rollout field(s): {', '.join(sorted(unknown))}")
-        rollout = doc.get("jobExecutionsRolloutConfig", {})
-        kwargs: dict[str, Any] = {"maximum_per_minute": int(rollout.get("maximumPerMinute", 1000))}
-        exp = rollout.get("exponentialRate")
-        if exp:
-            criteria = exp.get("rateIncreaseCriteria", {})
-            if len(criteria) != 1:
-                raise RolloutConfigError("rateIncreaseCriteria needs exactly one of numberOfNotifiedThings, "
-                                         "numberOfSucceededThings")
-            (on, after), = criteria.items()
-            kwargs.update(base_rate_per_minute=int(exp["baseRatePerMinute"]),
-                          increment_factor=float(exp["incrementFactor"]), increase_on=on, increase_after=int(after))
-        else:
-            kwargs["base_rate_per_minute"] = None
-        if "abortConfig" in doc:
-            kwargs["abort"] = tuple(
-                AbortCriterion(c["failureType"], int(c["minNumberOfExecutedThings"]), float(c["thresholdPercentage"]),
-                               c.get("action", "CANCEL")) for c in doc["abortConfig"]["criteriaList"])
-        if "timeoutConfig" in doc:
-            kwargs["in_progress_timeout_minutes"] = int(doc["timeoutConfig"]["inProgressTimeoutInMinutes"])
-        if "cohorts" in doc:
-            kwargs["cohorts"] = tuple(float(c) for c in doc["cohorts"])
-        if "cohortGate" in doc:
-            kwargs["cohort_gate"] = float(doc["cohortGate"])
-        return cls(**kwargs)
-
-
-@dataclass
 class Execution:
-    thing: str
-    cohort: int
-    status: str = "PENDING"  # PENDING (not yet notified) -> QUEUED (notified) -> IN_PROGRESS -> terminal
-    notified_at: float | None = None
-    started_at: float | None = None
-    updated_at: float | None = None
-    details: dict = field(default_factory=dict)
-    version: int = 1
-    """IoT Jobs' versionNumber: raised by every accepted update (a device's `expectedVersion` must match)."""
+    """One thing's execution of a job, read live from the plane's arrays (a held one follows later updates)."""
+
+    __slots__ = ("_job", "_i", "thing")
+
+    def __init__(self, job: plane.FleetRollout, i: int, thing: str) -> None:
+        self._job, self._i, self.thing = job, i, thing
+
+    @property
+    def status(self) -> str:
+        return plane.STATUSES[self._job.status[self._i]]
+
+    @property
+    def cohort(self) -> int:
+        return int(self._job.cohort[self._i])
+
+    def _time(self, column: np.ndarray) -> float | None:
+        value = float(column[self._i])
+        return None if math.isnan(value) else value
+
+    @property
+    def notified_at(self) -> float | None:
+        return self._time(self._job.notified_at)
+
+    @property
+    def started_at(self) -> float | None:
+        return self._time(self._job.started_at)
+
+    @property
+    def updated_at(self) -> float | None:
+        return self._time(self._job.updated_at)
+
+    @property
+    def details(self) -> dict:
+        return self._job.details.get(self._i, {})
+
+    @property
+    def version(self) -> int:
+        """IoT Jobs' versionNumber: raised by every accepted update (a device's `expectedVersion` must match)."""
+        return int(self._job.version[self._i])
 
 
-def spread(things: Iterable[str], salt: str) -> list[str]:
-    """A fixed pseudo-random order, so the canary is a sample of the fleet rather than its first names."""
-    return sorted(things, key=lambda t: hashlib.sha256(f"{salt}:{t}".encode()).hexdigest())
+class Executions(Mapping[str, Execution]):
+    """A job's executions by thing name (its members only: a rollback's are the exposed things)."""
+
+    def __init__(self, job: plane.FleetRollout, names: list[str], index: dict[str, int]) -> None:
+        self._job, self._names, self._index = job, names, index
+
+    def __getitem__(self, thing: str) -> Execution:
+        i = self._index.get(thing)
+        if i is None or self._job.status[i] < 0:
+            raise KeyError(thing)
+        return Execution(self._job, i, thing)
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._names[i] for i in np.flatnonzero(self._job.status >= 0))
+
+    def __len__(self) -> int:
+        return self._job.members
 
 
 class Rollout:
-    """One job over a fleet: whom to notify when, timeouts, and the abort rule. Times are seconds."""
+    """One job over named things: `plane.FleetRollout`'s rules (whom to notify when, timeouts, the abort rule)
+    with thing names for the MQTT service and the simulator. Times are seconds."""
 
     def __init__(self, job_id: str, things: Iterable[str], document: dict, config: RolloutConfig, *,
                  start: float = 0.0, cohorts: bool = True, burst: float = 1.0) -> None:
-        self.job_id, self.document, self.config = job_id, document, config
-        order = spread(things, job_id)
-        n = len(order)
-        bounds = [max(1, math.ceil(f * n)) for f in (config.cohorts if cohorts else (1.0,))]
-        self.executions: dict[str, Execution] = {}
-        for i, thing in enumerate(order):
-            cohort = next(k for k, b in enumerate(bounds) if i < b)
-            self.executions[thing] = Execution(thing, cohort)
-        self.order = order
-        self.cohort_count = len(bounds)
-        self.status = "IN_PROGRESS"
-        self.started, self.finished, self.aborted_at = start, None, None
-        self.abort_reason: str | None = None
-        self.rate = float(config.base_rate_per_minute or config.maximum_per_minute)
-        self._allowance, self._last, self._since_increase, self._next = burst, start, 0, 0
+        names = list(dict.fromkeys(things))
+        self._bind(plane.FleetRollout(job_id, len(names), document, config, start=start, cohorts=cohorts,
+                                      burst=burst), names, {t: i for i, t in enumerate(names)})
 
-    # -- notifications ---------------------------------------------------------------------------------
+    @classmethod
+    def over(cls, job: plane.FleetRollout, names: list[str], index: dict[str, int]) -> Rollout:
+        """A named view of a plane job over the same things (the campaign's rollback job)."""
+        rollout = cls.__new__(cls)
+        rollout._bind(job, names, index)
+        return rollout
 
-    def _cohort_open(self, cohort: int) -> bool:
-        if cohort == 0:
-            return True
-        earlier = [e for e in self.executions.values() if e.cohort < cohort]
-        done = sum(e.status in TERMINAL for e in earlier)
-        return done >= self.config.cohort_gate * len(earlier) and not any(
-            e.status == "IN_PROGRESS" for e in earlier)
+    def _bind(self, job: plane.FleetRollout, names: list[str], index: dict[str, int]) -> None:
+        self.plane, self.names, self.index = job, names, index
+        self.job_id, self.document, self.config = job.job_id, job.document, job.config
+        self.executions = Executions(job, names, index)
+
+    @property
+    def status(self) -> str:
+        """The job's status: IN_PROGRESS, COMPLETED or CANCELED."""
+        return self.plane.state
+
+    @property
+    def finished(self) -> float | None:
+        return self.plane.finished
+
+    @property
+    def aborted_at(self) -> float | None:
+        return self.plane.aborted_at
+
+    @property
+    def abort_reason(self) -> str | None:
+        return self.plane.abort_reason
+
+    @property
+    def rate(self) -> float:
+        return self.plane.rate
+
+    def _names(self, idx: np.ndarray) -> list[str]:
+        return [self.names[i] for i in idx.tolist()]
 
     def due(self, now: float) -> list[str]:
         """Things to notify now, within the rollout rate and the open cohorts."""
-        if self.status != "IN_PROGRESS":
-            return []
-        self._allowance = min(max(self.rate, self._allowance, 1.0),
-                              self._allowance + self.rate * (now - self._last) / 60.0)
-        self._last = now
-        out: list[str] = []
-        while self._next < len(self.order) and self._allowance >= 1.0:
-            execution = self.executions[self.order[self._next]]
-            if not self._cohort_open(execution.cohort):
-                break
-            execution.status, execution.notified_at = "QUEUED", now
-            self._allowance -= 1.0
-            self._next += 1
-            out.append(execution.thing)
-            if self.config.increase_on == "numberOfNotifiedThings":
-                self._count_towards_increase()
-        return out
-
-    def _count_towards_increase(self) -> None:
-        if self.config.base_rate_per_minute is None:
-            return
-        self._since_increase += 1
-        if self._since_increase >= self.config.increase_after:
-            self._since_increase = 0
-            self.rate = min(float(self.config.maximum_per_minute), self.rate * self.config.increment_factor)
+        return self._names(self.plane.due(now))
 
     def pending_for(self, thing: str) -> bool:
         """Whether the thing has this job notified and unfinished (what start-next returns)."""
-        execution = self.executions.get(thing)
-        return bool(execution and execution.status in ("QUEUED", "IN_PROGRESS"))
-
-    # -- updates -----------------------------------------------------------------------------------------
+        i = self.index.get(thing)
+        return i is not None and self.plane.status[i] in (plane.QUEUED, plane.IN_PROGRESS)
 
     def record(self, thing: str, status: str, details: dict | None, now: float) -> bool:
         """A device's status update; False (ignored) for an unknown thing or a finished execution."""
-        execution = self.executions.get(thing)
-        if execution is None or execution.status in TERMINAL or execution.status == "PENDING":
+        i = self.index.get(thing)
+        if i is None or status not in plane.CODE:
             return False
-        if status == "IN_PROGRESS" and execution.started_at is None:
-            execution.started_at = now
-        execution.status, execution.updated_at = status, now
-        execution.details = dict(details or {})
-        execution.version += 1
-        if status == "SUCCEEDED" and self.config.increase_on == "numberOfSucceededThings":
-            self._count_towards_increase()
+        if not len(self.plane.record(np.array([i], dtype=np.int32), plane.CODE[status], now)):
+            return False
+        if details:
+            self.plane.details[i] = dict(details)
+        else:
+            self.plane.details.pop(i, None)
         return True
 
     def tick(self, now: float) -> None:
         """Time out executions IN_PROGRESS too long, apply the abort rule, notice completion."""
-        if self.status != "IN_PROGRESS":
-            return
-        limit = self.config.in_progress_timeout_minutes * 60
-        for e in self.executions.values():
-            if e.status == "IN_PROGRESS" and e.started_at is not None and now - e.started_at > limit:
-                e.status, e.updated_at = "TIMED_OUT", now
-        executed = [e for e in self.executions.values() if e.status in TERMINAL]
-        for criterion in self.config.abort:
-            failed = sum(criterion.counts(e.status) for e in executed)
-            if len(executed) >= criterion.min_executed and 100.0 * failed / len(executed) >= criterion.threshold_percentage:
-                self.abort(now, f"{failed} of {len(executed)} executed things {criterion.failure_type} "
-                                f"(>= {criterion.threshold_percentage:g}% after {criterion.min_executed})")
-                return
-        if self._next >= len(self.order) and all(e.status in TERMINAL for e in self.executions.values()):
-            self.status, self.finished = "COMPLETED", now
+        self.plane.tick(now)
 
     def abort(self, now: float, reason: str) -> None:
-        self.status, self.aborted_at, self.finished, self.abort_reason = "CANCELED", now, now, reason
-        for e in self.executions.values():
-            if e.status in ("PENDING", "QUEUED", "IN_PROGRESS"):
-                e.details = {**e.details, "canceled_from": e.status}
-                e.status, e.updated_at = "CANCELED", now
+        self.plane.abort(now, reason)
 
     def exposed(self) -> list[str]:
         """Things that were told about this job (and so may have taken its bundle)."""
-        return [e.thing for e in self.executions.values() if e.notified_at is not None]
+        return self._names(self.plane.exposed())
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for e in self.executions.values():
-            out[e.status] = out.get(e.status, 0) + 1
-        return out
+        return self.plane.counts()
+
+    def terminal(self) -> int:
+        """How many executions have finished (any terminal status)."""
+        return self.plane.terminal()
 
 
-@dataclass
 class Campaign:
-    """A release rollout and, if it aborts, the rollback job that follows it to every exposed device."""
+    """A release rollout and, if it aborts, the rollback job that follows it to every exposed device
+    (`plane.FleetCampaign` with thing names)."""
 
-    rollout: Rollout
-    rollback_document: dict | None
-    rollback: Rollout | None = None
+    def __init__(self, rollout: Rollout, rollback_document: dict | None) -> None:
+        self.rollout = rollout
+        self.fleet = plane.FleetCampaign(rollout.plane, rollback_document)
+        self._rollback: Rollout | None = None
+
+    @property
+    def rollback_document(self) -> dict | None:
+        return self.fleet.rollback_document
+
+    @property
+    def rollback(self) -> Rollout | None:
+        if self._rollback is None and self.fleet.rollback is not None:
+            self._rollback = Rollout.over(self.fleet.rollback, self.rollout.names, self.rollout.index)
+        return self._rollback
 
     def jobs(self) -> list[Rollout]:
         return [r for r in (self.rollout, self.rollback) if r is not None]
 
     def step(self, now: float) -> list[tuple[Rollout, str]]:
-        """Advance the clock: returns (job, thing) notifications to send now."""
-        # The abort rule runs before anyone new is told: updates that arrived since the last step may already
-        # have crossed the threshold (and finished the canary, which would otherwise open the next cohort).
-        self.rollout.tick(now)
-        out = [(self.rollout, t) for t in self.rollout.due(now)]
-        if self.rollout.status == "CANCELED" and self.rollback is None and self.rollback_document:
-            # Remediation goes out at the maximum rate to every exposed device, without cohorts or abort.
-            config = RolloutConfig(maximum_per_minute=self.rollout.config.maximum_per_minute,
-                                   base_rate_per_minute=None, abort=(),
-                                   in_progress_timeout_minutes=self.rollout.config.in_progress_timeout_minutes,
-                                   cohorts=(1.0,))
-            self.rollback = Rollout(f"{self.rollout.job_id}-rollback", self.rollout.exposed(),
-                                    self.rollback_document, config, start=now, cohorts=False,
-                                    burst=float(config.maximum_per_minute))
-        if self.rollback is not None:
-            self.rollback.tick(now)
-            out += [(self.rollback, t) for t in self.rollback.due(now)]
+        """Advance the clock: returns (job, thing) notifications to send now. The abort rule runs before anyone new
+        is told; the rollback goes out at the maximum rate to every exposed device, without cohorts or abort."""
+        out: list[tuple[Rollout, str]] = []
+        for job, idx in self.fleet.step(now):
+            named = self.rollout if job is self.rollout.plane else self.rollback
+            out += [(named, t) for t in named._names(idx)]
         return out
 
     def find(self, job_id: str) -> Rollout | None:
@@ -331,12 +236,7 @@ class Campaign:
 
     @property
     def done(self) -> bool:
-        if self.rollout.status == "COMPLETED":
-            return True
-        if self.rollout.status == "CANCELED":
-            return self.rollback is None and not self.rollback_document or (
-                self.rollback is not None and self.rollback.status != "IN_PROGRESS")
-        return False
+        return self.fleet.done
 
 
 # -- MQTT --------------------------------------------------------------------------------------------------

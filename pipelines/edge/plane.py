@@ -1,14 +1,19 @@
-"""The rollout control plane in columns: IoT Jobs' job executions for a million things in numpy arrays.
+"""The rollout control plane: IoT Jobs' rollout rules over job executions held in numpy arrays.
 
-No Dagster. `jobs.Rollout` keeps an `Execution` object and a details dict per thing and scans every execution
-on each tick and on each notification (`_cohort_open`): fine for the MQTT service's fleets of hundreds, O(N^2)
-over a rollout of a million (1000 notifications a minute for ~17 hours, each scanning a million objects).
-`FleetRollout` applies the same rules (the same `RolloutConfig`: rate, exponential increase, cohorts and
-their gate, in-progress timeout, abort criteria, rollback of the exposed things at the maximum rate) with a
-status code per thing in an int8 array, running counts per cohort and status (so a cohort gate and an abort
-criterion are O(1)), timeouts from a FIFO of start batches (O(started)), and notifications as slices of a
-fixed random order. Details (step, reason, version) are small codes; free-form details are kept only for
-the things that send them (the real agents of a mixed run).
+No Dagster. The one implementation of the rules, for every fleet size: the MQTT service and `tributary edge
+simulate` drive it through `jobs.Rollout` / `jobs.Campaign` (thing names over these indices), the million-device
+simulator (`pipelines/synthetic/megafleet.py`) directly. `RolloutConfig` holds exactly the fields of `CreateJob`
+(`jobExecutionsRolloutConfig`, `abortConfig`, `timeoutConfig`), so the same JSON drives the local controller and
+AWS; `cohorts` (1% canary, 10%, all) is ours: AWS expresses it with the exponential rate or one job per thing
+group.
+
+`FleetRollout` keeps a status code per thing in an int8 array, running counts per cohort and status (so a cohort
+gate and an abort criterion are O(1), where an object per thing rescanned the fleet on every notification and
+tick: O(N^2)), timeouts from a FIFO of start batches (O(started)), and notifications as slices of a fixed random
+order. The rules: the rate (exponential increase on notified or succeeded things up to the maximum), cohorts and
+their gate, the in-progress timeout, the abort criteria, and the rollback of the exposed things at the maximum
+rate. Details (step, reason) are small label codes; free-form details are kept only for the things that send
+them (the MQTT service's devices, the real agents of a mixed run).
 
 `rows(...)` turns the changed executions into `edge/device_status` rows without a Python object per thing.
 """
@@ -18,12 +23,123 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipelines.edge.jobs import RolloutConfig
 from pipelines.edge.status import SCHEMA
+
+
+class RolloutConfigError(ValueError):
+    """A rollout configuration AWS would refuse; the message names the field."""
+
+
+def _check_abort_criterion(c: AbortCriterion) -> None:
+    if c.failure_type not in ("FAILED", "REJECTED", "TIMED_OUT", "ALL") or c.action != "CANCEL":
+        raise RolloutConfigError(f"abortConfig criterion {c} needs failureType FAILED|REJECTED|TIMED_OUT|ALL "
+                                 "and action CANCEL")
+    if c.min_executed < 1 or not 0 <= c.threshold_percentage <= 100:
+        raise RolloutConfigError("abortConfig needs minNumberOfExecutedThings >= 1, thresholdPercentage 0..100")
+
+
+@dataclass(frozen=True)
+class AbortCriterion:
+    failure_type: str = "FAILED"  # FAILED | REJECTED | TIMED_OUT | ALL
+    min_executed: int = 10
+    threshold_percentage: float = 20.0
+    action: str = "CANCEL"
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The CreateJob rollout, abort and timeout configuration, plus cohorts."""
+
+    maximum_per_minute: int = 1000
+    base_rate_per_minute: int | None = 10
+    increment_factor: float = 2.0
+    increase_after: int = 20
+    increase_on: str = "numberOfSucceededThings"  # or numberOfNotifiedThings
+    abort: tuple[AbortCriterion, ...] = (AbortCriterion("ALL", 5, 20.0),)
+    in_progress_timeout_minutes: int = 10
+    cohorts: tuple[float, ...] = (0.01, 0.10, 1.0)
+    cohort_gate: float = 0.9
+    """A cohort starts once this share of the cohorts before it has finished (offline devices do not block)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.maximum_per_minute <= 1000:
+            raise RolloutConfigError("maximumPerMinute must be between 1 and 1000")
+        if self.base_rate_per_minute is not None:
+            self._check_exponential_rate()
+        for c in self.abort:
+            _check_abort_criterion(c)
+        if not 1 <= self.in_progress_timeout_minutes <= 10080:
+            raise RolloutConfigError("timeoutConfig.inProgressTimeoutInMinutes must be between 1 and 10080")
+        if not self.cohorts or self.cohorts[-1] != 1.0 or list(self.cohorts) != sorted(self.cohorts):
+            raise RolloutConfigError("cohorts must rise to 1.0 (e.g. [0.01, 0.1, 1.0])")
+
+    def _check_exponential_rate(self) -> None:
+        if not 1 <= self.base_rate_per_minute <= 1000:
+            raise RolloutConfigError("exponentialRate.baseRatePerMinute must be between 1 and 1000")
+        if not 1.1 <= self.increment_factor <= 5:
+            raise RolloutConfigError("exponentialRate.incrementFactor must be between 1.1 and 5")
+        if self.increase_on not in ("numberOfNotifiedThings", "numberOfSucceededThings"):
+            raise RolloutConfigError("rateIncreaseCriteria needs numberOfNotifiedThings or numberOfSucceededThings")
+        if self.increase_after < 1:
+            raise RolloutConfigError(f"rateIncreaseCriteria.{self.increase_on} must be at least 1")
+
+    def to_iot(self) -> dict[str, Any]:
+        """The CreateJob fields, as boto3's `iot.create_job(**config.to_iot(), ...)` takes them."""
+        rollout: dict[str, Any] = {"maximumPerMinute": self.maximum_per_minute}
+        if self.base_rate_per_minute is not None:
+            rollout["exponentialRate"] = {
+                "baseRatePerMinute": self.base_rate_per_minute,
+                "incrementFactor": self.increment_factor,
+                "rateIncreaseCriteria": {self.increase_on: self.increase_after},
+            }
+        return {
+            "jobExecutionsRolloutConfig": rollout,
+            "abortConfig": {"criteriaList": [
+                {"failureType": c.failure_type, "action": c.action, "thresholdPercentage": c.threshold_percentage,
+                 "minNumberOfExecutedThings": c.min_executed} for c in self.abort]},
+            "timeoutConfig": {"inProgressTimeoutInMinutes": self.in_progress_timeout_minutes},
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.to_iot(), "cohorts": list(self.cohorts), "cohortGate": self.cohort_gate}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RolloutConfig:
+        """Parse the CreateJob shape (plus `cohorts`, `cohortGate`); unknown top-level keys are refused."""
+        known = {"jobExecutionsRolloutConfig", "abortConfig", "timeoutConfig", "cohorts", "cohortGate"}
+        unknown = set(doc) - known
+        if unknown:
+            raise RolloutConfigError(f"unknown rollout field(s): {', '.join(sorted(unknown))}")
+        rollout = doc.get("jobExecutionsRolloutConfig", {})
+        kwargs: dict[str, Any] = {"maximum_per_minute": int(rollout.get("maximumPerMinute", 1000))}
+        exp = rollout.get("exponentialRate")
+        if exp:
+            criteria = exp.get("rateIncreaseCriteria", {})
+            if len(criteria) != 1:
+                raise RolloutConfigError("rateIncreaseCriteria needs exactly one of numberOfNotifiedThings, "
+                                         "numberOfSucceededThings")
+            (on, after), = criteria.items()
+            kwargs.update(base_rate_per_minute=int(exp["baseRatePerMinute"]),
+                          increment_factor=float(exp["incrementFactor"]), increase_on=on, increase_after=int(after))
+        else:
+            kwargs["base_rate_per_minute"] = None
+        if "abortConfig" in doc:
+            kwargs["abort"] = tuple(
+                AbortCriterion(c["failureType"], int(c["minNumberOfExecutedThings"]), float(c["thresholdPercentage"]),
+                               c.get("action", "CANCEL")) for c in doc["abortConfig"]["criteriaList"])
+        if "timeoutConfig" in doc:
+            kwargs["in_progress_timeout_minutes"] = int(doc["timeoutConfig"]["inProgressTimeoutInMinutes"])
+        if "cohorts" in doc:
+            kwargs["cohorts"] = tuple(float(c) for c in doc["cohorts"])
+        if "cohortGate" in doc:
+            kwargs["cohort_gate"] = float(doc["cohortGate"])
+        return cls(**kwargs)
+
 
 STATUSES = ("PENDING", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED")
 CODE = {s: i for i, s in enumerate(STATUSES)}
@@ -112,7 +228,7 @@ class FleetRollout:
         return done >= self.config.cohort_gate * int(earlier.sum()) and not earlier[:, IN_PROGRESS].any()
 
     def due(self, now: float) -> np.ndarray:
-        """Thing indices to notify now, within the rollout rate and the open cohorts (as `jobs.Rollout.due`)."""
+        """Thing indices to notify now, within the rollout rate and the open cohorts."""
         if self.state != "IN_PROGRESS" or self._next >= len(self.order):
             self._last = now
             return np.empty(0, dtype=np.int32)
@@ -224,7 +340,7 @@ class FleetRollout:
 
 @dataclass
 class FleetCampaign:
-    """A release rollout and, if it aborts, the rollback job to every exposed thing (as `jobs.Campaign`)."""
+    """A release rollout and, if it aborts, the rollback job to every exposed thing."""
 
     rollout: FleetRollout
     rollback_document: dict | None

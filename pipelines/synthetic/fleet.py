@@ -277,18 +277,15 @@ def _fleet_settled(fleet: list[SimDevice], now: float) -> bool:
 def _pending(campaign: Campaign, thing: str) -> Rollout | None:
     """The newest job with an unfinished execution for the thing (what start-next hands out)."""
     for job in reversed(campaign.jobs()):
-        execution = job.executions.get(thing)
-        if execution is not None and execution.status in ("QUEUED", "IN_PROGRESS"):
+        if job.pending_for(thing):
             return job
     return None
 
 
 def _quantile_minutes(job: Rollout, share: float) -> float | None:
     """When `share` of the fleet had finished the job (offline devices make the last percent's tail)."""
-    ends = sorted(e.updated_at for e in job.executions.values() if e.status in ("SUCCEEDED", "FAILED", "REJECTED")
-                  and e.updated_at is not None)
-    need = int(share * len(job.executions)) - 1
-    return round(ends[need] / 60, 1) if 0 <= need < len(ends) else None
+    seconds = job.plane.finished_at_quantile(share)
+    return round(seconds / 60, 1) if seconds is not None else None
 
 
 def _rollback_minutes(campaign: Campaign, fleet: list[SimDevice], *, online_only: bool) -> float | None:
@@ -350,7 +347,7 @@ def _figures(fleet, campaign, target, factory_release, wall, end, last_change, e
             "abort_reason": campaign.rollout.abort_reason,
             "exposed_before_abort": exposed_at_abort,
             "aborted_at_sim_minutes": round((campaign.rollout.aborted_at or 0) / 60, 2),
-            "took_bad_bundle": sum(e.status == "FAILED" for e in campaign.rollout.executions.values()),
+            "took_bad_bundle": campaign.rollout.counts().get("FAILED", 0),
             "rollback_job_states": dict(sorted(campaign.rollback.counts().items())) if campaign.rollback else {},
             "rollback_online_took_sim_minutes": _rollback_minutes(campaign, fleet, online_only=True),
             "rollback_all_took_sim_minutes": (round((rollback_done_at - campaign.rollout.aborted_at) / 60, 2)

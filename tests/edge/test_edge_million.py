@@ -7,7 +7,7 @@ import numpy as np
 from pipelines.core.lake import Lake
 from pipelines.edge import plane
 from pipelines.edge import status as device_status
-from pipelines.edge.jobs import AbortCriterion, Campaign, Rollout, RolloutConfig
+from pipelines.edge.jobs import AbortCriterion, RolloutConfig
 from pipelines.synthetic.megafleet import simulate_million
 
 CONFIG = RolloutConfig(maximum_per_minute=1000, base_rate_per_minute=50, increment_factor=2.0, increase_after=100,
@@ -22,37 +22,70 @@ def _run(repo, edge_models, target, *, devices=100_000, real=0, lake=None, **kw)
                             config=CONFIG, **kw)
 
 
-def test_the_columnar_plane_notifies_like_the_per_thing_rollout():
-    """Same config, same updates: the columnar plane tells as many things per second, opens the same cohorts,
-    and aborts at the same moment as `jobs.Rollout` (the object-per-thing controller the MQTT service runs)."""
+def _expected_notifications(seconds: int, fail_after: int) -> tuple[list[int], int | None]:
+    """What CONFIG's rules say, as scalar arithmetic: the allowance grows by rate/60 a second (from a burst of one)
+    and each whole one tells a thing; the rate doubles (up to 1000/min) every 100 successes; the abort rule runs
+    at the start of a second, before anyone new is told, once 10 executed things are 20% failures. Here every told
+    thing finishes the same second (so the cohort gate is always open), failing every other one after `fail_after`.
+    Returns the things told each second and the second of the abort."""
+    rate, allowance, since, executed, failed = 50.0, 1.0, 0, 0, 0
+    told: list[int] = []
+    for second in range(seconds):
+        if executed >= 10 and 100.0 * failed / executed >= 20.0:
+            return told + [0] * (seconds - second), second
+        if second:
+            allowance = min(max(rate, allowance, 1.0), allowance + rate / 60.0)
+        k = int(allowance)
+        allowance -= k
+        told.append(k)
+        bad = (k + 1) // 2 if second > fail_after else 0  # the 1st, 3rd, ... told this second fail
+        executed, failed, since = executed + k, failed + bad, since + k - bad
+        while since >= 100:
+            since -= 100
+            rate = min(1000.0, rate * 2.0)
+    return told, None
+
+
+def test_the_plane_notifies_cohorts_aborts_and_rolls_back_by_the_rules_second_by_second():
+    """Each second: as many things told as the rate allows (none beyond the allowance), the 10% cohort opened once
+    the canary finished, the abort at the first second the criterion holds, nobody told after it, and a rollback
+    job to exactly the exposed things. (This test compared the columnar plane with `jobs.Rollout`'s object per
+    thing second by second until that became a view on the plane; the figures it matched are kept below.)"""
     n = 3000
-    names = [f"t{i}" for i in range(n)]
-    old = Campaign(Rollout("job-x", names, {}, CONFIG), rollback_document={"operation": "rollback"})
-    new = plane.FleetCampaign(plane.FleetRollout("job-x", n, {}, CONFIG), rollback_document={"operation": "rollback"})
-    told_old, told_new = [], []
-    for second in range(0, 900):
-        a = [t for job, t in old.step(second) if job is old.rollout]
-        b = [idx for job, idx in new.step(second) if job is new.rollout]
-        b = np.concatenate(b) if b else np.empty(0, dtype=np.int32)
-        told_old.append(len(a))
-        told_new.append(len(b))
-        # Every told thing finishes at once: it succeeds, except every other one told after minute 2 (the two
-        # planes order the fleet differently, so "every other" counts in the order each told them).
-        fail = second > 120
-        for k, t in enumerate(a):
-            old.rollout.record(t, "IN_PROGRESS", {}, second)
-            old.rollout.record(t, "FAILED" if fail and k % 2 == 0 else "SUCCEEDED", {}, second)
-        if len(b):
-            new.rollout.record(b, plane.IN_PROGRESS, second)
-            bad = b[::2] if fail else b[:0]
-            new.rollout.record(bad, plane.FAILED, second)
-            new.rollout.record(np.setdiff1d(b, bad), plane.SUCCEEDED, second)
-    assert told_new == told_old
-    assert old.rollout.counts() == new.rollout.counts()
-    assert old.rollout.status == new.rollout.state == "CANCELED"
-    assert old.rollout.aborted_at == new.rollout.aborted_at and old.rollout.abort_reason == new.rollout.abort_reason
-    assert len(old.rollout.exposed()) == len(new.rollout.exposed()) == sum(told_new) > 30
-    assert old.rollback.counts() == new.rollback.counts() == {"QUEUED": sum(told_new)}
+    campaign = plane.FleetCampaign(plane.FleetRollout("job-x", n, {}, CONFIG),
+                                   rollback_document={"operation": "rollback"})
+    job = campaign.rollout
+    expected, abort_second = _expected_notifications(900, fail_after=120)
+    told, cohorts_told = [], []
+    for second in range(900):
+        before = job.counts_by_cohort.copy()
+        sent = [idx for j, idx in campaign.step(second) if j is job]
+        idx = np.concatenate(sent) if sent else np.empty(0, dtype=np.int32)
+        told.append(len(idx))
+        if len(idx):
+            cohort = job.cohort[idx]
+            for c in np.unique(cohort)[1:] if cohort.min() == 0 else np.unique(cohort):
+                # a later cohort is told only once 90% of the earlier ones have finished, none still in progress
+                earlier = before[:c]
+                assert earlier[:, plane.TERMINAL_CODES].sum() >= CONFIG.cohort_gate * earlier.sum(), second
+                assert earlier[:, plane.IN_PROGRESS].sum() == 0, second
+            cohorts_told.extend(cohort.tolist())
+            job.record(idx, plane.IN_PROGRESS, second)
+            bad = idx[::2] if second > 120 else idx[:0]
+            job.record(bad, plane.FAILED, second)
+            job.record(np.setdiff1d(idx, bad), plane.SUCCEEDED, second)
+        if second < abort_second:
+            assert job.state == "IN_PROGRESS", second
+    assert told == expected
+    assert abort_second == job.aborted_at == 152  # as jobs.Rollout aborted
+    assert job.abort_reason == "31 of 153 executed things ALL (>= 20% after 10)"
+    assert job.counts() == {"SUCCEEDED": 122, "FAILED": 31, "CANCELED": 2847}
+    assert job.rate == 100.0  # doubled once, at the 100th success
+    # The canary (30 things) first, then the 10% cohort; nobody from the last one before the abort.
+    assert cohorts_told == sorted(cohorts_told) and cohorts_told.count(0) == 30 and set(cohorts_told) == {0, 1}
+    assert len(job.exposed()) == sum(told) == 153
+    assert campaign.rollback.counts() == {"QUEUED": 153}
+    assert set(campaign.rollback.order.tolist()) == set(job.exposed().tolist())
 
 
 def test_a_hundred_thousand_devices_converge_and_merge_one_row_each(repo, edge_models, tmp_path):
