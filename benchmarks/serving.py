@@ -79,6 +79,24 @@ def _wait_online(port: int, log: Path, seconds: float = 60.0) -> None:
     raise SystemExit(f"error: the server did not load the online features: {log.read_text()[-1500:]}")
 
 
+def _interleaved(port: int, raw: bytes, flights: bytes, rate: float, seconds: float, connections: int) -> str:
+    """Raw-feature and flight-key requests in turn at `rate` in all, latencies kept apart: the comparison a
+    shared machine's changing load does not tilt (the sequential phases each get whatever load their minute has)."""
+    import uvloop
+
+    print(f"interleaved: {rate:.0f} req/s for {seconds:.0f}s ...", flush=True)
+    by_body: list[list[float]] = [[], []]
+    _, errors, sent = uvloop.run(_constant_rate(port, "/invocations", raw, rate, seconds, connections,
+                                                by_body=by_body, bodies=(raw, flights)))
+    p99 = [_percentile(sorted(lat), 0.99) * 1e3 for lat in by_body]
+    p50 = [_percentile(sorted(lat), 0.50) * 1e3 for lat in by_body]
+    return (f"interleaved, raw and flight-key requests in turn at {rate:.0f} req/s in all for {seconds:.0f}s "
+          f"(open loop): {sent} sent, {errors} errors; raw p50 {p50[0]:.2f} / p99 {p99[0]:.2f} ms, flight key "
+          f"p50 {p50[1]:.2f} / p99 {p99[1]:.2f} ms: {p99[1] / p99[0]:.2f}x "
+            f"({'met' if p99[1] <= 2 * p99[0] else 'NOT met'}); /proc/loadavg "
+            f"{Path('/proc/loadavg').read_text().strip()}")
+
+
 def _flight_summary(rate: float, raw: dict, flights: dict) -> None:
     """The flight-key path against the raw-feature path: the issue's target is p99 within 2x."""
     paced = flights["paced"]
@@ -170,23 +188,29 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 async def _constant_rate(port: int, path: str, body: bytes, rate: float, seconds: float,
-                         connections: int, grace: float = 10.0) -> tuple[list[float], int, int]:
-    """Open-loop load: (latencies in seconds of the OK answers, errors and timeouts, sent)."""
-    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    queue: asyncio.Queue[float | None] = asyncio.Queue()
+                         connections: int, grace: float = 10.0, *,
+                         by_body: list[list[float]] | None = None, bodies: tuple[bytes, ...] = ()
+                         ) -> tuple[list[float], int, int]:
+    """Open-loop load: (latencies in seconds of the OK answers, errors and timeouts, sent). With `bodies`, the
+    requests take them in turn and each one's latencies also go to `by_body[k]` (paths compared at the same
+    instants, so a neighbour's load falls on both alike)."""
+    requests = [(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in (bodies or (body,))]
+    queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
     latencies: list[float] = []
+    split = by_body or [[] for _ in requests]
     clock = time.perf_counter  # uvloop's loop.time() ticks in whole milliseconds
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while True:
-            scheduled = await queue.get()
-            if scheduled is None:
+            item = await queue.get()
+            if item is None:
                 writer.close()
                 return
+            scheduled, k = item
             try:
-                writer.write(request)
+                writer.write(requests[k])
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
                 payload = await reader.readexactly(length)
@@ -197,6 +221,7 @@ async def _constant_rate(port: int, path: str, body: bytes, rate: float, seconds
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             if ok:
                 latencies.append(clock() - scheduled)
+                split[k].append(latencies[-1])
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
     start = clock() + 0.2
@@ -206,7 +231,7 @@ async def _constant_rate(port: int, path: str, body: bytes, rate: float, seconds
         now = clock()
         due = min(total, int((now - start) * rate) + 1) if now >= start else 0
         while sent < due:
-            queue.put_nowait(start + sent / rate)
+            queue.put_nowait((start + sent / rate, sent % len(requests)))
             sent += 1
         # Sleep until the next send is due (the loop wakes a little late; the sends it owes go out at once).
         await asyncio.sleep(max(0.0, start + sent / rate - clock()))
@@ -378,6 +403,8 @@ def main() -> None:
                             "p99": _percentile(ordered, 0.99) * 1e3, "max": (ordered[-1] if ordered else 0) * 1e3,
                             "saturation": saturation, "note": note, "alive": process.poll() is None,
                             "paced": paced})
+        interleaved = _interleaved(t_port, plan[0][4], flight_body, args.rate, args.seconds, args.connections) \
+            if args.flights else ""
     finally:
         for process in servers:
             _stop(process)
@@ -404,6 +431,7 @@ def main() -> None:
     ours, theirs = results[0], results[1]
     if args.flights:
         _flight_summary(args.rate, ours, theirs)
+        print(interleaved)
         shutil.rmtree(work, ignore_errors=True)
         return
     ratio = ours["saturation"] / theirs["saturation"] if theirs["saturation"] else float("nan")
