@@ -86,7 +86,7 @@ class Sampler:
                     rss = proc.memory_info().rss
                     if rss > self.peaks.get(proc.pid, 0):
                         self.peaks[proc.pid] = rss
-                        self.cmdlines.setdefault(proc.pid, " ".join(proc.cmdline())[:200])
+                    self.cmdlines[proc.pid] = " ".join(proc.cmdline())[:200]  # Ray renames a worker once it has a task
                 except psutil.Error:
                     continue
 
