@@ -93,9 +93,13 @@ def fan_out(start: dt.date, end: dt.date, *, days_per_run: int, max_runs: int, t
     out, deadline = Launched(), time.monotonic() + timeout
     run_wave(instance, repo, "main_days", day_chunks(start, end, days_per_run), max_runs=max_runs,
              deadline=deadline, out=out)
-    if not out.failed:  # the months read the days: no month run over a failed day
-        run_wave(instance, repo, "main_months", month_chunks(start, end), max_runs=max_runs, deadline=deadline,
-                 out=out)
+    months = month_chunks(start, end)
+    # The months read the days: no month run over a failed day. The first month runs alone: on a new lake it
+    # creates the Delta tables, and delta-rs replays a second writer's racing first commit as an append (both
+    # would land); once the tables exist, concurrent commits conflict and are retried (pipelines/core/delta.py).
+    for wave, cap in ((months[:1], 1), (months[1:], max_runs)):
+        if wave and not out.failed:
+            run_wave(instance, repo, "main_months", wave, max_runs=cap, deadline=deadline, out=out)
     return out
 
 

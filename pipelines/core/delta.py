@@ -104,8 +104,9 @@ def overwrite_months(lake: Lake, rel: str, df: pl.DataFrame, *, first: dt.date, 
 def _overwrite_range_once(lake: Lake, rel: str, data: pa.Table, predicate: str, schema_mode: str | None) -> int:
     target = open_table(lake, rel)
     if target is None:
-        # Even the first write carries the predicate: a blind overwrite racing another writer's first commit
-        # would replace that writer's range; with the predicate the loser fails to commit and is retried.
+        # The first write carries the predicate too, so that it replaces only its range. Two writers creating
+        # the table at once are not made safe: delta-rs 1.6 replays the later first commit as an append (see
+        # `_create`), so fanned-out runs start on existing tables.
         write_deltalake(lake.uri(rel), data, mode="overwrite", predicate=predicate,
                         storage_options=storage_options(lake))
         return version(lake, rel)  # type: ignore[return-value]
@@ -168,27 +169,47 @@ def _after_write(target: DeltaTable) -> int:
 
 
 def overwrite(lake: Lake, rel: str, df: pl.DataFrame) -> int:
-    """Replace a whole (small) table in one commit; return the version."""
-    target = open_table(lake, rel)
-    if target is None:
-        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=storage_options(lake))
-        return version(lake, rel)  # type: ignore[return-value]
-    write_deltalake(target, df.to_arrow(), mode="overwrite", schema_mode="overwrite")
-    return _after_write(target)
+    """Replace a whole (small) table in one commit; return the version. Concurrent writers: the last one's rows,
+    whole (a conflicting commit is retried on the newer version)."""
+    data = df.to_arrow()
+
+    def once() -> int:
+        target = open_table(lake, rel)
+        if target is None:
+            return _create(lake, rel, data)
+        write_deltalake(target, data, mode="overwrite", schema_mode="overwrite")
+        return _after_write(target)
+
+    return retry_on_conflict(once, rel)
 
 
 def merge(lake: Lake, rel: str, df: pl.DataFrame, *, keys: Sequence[str]) -> int:
-    """Upsert `df` on `keys` (update matches, insert the rest) in one commit; return the version."""
-    target = open_table(lake, rel)
-    if target is None:
-        write_deltalake(lake.uri(rel), df.to_arrow(), mode="overwrite", storage_options=storage_options(lake))
-    else:
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    """Upsert `df` on `keys` (update matches, insert the rest) in one commit; return the version.
+
+    Safe to retry, so a conflicting commit is re-run on the newer version: concurrent upserts of one table (the
+    dimensions, when month runs fan out) all land, a key in several of them with the last one's values, never
+    twice."""
+    data = df.to_arrow()
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+
+    def once() -> int:
+        target = open_table(lake, rel)
+        if target is None:
+            return _create(lake, rel, data)
         (
-            target.merge(df.to_arrow(), predicate=predicate, source_alias="s", target_alias="t", merge_schema=True)
+            target.merge(data, predicate=predicate, source_alias="s", target_alias="t", merge_schema=True)
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .execute()
         )
         return _after_write(target)
+
+    return retry_on_conflict(once, rel)
+
+
+def _create(lake: Lake, rel: str, data: pa.Table) -> int:
+    """The table's first commit. Two writers creating the same table at once are not made safe here: delta-rs
+    1.6 replays the later first commit as an append (whatever its mode), so both land. Fanned-out runs start on a
+    lake whose tables exist (deploy/ray/fanout.py runs the first piece alone)."""
+    write_deltalake(lake.uri(rel), data, mode="overwrite", storage_options=storage_options(lake))
     return version(lake, rel)  # type: ignore[return-value]
