@@ -94,7 +94,8 @@ def delay_endpoint(context: AssetExecutionContext, config: DelayEndpointConfig, 
     kinds={"polars", "delta"},
     description="What the endpoint builds a flight's features from (issue 20.1): the latest late rates per key, "
                 "recent weather per origin, the published schedule, planes, airports and dates, as the offline "
-                "features compute them; published beside the local endpoint config, which reloads it.",
+                "features compute them; published beside the local endpoint config, which reloads it; SageMaker "
+                "containers read the Delta table from the lake (S3) and re-check its version.",
 )
 def online_features(context: AssetExecutionContext, serving: ServingResource, lake: LakeResource) -> MaterializeResult:
     the_lake = lake.get_lake()
@@ -108,9 +109,11 @@ def online_features(context: AssetExecutionContext, serving: ServingResource, la
     if serving.mode == "local":
         online.publish(table, serving.online_features_path)
         metadata["published_to"] = MetadataValue.path(serving.online_features_path)
+    elif the_lake.scheme == "s3":  # each SageMaker container reads the table itself (its version re-checked)
+        metadata["read_by_sagemaker_from"] = MetadataValue.url(the_lake.uri(online.TABLE))
     else:
-        context.log.warning("online features are not shipped to a SageMaker endpoint yet: flight-key requests work "
-                            "on the local service only")
+        context.log.warning(f"the lake is not on S3 ({the_lake.uri()}): the SageMaker containers cannot read the "
+                            "online features, so flight-key requests work on the local service only")
     context.log.info(f"online features as of {as_of}: {table.height:,} rows")
     return MaterializeResult(metadata=metadata)
 

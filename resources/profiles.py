@@ -94,6 +94,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRIBUTARY_SERVE_BODY_SECONDS", "30", "Deadline for a request body after its head; then 408."),
     Variable("TRIBUTARY_SERVE_KEEPALIVE_SECONDS", "5", "An idle kept-alive connection is closed after this long."),
     Variable("TRIBUTARY_SERVE_MAX_CONNECTIONS", "1000", "Open connections per worker; one more is answered 503."),
+    Variable("TRIBUTARY_SERVE_ONLINE_FEATURES", "", "Set by the SageMaker deploy in each model container: the lake's "
+             "serving/online_features Delta table (s3://...) flight keys are served from; a path serves a parquet file."),
+    Variable("TRIBUTARY_SERVE_ONLINE_CHECK_SECONDS", "30", "How often a serving worker checks that table's version."),
     # edge
     Variable("TRIBUTARY_EDGE_KEY_DIR", f"{_HOME}/edge/keys", "The bundle signing keys (never committed)."),
     Variable("TRIBUTARY_EDGE_REPOSITORY_URL", "http://127.0.0.1:8750", "Where devices fetch the TUF repository."),

@@ -19,7 +19,7 @@ from pydantic import Field
 from pipelines.serving.config import (
     DEFAULT_ENDPOINT, INFERENCE_ID_HEADER, ConfigError, EndpointConfig, load, publish, reweighted, same_models,
 )
-from pipelines.serving.online import ONLINE_FILE
+from pipelines.serving.online import ONLINE_FILE, TABLE as ONLINE_TABLE
 from resources.aws import AwsConnection, aws_connection
 from resources.profiles import env
 from resources.serving_settings import serving_mode, serving_root
@@ -128,8 +128,10 @@ class SageMakerServingResource(ServingResource, AwsConnection):
 
         from pipelines.serving.capture import CAPTURE_PREFIX, DEPLOYED  # noqa: PLC0415 - start-up: SageMaker only
 
-        target = replace(self.target(), capture_uri=lake.uri(CAPTURE_PREFIX) if lake.scheme == "s3" else None,
-                         capture_percentage=self.capture_percentage)
+        on_s3 = lake.scheme == "s3"
+        target = replace(self.target(), capture_uri=lake.uri(CAPTURE_PREFIX) if on_s3 else None,
+                         capture_percentage=self.capture_percentage,
+                         online_features_uri=lake.uri(ONLINE_TABLE) if on_s3 else None)
         result = deploy(self.sagemaker_client(), config, target, upload, log)
         lake.publish_json(DEPLOYED, config.to_json())  # what landing the captured invocations reads
         return {"action": result.action, "mode": "sagemaker", "endpoint_config_name": result.endpoint_config_name,

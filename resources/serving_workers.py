@@ -6,13 +6,15 @@ No Dagster and no resource here: the serving image (deploy/serving/Dockerfile) h
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from pipelines.core.lake import Lake
 from pipelines.serving import app, protocol
 from pipelines.serving.app import App, Settings
 from pipelines.serving.config import DEFAULT_ENDPOINT
 from pipelines.serving.server import ServeOptions
-from resources.profiles import setting
+from resources.profiles import aws_region, setting
 
 FACTORY = "resources.serving_workers:create_app"
 
@@ -34,6 +36,18 @@ def worker_environment(options: ServeOptions) -> dict[str, str]:
             "TRIBUTARY_SERVE_STATE": absolute(options.state_dir)}
 
 
+def online_storage() -> dict[str, str]:
+    """The object_store options of the container's AWS connection, from the AWS_* variables as the lake's
+    resource takes them (endpoint, region, keys); without keys, object_store's own chain (the SageMaker execution
+    role's credentials) applies."""
+    def aws(name: str) -> str | None:
+        return os.environ.get(name, "").strip() or None
+
+    return Lake(root="s3://online", region=aws_region(), endpoint_url=aws("AWS_ENDPOINT_URL"),
+                access_key_id=aws("AWS_ACCESS_KEY_ID"), secret_access_key=aws("AWS_SECRET_ACCESS_KEY"),
+                session_token=aws("AWS_SESSION_TOKEN")).storage_options
+
+
 def settings() -> Settings:
     """One worker's settings, from the TRIBUTARY_SERVE_* variables (each limit has its default when unset)."""
     defaults = Settings()
@@ -49,7 +63,10 @@ def settings() -> Settings:
                     header_seconds=number("TRIBUTARY_SERVE_HEADER_SECONDS", defaults.header_seconds),
                     body_seconds=number("TRIBUTARY_SERVE_BODY_SECONDS", defaults.body_seconds),
                     keepalive_seconds=number("TRIBUTARY_SERVE_KEEPALIVE_SECONDS", defaults.keepalive_seconds),
-                    max_connections=int(number("TRIBUTARY_SERVE_MAX_CONNECTIONS", defaults.max_connections)))
+                    max_connections=int(number("TRIBUTARY_SERVE_MAX_CONNECTIONS", defaults.max_connections)),
+                    online_path=setting("TRIBUTARY_SERVE_ONLINE_FEATURES"), online_storage=online_storage(),
+                    online_check_seconds=number("TRIBUTARY_SERVE_ONLINE_CHECK_SECONDS",
+                                                defaults.online_check_seconds))
 
 
 def create_app() -> App:

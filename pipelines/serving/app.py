@@ -10,7 +10,9 @@ routing, request and response objects would cost more than the model (written by
   `{"predictions": [...]}` (plus `ignored_columns` when the body had columns the model does not read); the
   variant is named in `X-Amzn-Invoked-Production-Variant`. Errors in the shape boto3 parses (errors.py).
   `{"flights": [{carrier, flight, origin, dest, sched_dep, tailnum}]}` has the features built here from the online
-  table (online.py; `online_features.parquet` beside the config, reloaded when it changes) and answers
+  table (online.py; `online_features.parquet` beside the config, reloaded when it changes; or, in a SageMaker
+  container, the lake's Delta table named by `Settings.online_path`, its version re-checked every
+  `online_check_seconds`) and answers
   `{"predictions", "variant", "features_as_of", "fallbacks": [[field, ...] per flight]}`, plus `"features"`
   (the model's inputs per flight) with `"return_features": true`.
 - `GET /metrics`: Prometheus text (metrics.py). `GET /status`: the config this worker serves.
@@ -29,7 +31,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from pipelines.serving.errors import ERROR_TYPE_HEADER, error_body
 from pipelines.serving.invocations import SpoolWriter, flight_key
 from pipelines.serving.metrics import NO_VARIANT, Metrics
 from pipelines.serving.model import LoadedModel, ModelError
-from pipelines.serving.online import ONLINE_FILE, OnlineFeatures
+from pipelines.serving.online import ONLINE_FILE, DeltaSource, OnlineFeatures, is_remote
 from pipelines.serving.parsing import MAX_BODY_BYTES, BadInput, Decoded, Schema, content_kind, decode, ignored_report
 from pipelines.serving.routing import Router, StickyStore, UnknownVariant
 
@@ -82,7 +84,12 @@ class Settings:
     max_connections: int = 1000
     """Open connections per worker; one more is answered 503 and closed."""
     online_path: str | None = None
-    """The online feature table for flight-key requests; by default `online_features.parquet` beside the config."""
+    """The online feature table for flight-key requests; by default `online_features.parquet` beside the config.
+    An `s3://` location is the lake's Delta table itself (the SageMaker container)."""
+    online_storage: dict[str, str] = field(default_factory=dict)
+    """object_store options for a remote online table (endpoint, region, keys; empty: the default chain)."""
+    online_check_seconds: float = 30.0
+    """How often a remote online table's version is checked (in the watcher, never per request)."""
 
     def online_file(self) -> str | None:
         if self.online_path:
@@ -138,7 +145,9 @@ class App:
         self.load_error: str | None = None
         self.online: OnlineFeatures | None = None
         self.online_error: str | None = None
-        self._online_seen: tuple | None = None
+        self._online_seen: tuple | int | None = None
+        self._online_source: DeltaSource | None = None
+        self._online_next = 0.0
         self.published = True
         """False while there is nothing to load (no config published and no model folder)."""
 
@@ -224,6 +233,8 @@ class App:
         """Load the online feature table when its file changed (in a thread; swapped in whole). A table that does
         not load leaves the previous one serving, and the reason in /status."""
         path = self.settings.online_file()
+        if path and is_remote(path):
+            return await self._reload_remote_online(path)
         try:
             st = os.stat(path) if path else None
         except OSError:
@@ -240,6 +251,32 @@ class App:
             self.online_error = f"online features not loaded from {path}: {reason}"
             log.error("%s", self.online_error)
         self._online_seen = seen
+
+    async def _reload_remote_online(self, uri: str) -> None:
+        """The lake's Delta table: every `online_check_seconds`, its latest version (a listing of the log past the
+        version held, in a thread); a new version is read and swapped in whole. A failure keeps the previous table
+        serving, says why in /status, and is retried at the next check."""
+        now = time.monotonic()
+        if now < self._online_next:
+            return
+        self._online_next = now + self.settings.online_check_seconds
+        if self._online_source is None:
+            self._online_source = DeltaSource(uri, self.settings.online_storage)
+        try:
+            version = await asyncio.to_thread(self._online_source.version)
+            if version is None:
+                self.online_error = f"no online feature table at {uri} yet: materialize serving/online_features"
+                return
+            if version == self._online_seen:
+                return
+            self.online = await asyncio.to_thread(self._online_source.load, version)
+        except Exception as exc:  # the lake unreachable or a bad table: keep the previous one, try again later
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.online_error = f"online features not loaded from {uri}: {reason}"
+            log.error("%s", self.online_error)
+            return
+        self._online_seen, self.online_error = version, None
+        log.info("online features as of %s loaded from %s", self.online.as_of_text, self.online.source)
 
     async def _watch(self) -> None:
         while True:

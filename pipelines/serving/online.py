@@ -33,6 +33,8 @@ from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from pipelines.core import delta
 from pipelines.core.lake import Lake
@@ -46,7 +48,8 @@ from pipelines.standardize import WEATHER
 from pipelines.warehouse import DIM_AIRPORT, DIM_DATE, DIM_PLANE
 
 TABLE: Final = "serving/online_features"
-"""The table of record in the lake; the endpoint reads its copy `ONLINE_FILE` beside the endpoint config."""
+"""The table of record in the lake. The local service reads its copy `ONLINE_FILE` beside the endpoint config; a
+SageMaker container reads the table itself (`DeltaSource`, its location in the container's environment)."""
 ONLINE_FILE: Final = "online_features.parquet"
 WEATHER_KEEP: Final = dt.timedelta(days=2)
 """Reports kept per origin before its latest: a request predicted up to this long before it still finds its
@@ -166,6 +169,37 @@ def publish(table: pl.DataFrame, path: str | Path) -> None:
     tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
     table.write_parquet(tmp)
     os.replace(tmp, target)
+
+
+def is_remote(location: str) -> bool:
+    """An object-store location (`s3://...`): the Delta table itself, not a published file."""
+    return "://" in location and not location.startswith("file://")
+
+
+class DeltaSource:
+    """The online table read from its Delta table where there is no file beside the config (the SageMaker
+    container, whose lake is S3). `version()` is the cheap check: it lists the table's log past the version it
+    already knows (no data is read); `load` reads one version whole."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        self.storage_options = dict(storage_options or {}) or None
+        self._table: DeltaTable | None = None
+
+    def version(self) -> int | None:
+        """The table's latest version, or None while it does not exist."""
+        if self._table is None:
+            try:
+                self._table = DeltaTable(self.uri, storage_options=self.storage_options)
+            except TableNotFoundError:
+                return None
+        else:
+            self._table.update_incremental()
+        return self._table.version()
+
+    def load(self, version: int) -> "OnlineFeatures":
+        table = pl.read_delta(self.uri, version=version, storage_options=self.storage_options)
+        return OnlineFeatures(table, f"{self.uri} (version {version})")
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

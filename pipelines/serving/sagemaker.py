@@ -42,6 +42,9 @@ class Target:
     capture_uri: str | None = None
     """Where SageMaker Data Capture writes requests and answers (the lake's serving/capture/); None: no capture."""
     capture_percentage: int = 100
+    online_features_uri: str | None = None
+    """The lake's serving/online_features Delta table (s3://...), named in each container's environment
+    (TRIBUTARY_SERVE_ONLINE_FEATURES) so flight-key requests work there; None: raw features only."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,12 @@ def _exists(call: Callable[[], Any]) -> Any | None:
         raise
 
 
+def container_environment(version: str, target: Target) -> dict[str, str]:
+    """A model container's environment: its version, and where it reads the online features."""
+    online = {"TRIBUTARY_SERVE_ONLINE_FEATURES": target.online_features_uri} if target.online_features_uri else {}
+    return {"TRIBUTARY_MODEL_VERSION": version, **online}
+
+
 def ensure_models(sm, config: EndpointConfig, target: Target, upload: Callable[[str, bytes], str],
                   log: Callable[[str], None] = lambda _: None) -> None:
     """A SageMaker model per registry version the config names (artifact uploaded once; existing ones kept)."""
@@ -129,7 +138,7 @@ def ensure_models(sm, config: EndpointConfig, target: Target, upload: Callable[[
         log(f"creating SageMaker model {name} from {url}")
         sm.create_model(ModelName=name, ExecutionRoleArn=target.role_arn,
                         PrimaryContainer={"Image": target.image_uri, "ModelDataUrl": url,
-                                          "Environment": {"TRIBUTARY_MODEL_VERSION": version}},
+                                          "Environment": container_environment(version, target)},
                         Tags=[{"Key": "tributary:model_version", "Value": version}])
 
 

@@ -56,6 +56,10 @@ def test_create_then_reweight_without_redeploying(aws, serving_models: Models) -
         "challenger": (f"{endpoint}-v{serving_models.challenger}", 0.1)}
     model = sm.describe_model(ModelName=f"{endpoint}-v{serving_models.champion}")
     url = model["PrimaryContainer"]["ModelDataUrl"]
+    # Each container is told where the lake's online features are (flight keys, issue 20.1).
+    assert model["PrimaryContainer"]["Environment"] == {
+        "TRIBUTARY_MODEL_VERSION": serving_models.champion,
+        "TRIBUTARY_SERVE_ONLINE_FEATURES": lake.uri("serving/online_features")}
     assert url == lake.uri(MODEL_TARBALL.format(version=serving_models.champion))
     with tarfile.open(fileobj=io.BytesIO(lake.read_bytes(MODEL_TARBALL.format(version=serving_models.champion)))) as tar:
         assert sorted(tar.getnames()) == ["booster.ubj", "spec.json"]
