@@ -444,10 +444,10 @@ class App:
         if self.spool is not None:
             if large:
                 lines = await asyncio.to_thread(_log_lines, deployment, served, rows, predictions, request_id,
-                                                model_us, overhead_us, attributes, False)
+                                                model_us, overhead_us, attributes, False, decoded)
             else:
                 lines = _log_lines(deployment, served, rows, predictions, request_id, model_us, overhead_us,
-                                   attributes, False)
+                                   attributes, False, decoded)
             self.spool.extend(lines)
         shadow = deployment.shadow
         if shadow is not None and random.random() < shadow.share:
@@ -485,7 +485,7 @@ class App:
         model_latency.observe(model_ns // 1000)
         if self.spool is not None:
             self.spool.extend(_log_lines(deployment, shadow, rows, predictions, request_id, model_ns // 1000, 0,
-                                         attributes, True))
+                                         attributes, True, decoded))
 
     async def _shadow_large(self, deployment: Deployment, served: Served, rows: list, decoded: Decoded,
                             request_id: str, attributes: str | None) -> None:
@@ -503,7 +503,7 @@ class App:
         model_latency.observe(model_ns // 1000)
         if self.spool is not None:
             self.spool.extend(await asyncio.to_thread(_log_lines, deployment, shadow, rows, predictions, request_id,
-                                                      model_ns // 1000, 0, attributes, True))
+                                                      model_ns // 1000, 0, attributes, True, decoded))
 
 
 def _answer_doc(decoded: Decoded, served: Served, rows: list, predictions: list, ignored: set[str]) -> dict:
@@ -529,9 +529,14 @@ def _score(served: Served, decoded: Decoded, threadsafe: bool, rows: list | None
 
 
 def _log_lines(deployment: Deployment, served: Served, rows: list, predictions: list, request_id: str,
-               model_us: int, overhead_us: int, attributes: str | None, shadow: bool) -> list[bytes]:
-    """The invocation-log records of one answer, one per row (pure: runs on the loop or in a thread)."""
-    flight_id, flight_date = flight_key(attributes) if len(rows) == 1 else (None, None)
+               model_us: int, overhead_us: int, attributes: str | None, shadow: bool,
+               decoded: Decoded | None = None) -> list[bytes]:
+    """The invocation-log records of one answer, one per row (pure: runs on the loop or in a thread). A row of a
+    flight-key request carries its flight's warehouse key; otherwise a one-row request's custom attributes may."""
+    if decoded is not None and decoded.flights:
+        keys = [decoded.online.flight_key(flight) for flight in decoded.value[1]]
+    else:
+        keys = [flight_key(attributes) if len(rows) == 1 else (None, None)] * len(rows)
     now = dt.datetime.now(dt.UTC).isoformat()
     features = served.schema.features
     endpoint = deployment.config.name
@@ -541,7 +546,7 @@ def _log_lines(deployment: Deployment, served: Served, rows: list, predictions: 
         "features": orjson.dumps(dict(zip(features, row, strict=True))).decode(), "prediction": prediction,
         "model_latency_us": model_us, "overhead_latency_us": overhead_us, "invoked_at": now,
         "flight_id": flight_id, "flight_date": flight_date, "custom_attributes": attributes,
-    }) for i, (row, prediction) in enumerate(zip(rows, predictions, strict=True))]
+    }) for i, (row, prediction, (flight_id, flight_date)) in enumerate(zip(rows, predictions, keys, strict=True))]
 
 
 async def _body(headers: dict[str, str], receive, seconds: float) -> bytes:

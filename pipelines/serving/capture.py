@@ -13,7 +13,9 @@ The destination is the lake's `serving/capture/`. Landing turns each line into t
 per row of the request): the variant from the path, its model version and shadow flag from the published
 config, the features parsed as the endpoint parses them, the predictions from the answer, and the flight key
 from the InferenceId (`InvokeEndpoint(InferenceId="2013-11-01/9E/3302/EWR/1130")`, the warehouse key, or
-`flight_id=...`) or, when present, the captured custom attributes. Latencies are not captured (CloudWatch has
+`flight_id=...`) or, when present, the captured custom attributes; a flight-key request (`{"flights": [...]}`,
+issue 20.1) gives each row its own flight's key (placed by the origin's time zone from the lake's online table)
+and its features from the answer when it asked for them (`return_features`). Latencies are not captured (CloudWatch has
 them per variant), so those columns stay empty. Rows MERGE on (eventId, row, shadow): a file landed twice
 lands once. A cursor per variant (`serving/_capture_cursor.json`) skips files older than an hour before the
 last one landed (capture files can arrive a little out of order; the MERGE absorbs the overlap).
@@ -37,6 +39,7 @@ from pipelines.core import delta
 from pipelines.serving.config import EndpointConfig
 from pipelines.serving.invocations import KEYS, SCHEMA, TABLE, Landed, flight_key
 from pipelines.serving.model import find_model_files
+from pipelines.serving.online import TABLE as ONLINE_TABLE, OnlineFeatures, flight_key_of
 from pipelines.serving.parsing import BadInput, Schema, content_kind, decode
 
 CAPTURE_PREFIX = "serving/capture"
@@ -101,29 +104,46 @@ def _features(body: str, content_type: str, schema: Schema | None) -> list[dict 
     return []
 
 
+def _flights(body: str, content_type: str) -> list | None:
+    """The flight keys of a flight-key request (online.Flight tuples), None for any other body."""
+    try:
+        decoded = decode(body.encode(), content_kind(content_type))
+    except BadInput:
+        return None
+    return decoded.value[1] if decoded.flights else None
+
+
 def capture_rows(line: bytes, endpoint: str, variant: str, config: EndpointConfig | None,
-                 schemas: dict[str, Schema]) -> list[dict[str, Any]]:
-    """The invocation-log rows of one captured line (none when it holds no readable answer)."""
+                 schemas: dict[str, Schema], zones: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The invocation-log rows of one captured line (none when it holds no readable answer). `zones`: each
+    origin's time zone, to give a flight key sent with its UTC offset its local warehouse key."""
     doc = orjson.loads(line)
     data, meta = doc.get("captureData") or {}, doc.get("eventMetadata") or {}
     request, answer = data.get("endpointInput") or {}, data.get("endpointOutput") or {}
     try:
-        predictions = orjson.loads(_text(answer)).get("predictions") or []
+        answered = orjson.loads(_text(answer))
+        predictions = answered.get("predictions") or []
     except (orjson.JSONDecodeError, AttributeError):
         return []
-    features = _features(_text(request), request.get("observedContentType", ""), schemas.get(variant))
+    attributes = meta.get("customAttributes")
+    flights = _flights(_text(request), request.get("observedContentType", ""))
+    if flights is not None and len(flights) == len(predictions):
+        keys = [flight_key_of(f, (zones or {}).get(f.origin)) for f in flights]
+        features = [f if isinstance(f, dict) else None for f in answered.get("features") or []]
+    else:
+        one = capture_flight_key(meta.get("inferenceId"), attributes) if len(predictions) == 1 else (None, None)
+        keys = [one] * len(predictions)
+        features = [] if flights is not None else _features(_text(request), request.get("observedContentType", ""),
+                                                            schemas.get(variant))
     shadow = bool(config and config.shadow and config.shadow.name == variant)
     versions = {v.name: v.model_version for v in (config.variants if config else ())}
     if shadow:
         versions[variant] = config.shadow.model_version
-    attributes = meta.get("customAttributes")
-    flight_id, flight_date = capture_flight_key(meta.get("inferenceId"), attributes) if len(predictions) == 1 \
-        else (None, None)
     return [{"request_id": meta.get("eventId"), "row": i, "shadow": shadow, "endpoint": endpoint, "variant": variant,
              "model_version": versions.get(variant), "prediction": float(p),
              "features": orjson.dumps(features[i]).decode() if i < len(features) and features[i] else None,
              "model_latency_us": None, "overhead_latency_us": None, "invoked_at": meta.get("inferenceTime"),
-             "flight_id": flight_id, "flight_date": flight_date, "custom_attributes": attributes}
+             "flight_id": keys[i][0], "flight_date": keys[i][1], "custom_attributes": attributes}
             for i, p in enumerate(predictions)]
 
 
@@ -154,6 +174,14 @@ def _pending(lake, endpoint: str, cursor: dict[str, str]) -> list[tuple[str, str
     return sorted(out, key=lambda item: item[1])
 
 
+def _zones(lake) -> dict[str, Any]:
+    """The airports' time zones from the lake's online table (empty before it is built)."""
+    if delta.version(lake, ONLINE_TABLE) is None:
+        return {}
+    parts = delta.scan(lake, ONLINE_TABLE).filter(pl.col("part").is_in(["airport", "meta"])).collect()
+    return OnlineFeatures(parts).zones()
+
+
 def deployed(lake) -> EndpointConfig | None:
     doc = lake.read_json(DEPLOYED)
     return EndpointConfig.from_json(doc) if doc else None
@@ -166,13 +194,13 @@ def land_capture(lake, endpoint: str, *, log: Callable[[str], None] = lambda _: 
     files = _pending(lake, endpoint, cursor)
     if not files:
         return Landed(segments=0, rows=0, version=delta.version(lake, TABLE))
-    schemas = _schemas(config)
+    schemas, zones = _schemas(config), _zones(lake)
     rows: list[dict[str, Any]] = []
     for variant, rel in files:
         for line in lake.read_bytes(rel).splitlines():
             if line.strip():
                 try:
-                    rows += capture_rows(line, endpoint, variant, config, schemas)
+                    rows += capture_rows(line, endpoint, variant, config, schemas, zones)
                 except orjson.JSONDecodeError:
                     log(f"skipped an unreadable capture line in {rel}")
     version = delta.version(lake, TABLE)

@@ -202,6 +202,19 @@ class DeltaSource:
         return OnlineFeatures(table, f"{self.uri} (version {version})")
 
 
+def flight_key_of(flight: Flight, zone: ZoneInfo | None) -> tuple[str | None, str | None]:
+    """(flight_id, flight_date) of a flight key as the warehouse spells it (`2013-11-01/9E/3302/EWR/1130`: the
+    scheduled local date and hhmm at the origin), for the invocation log; (None, None) for a departure given with
+    its UTC offset at an origin whose time zone is unknown (its local time cannot be told)."""
+    local = flight.sched_dep
+    if local.tzinfo is not None:
+        if zone is None:
+            return None, None
+        local = local.astimezone(zone)
+    day = local.date().isoformat()
+    return f"{day}/{flight.carrier}/{flight.flight}/{flight.origin}/{local:%H%M}", day
+
+
 def _zone(name: str | None) -> ZoneInfo | None:
     try:
         return ZoneInfo(name) if name else None
@@ -258,6 +271,14 @@ class OnlineFeatures:
     @classmethod
     def load(cls, path: str | Path) -> "OnlineFeatures":
         return cls(pl.read_parquet(path), str(path))
+
+    def flight_key(self, flight: Flight) -> tuple[str | None, str | None]:
+        """(flight_id, flight_date) of a requested flight, placed by its origin's time zone (`flight_key_of`)."""
+        return flight_key_of(flight, (self.airports.get(flight.origin) or (None, None, None))[2])
+
+    def zones(self) -> dict[str, ZoneInfo]:
+        """Each airport's time zone (what `flight_key_of` needs where the table is not loaded)."""
+        return {airport: zone for airport, (_, _, zone) in self.airports.items() if zone is not None}
 
     def features(self, flight: Flight) -> tuple[dict[str, Any], list[str]]:
         """(every feature of `FEATURES` for the flight, the fields that fell back). ValueError when the
