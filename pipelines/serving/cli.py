@@ -129,15 +129,31 @@ def status() -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="A text/csv body (with its header line) instead of JSON.")
 @click.option("--body", "body_only", is_flag=True, help="Print only the body (e.g. `| curl --data-binary @- ...`).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The endpoint in the curl line.")
+@click.option("--flights", "by_flight", is_flag=True,
+              help="Only the flight-key request ({\"flights\": [...]}, the endpoint builds the features).")
 @_guard
-def example(rows: int, as_csv: bool, body_only: bool, url: str) -> None:
-    """A real request, from the latest flights of ml/delay_features: a curl line (or its body) to paste."""
-    from pipelines.serving.example import csv_body, curl_command, example_rows, json_body, served_features
+def example(rows: int, as_csv: bool, body_only: bool, url: str, by_flight: bool) -> None:
+    """A real request, from the latest flights of ml/delay_features: a curl line (or its body) to paste, then the
+    same flights by flight key (the endpoint builds their features from serving/online_features)."""
+    from pipelines.serving.example import (csv_body, curl_command, example_flights, example_rows, flights_body,
+                                           json_body, served_features)
     from resources import resolved
 
-    frame = example_rows(resolved("lake").get_lake(), served_features(_resource().current()), rows)
+    if by_flight and as_csv:
+        raise click.UsageError("a flight-key request is JSON: drop --csv")
+    lake = resolved("lake").get_lake()
+    keyed = flights_body(example_flights(lake, rows))
+    if by_flight:
+        click.echo(keyed if body_only else curl_command(keyed, "application/json", url))
+        return
+    frame = example_rows(lake, served_features(_resource().current()), rows)
     body, content_type = (csv_body(frame), "text/csv") if as_csv else (json_body(frame), "application/json")
-    click.echo(body.rstrip("\n") if body_only else curl_command(body, content_type, url))
+    if body_only:
+        click.echo(body.rstrip("\n"))
+        return
+    click.echo(curl_command(body, content_type, url))
+    click.echo("# the same flight(s) by flight key (features built by the endpoint from serving/online_features):")
+    click.echo(curl_command(keyed, "application/json", url))
 
 
 if __name__ == "__main__":
