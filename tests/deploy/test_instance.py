@@ -579,8 +579,15 @@ def test_sagemaker_roles_reach_only_the_delay_endpoint_and_its_models() -> None:
     capture = [s for s in execution if s.get("Sid") == "WriteTheDataCapture"]
     assert [(_as_list(s["Action"]), s["Resource"]) for s in capture] == [
         (["s3:PutObject"], "arn:aws:s3:::${LAKE_BUCKET}/serving/capture/*")]  # DataCapture writes there, only
+    # The containers read the lake's online features (flight keys, issue 20.1): list its Delta log, get its files.
+    from pipelines.serving.online import TABLE as ONLINE_TABLE
+
+    online = [s for s in execution if s.get("Sid") in ("ReadTheOnlineFeatures", "ListTheOnlineFeaturesLog")]
+    assert sorted((_as_list(s["Action"]), s["Resource"], s.get("Condition")) for s in online) == [
+        (["s3:GetObject"], f"arn:aws:s3:::${{LAKE_BUCKET}}/{ONLINE_TABLE}/*", None),
+        (["s3:ListBucket"], "arn:aws:s3:::${LAKE_BUCKET}", {"StringLike": {"s3:prefix": [f"{ONLINE_TABLE}/*"]}})]
     s3 = [s for s in (*deploy, *execution)
-          if any(a.startswith("s3:") for a in _as_list(s["Action"])) and s not in capture]
+          if any(a.startswith("s3:") for a in _as_list(s["Action"])) and s not in capture and s not in online]
     assert s3 and all(s["Resource"] == tarballs for s in s3)
     assert [_as_list(s["Action"]) for s in execution if s["Resource"] == tarballs] == [["s3:GetObject"]]
     unscoped = {a for s in (*deploy, *execution) if s["Resource"] == "*" for a in _as_list(s["Action"])}
