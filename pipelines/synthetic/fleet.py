@@ -231,15 +231,21 @@ def _due(campaign: Campaign, fleet: list[SimDevice], by_id: dict[str, SimDevice]
         latest[thing] = job
     to_run = [(by_id[t], job) for t, job in latest.items() if by_id[t].online_at <= now and not by_id[t].busy]
     scheduled = {dev.id for dev, _ in to_run}
-    for dev in fleet:
+    # The plane's columns, read once a second (the fleet is the jobs' things in the same order): the newest job
+    # with an unfinished execution per device, and when it was told.
+    jobs = campaign.jobs()[::-1]
+    pending = [job.plane.pending(slice(None)).tolist() for job in jobs]
+    notified = [job.plane.notified_at.tolist() for job in jobs]
+    for i, dev in enumerate(fleet):
         if dev.busy or dev.online_at > now or dev.id in scheduled:
             continue
-        job = _pending(campaign, dev.id)
-        if job is None:
+        k = next((k for k, mask in enumerate(pending) if mask[i]), None)
+        if k is None:
             dev.retry_at.clear()
             continue
+        job = jobs[k]
         due = dev.retry_at.get(job.job_id)
-        if (due is None and job.executions[dev.id].notified_at < now) or (due is not None and due <= now):
+        if (due is None and notified[k][i] < now) or (due is not None and due <= now):
             to_run.append((dev, job))
     return to_run
 
@@ -272,14 +278,6 @@ def _record(campaign: Campaign, batch: list[tuple[str, str, str, dict]], now: fl
 def _fleet_settled(fleet: list[SimDevice], now: float) -> bool:
     """No device busy, offline, or waiting to retry."""
     return all(not d.busy and d.online_at <= now and not d.retry_at for d in fleet)
-
-
-def _pending(campaign: Campaign, thing: str) -> Rollout | None:
-    """The newest job with an unfinished execution for the thing (what start-next hands out)."""
-    for job in reversed(campaign.jobs()):
-        if job.pending_for(thing):
-            return job
-    return None
 
 
 def _quantile_minutes(job: Rollout, share: float) -> float | None:
