@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
@@ -49,18 +50,36 @@ def month_chunks(start: dt.date, end: dt.date) -> list[tuple[str, str]]:
     return [(m.isoformat(), m.isoformat()) for m in months]
 
 
+LAUNCH_ATTEMPTS = 4
+
+
 def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name: str, first: str, last: str,
            tags: dict[str, str]) -> str:
-    """One partition-range run of `job_name`, started by the instance's launcher; returns its run id."""
+    """One partition-range run of `job_name`, started by the instance's launcher; returns its run id.
+
+    The launcher submits a Ray job over the head's HTTP API, which can drop a connection on a busy head: the
+    run is then marked failed and a new one launched (a few times, with backoff) instead of failing the fan-out."""
     recon_job = repo.get_reconstructable_job(job_name)
-    run = instance.create_run_for_job(
-        job_def=recon_job.get_definition(),
-        job_code_origin=recon_job.get_python_origin(),
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last, **tags},
-    )
-    # What DefaultRunCoordinator does; submit_run would want a workspace's remote origin, which RayRunLauncher never reads.
-    instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
-    return run.run_id
+    for attempt in range(LAUNCH_ATTEMPTS):
+        run = instance.create_run_for_job(
+            job_def=recon_job.get_definition(),
+            job_code_origin=recon_job.get_python_origin(),
+            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last, **tags},
+        )
+        try:
+            # What DefaultRunCoordinator does; submit_run would want a workspace's remote origin, which
+            # RayRunLauncher never reads.
+            instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
+            return run.run_id
+        except requests.exceptions.ConnectionError as exc:
+            current = instance.get_run_by_id(run.run_id)
+            if current is not None and current.status not in DONE:
+                instance.report_run_failed(current)
+            if attempt == LAUNCH_ATTEMPTS - 1:
+                raise
+            print(f"launching {job_name} {first}..{last} failed ({exc}); retrying", file=sys.stderr, flush=True)
+            time.sleep(2 ** (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def run_wave(instance: DagsterInstance, repo: ReconstructableRepository, job_name: str,
