@@ -64,14 +64,8 @@ def start_writers(lake: Lake, go: Path) -> dict[str, subprocess.Popen]:
     return procs
 
 
-def test_ten_concurrent_writers_lose_and_duplicate_nothing(lake: Lake, tmp_path: Path) -> None:
-    # The table exists, as fanned-out runs find it (deploy/ray/fanout.py runs the first month alone): racing
-    # first commits of a new table are not safe in delta-rs 1.6, which replays a later one as an append.
-    december = month(12)
-    delta.overwrite_range(lake, "warehouse/t", pl.DataFrame({"day": pl.date_range(*december, eager=True)})
-                          .with_columns(writer=pl.lit("m12")), column="day", first=december[0], last=december[1])
-    go = tmp_path / "go"
-    procs = start_writers(lake, go)
+def race(procs: dict[str, subprocess.Popen], go: Path) -> None:
+    """Wait until every writer is ready, let them all commit at once, and require each to succeed."""
     try:
         for name, proc in procs.items():
             assert proc.stdout is not None
@@ -83,6 +77,16 @@ def test_ten_concurrent_writers_lose_and_duplicate_nothing(lake: Lake, tmp_path:
     finally:
         for proc in procs.values():
             stop_process(proc)
+
+
+def test_ten_concurrent_writers_lose_and_duplicate_nothing(lake: Lake, tmp_path: Path) -> None:
+    # The table exists, as fanned-out runs find it (deploy/ray/fanout.py runs the first month alone): racing
+    # first commits of a new table are not safe in delta-rs 1.6, which replays a later one as an append.
+    december = month(12)
+    delta.overwrite_range(lake, "warehouse/t", pl.DataFrame({"day": pl.date_range(*december, eager=True)})
+                          .with_columns(writer=pl.lit("m12")), column="day", first=december[0], last=december[1])
+    go = tmp_path / "go"
+    race(start_writers(lake, go), go)
     out = delta.scan(lake, "warehouse/t").collect()
     assert out["day"].n_unique() == out.height, "a day is duplicated"
     for m in DISJOINT:
@@ -147,17 +151,7 @@ def test_concurrent_upserts_all_land_once(lake: Lake, tmp_path: Path) -> None:
                          "secret_access_key": lake.secret_access_key}, "writer": writer, "go": str(go)}
         procs[writer] = subprocess.Popen([sys.executable, "-c", MERGER, json.dumps(spec)], stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, text=True)
-    try:
-        for name, proc in procs.items():
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready", f"{name}: {proc.stderr.read() if proc.stderr else ''}"
-        go.touch()
-        for name, proc in procs.items():
-            _, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, f"{name} failed: {err}"
-    finally:
-        for proc in procs.values():
-            stop_process(proc)
+    race(procs, go)
     out = delta.scan(lake, "warehouse/dim").collect()
     assert sorted(out["key"]) == sorted(["shared", *writers]), "a key is lost or duplicated"
     assert out.filter(pl.col("key") != "shared").select((pl.col("key") == pl.col("writer")).all()).item()
