@@ -93,6 +93,78 @@ SYMPTOMS = {
 }
 
 
+# A second, held-out set of paraphrases, written before any tuning of the search and never tuned on: crew and
+# tech-log style (abbreviations, the side after the part, other verbs). Its figure is the headline one.
+HELD_PARTS = {
+    "air conditioning pack valve": "A/C pack flow control valve",
+    "cabin pressure controller": "cabin altitude controller",
+    "generator control unit": "gen control box",
+    "main battery": "aircraft battery",
+    "lavatory smoke detector": "smoke sensor in the lav",
+    "cargo fire detection loop": "fire detection element in the cargo bay",
+    "aileron trim tab": "trim tab on the aileron",
+    "elevator hinge bracket": "elevator hinge support fitting",
+    "rudder power control unit": "rudder hydraulic actuator",
+    "flap track fairing": "flap track cover",
+    "fuel quantity indicator": "fuel qty gauge",
+    "fuel boost pump": "fuel tank pump",
+    "engine driven hydraulic pump": "engine-driven hyd pump",
+    "hydraulic reservoir": "hydraulic fluid tank",
+    "pitot probe heater": "pitot heating",
+    "wing anti-ice valve": "wing thermal anti-icing valve",
+    "main landing gear actuator": "MLG retract actuator",
+    "nose wheel steering actuator": "NLG steering cylinder",
+    "brake assembly": "brake unit",
+    "main wheel tire": "MLG tyre",
+    "landing light": "LDG light",
+    "wingtip navigation light": "nav lamp on the wingtip",
+    "weather radar antenna": "radar antenna in the radome",
+    "standby altimeter": "standby alt indicator",
+    "crew oxygen mask": "crew quick-donning O2 mask",
+    "engine bleed air valve": "engine bleed valve",
+    "APU starter motor": "APU starter",
+    "cargo door hinge": "cargo hatch hinge",
+    "passenger entry door seal": "main cabin door seal",
+    "cockpit windshield": "cockpit front window",
+    "engine cowl latch": "fan cowl latch",
+    "engine fan blade": "N1 fan blade",
+    "thrust reverser sleeve": "reverser sleeve",
+    "engine oil filter": "eng oil filter",
+}
+HELD_SIDES = {"": "", "left": "L/H", "right": "R/H", "number 1": "No. 1", "number 2": "No. 2", "forward": "fwd",
+              "aft": "back", "captain side": "capt", "first officer side": "F/O", "system A": "sys A",
+              "system B": "sys B"}
+HELD_FLUIDS = {None: "air", "hydraulic fluid": "hyd fluid", "fuel": "jet fuel", "engine oil": "oil"}
+HELD_SYMPTOMS = {
+    "leak": "{fluid} seeping from {x}",
+    "crack": "{x} has a hairline split",
+    "corrosion": "{x} rusty and pitted",
+    "chafing": "harness rubbing against {x}",
+    "inoperative": "{x} inop",
+    "intermittent": "{x} works on and off",
+    "wear": "{x} worn out, needs changing",
+    "loose": "{x} not secure, fasteners backing out",
+    "noise": "loud squeal from {x}",
+    "vibration": "{x} shaking badly",
+    "damage": "{x} gouged by FOD",
+    "overheat": "{x} HOT light on",
+    "low_pressure": "{x} reading low PSI",
+    "low_voltage": "{x} flat, won't hold a charge",
+    "delamination": "{x} bubbled, plies coming apart",
+    "contamination": "{x} full of debris",
+}
+
+
+def held_out(finding) -> str:
+    """A query for a finding in the held-out words above (the side after the part, in parentheses)."""
+    from pipelines.synthetic.documents import COMPONENTS
+
+    fluid = next(c[4] for c in COMPONENTS if c[1] == finding.component)
+    side = HELD_SIDES[finding.side]
+    part = f"{HELD_PARTS[finding.component]} ({side})" if side else HELD_PARTS[finding.component]
+    return HELD_SYMPTOMS[finding.symptom].format(x=part, fluid=HELD_FLUIDS[fluid])
+
+
 def paraphrase(finding) -> str:
     """A query for a finding in the hand-written words above."""
     from pipelines.synthetic.documents import COMPONENTS
