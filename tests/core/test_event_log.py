@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import (AssetKey, BackfillPolicy, DagsterInstance, DailyPartitionsDefinition, MaterializeResult, asset,
+from dagster import (AssetKey, BackfillPolicy, DagsterEventType, DagsterInstance, DailyPartitionsDefinition, MaterializeResult, asset,
                      materialize)
 
 from resources.event_log import BatchedSqliteEventLogStorage
@@ -38,6 +38,12 @@ def _range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
             "latest": (latest.dagster_event.partition, latest.run_id == result.run_id),
             "run_events": sum(1 for e in instance.all_logs(result.run_id) if e.dagster_event
                               and e.dagster_event.is_step_materialization),
+            "planned": sum(1 for e in instance.all_logs(result.run_id) if e.dagster_event
+                           and e.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED),
+            "planned_info": [(info.run_id == result.run_id) if (info := instance.get_latest_planned_materialization_info(
+                key, day)) else None for day in ("2013-01-01", "2013-02-28")],
+            "attempts_without": instance.event_log_storage
+            .get_latest_asset_partition_materialization_attempts_without_materializations(key),
         }
 
 
@@ -52,10 +58,45 @@ def test_a_range_run_reads_back_the_same_through_the_batched_log(tmp_path: Path,
 
     monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", counted)
     batched = _range_run(tmp_path / "batched", LOCAL_INSTANCE_YAML, monkeypatch)
-    assert 59 in batches  # the step's 59 materializations in one batch
+    assert batches.count(59) == 2  # the run's 59 planned partitions, then the step's 59 materializations
     default = _range_run(tmp_path / "default", "telemetry:\n  enabled: false\n", monkeypatch)
     assert batched.pop("storage") == "BatchedSqliteEventLogStorage"
     assert default.pop("storage") == "SqliteEventLogStorage"
     assert batched == default
-    assert len(batched["partitions"]) == 59 and batched["run_events"] == 59
+    assert len(batched["partitions"]) == 59 and batched["run_events"] == 59 and batched["planned"] == 59
+    assert batched["planned_info"] == [True, True] and batched["attempts_without"] == {}
     assert batched["latest"] == ("2013-02-28", True)
+
+
+@asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
+def broken_days(context) -> MaterializeResult:
+    raise RuntimeError("the source is down")
+
+
+def _failed_range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    with DagsterInstance.get() as instance:
+        result = materialize([broken_days], instance=instance, raise_on_error=False,
+                             tags={"dagster/asset_partition_range_start": "2013-01-01",
+                                   "dagster/asset_partition_range_end": "2013-01-31"})
+        assert not result.success
+        key = AssetKey("broken_days")
+        attempts = instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(key)
+        types = [e.dagster_event.event_type for e in instance.all_logs(result.run_id) if e.dagster_event]
+        return {
+            "attempts": sorted(day for day, (run_id, _) in attempts.items() if run_id == result.run_id),
+            "planned": types.count(DagsterEventType.ASSET_MATERIALIZATION_PLANNED),
+            "failed": types.count(DagsterEventType.ASSET_FAILED_TO_MATERIALIZE),
+            "materialized": instance.get_materialized_partitions(key),
+        }
+
+
+def test_a_failed_range_run_leaves_its_days_planned_and_failed_as_the_default_log_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batched = _failed_range_run(tmp_path / "batched", LOCAL_INSTANCE_YAML, monkeypatch)
+    default = _failed_range_run(tmp_path / "default", "telemetry:\n  enabled: false\n", monkeypatch)
+    assert batched == default
+    assert batched["planned"] == 31 and len(batched["attempts"]) == 31 and not batched["materialized"]
