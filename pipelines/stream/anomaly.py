@@ -257,6 +257,9 @@ class SeriesConfig:
     """Values either side of that same time which count as alike."""
     tolerance_s: float = 3600.0
     """How far from exactly a day earlier the nearest past value may be."""
+    spatial: float | None = 0.05
+    """A value beyond the whole past's range by more than this share of it scores 1 (None: no such rule).
+    Numenta's own NAB detector uses the same rule at 0.05; chosen over 0 and 0.2 on the tuning categories."""
 
 
 _DAY_S: Final = 86400.0
@@ -268,8 +271,9 @@ class SeriesDetector:
     The surprise of a value is its distance from the rolling median in rolling-IQR units (or that of the mean of
     the latest values, scaled by sqrt(n), whichever is larger), unless it is close to a value seen at the same
     time of day on one of the last days (then that distance counts). Its score in [0, 1] is the share of past
-    surprises below it, so every series is judged by its own normal; a score that does not beat the highest of
-    the last `quiet` points is halved. Memory: `window` values and `days` of (time, value); a few microseconds
+    surprises below it, so every series is judged by its own normal; a value outside everything seen so far
+    (by more than `spatial` of the range) scores 1; a score that does not beat the highest of the last `quiet`
+    points is halved. Memory: `window` values and `days` of (time, value); a few microseconds
     per value (river's sorted windows).
     """
 
@@ -281,6 +285,8 @@ class SeriesDetector:
         self._scores: deque[float] = deque(maxlen=cfg.quiet)
         self._times: list[float] = []
         self._past: list[float] = []
+        self._seen = 0
+        self._low, self._high = math.inf, -math.inf
 
     def _seasonal(self, x: float, t: float) -> float | None:
         """The smallest distance from x to the values around t minus 1..days days (None: none that old)."""
@@ -309,6 +315,15 @@ class SeriesDetector:
         seasonal = None if t is None else self._seasonal(x, t)
         return z if seasonal is None else min(z, seasonal / scale)
 
+    def outside(self, x: float) -> bool:
+        """Whether x is beyond the range of every value seen so far by more than `spatial` of that range
+        (never while warming up)."""
+        tolerance = self.config.spatial
+        if tolerance is None or self._seen < self.config.warmup:
+            return False
+        margin = tolerance * (self._high - self._low)
+        return x > self._high + margin or x < self._low - margin
+
     def _remember(self, x: float, t: float) -> None:
         if self._times and t < self._times[-1]:
             return  # a clock that went back (NAB has a few): scored, but not a same-time-of-day reference
@@ -329,6 +344,10 @@ class SeriesDetector:
                 at_least = len(ranked) - bisect.bisect_left(ranked, z)
                 raw = 1.0 - (at_least + 1) / (len(ranked) + 2)
             ranked.append(z)
+        if self.outside(x):
+            raw = 1.0
+        self._seen += 1
+        self._low, self._high = min(self._low, x), max(self._high, x)
         self._values.append(x)
         if t is not None:
             self._remember(x, t)
