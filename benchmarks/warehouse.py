@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -58,7 +59,7 @@ class TimedOut(RuntimeError):
 def _run(cmd: list[str], env: dict, timeout: float | None) -> tuple[float, dict]:
     """Run a child in its own process group; return wall seconds and the JSON line it printed last, with the
     mean 1-minute load average sampled every 2 s while it ran."""
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _children_cpu()
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     loads: list[float] = []
@@ -84,7 +85,14 @@ def _run(cmd: list[str], env: dict, timeout: float | None) -> tuple[float, dict]
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]
     result = json.loads(lines[-1]) if lines else {}
     result["load"] = round(sum(loads) / len(loads), 1) if loads else round(os.getloadavg()[0], 1)
+    result["cpu_s"] = round(_children_cpu() - cpu_before, 1)
     return wall, result
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished children: steadier than wall time on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 MAIN = "group:extract or group:standardize or group:warehouse"
@@ -105,7 +113,9 @@ def graph(first: str, last: str, selection: str = MAIN) -> None:
         main(["run", "--from", first, "--to", last, "--select", selection], standalone_mode=False)
     finally:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"peak_rss_mib": round(peak, 1), **_step_times(psutil.Process().create_time())}))
+        # The stage times are read from the event log by another process (`--step-times`): reading them here
+        # would add an instance and the runs' logs to the graph's own time.
+        print(json.dumps({"peak_rss_mib": round(peak, 1), "process_started": psutil.Process().create_time()}))
 
 
 def _step_times(process_started: float) -> dict:
@@ -183,9 +193,12 @@ def _record(results: list[dict], scale: int, flights: int, variant: str, cmd: li
         row.update(seconds=None, note=str(exc))
         print(f"  scale {scale}: {variant} {exc}", file=sys.stderr, flush=True)
         return None
+    if out.get("process_started") is not None:  # a graph run: its stages from its event log, read apart
+        times = _run([*cmd[:2], "--step-times", str(out["process_started"])], env, None)[1]
+        out.update({k: v for k, v in times.items() if k not in ("load", "cpu_s")})
     row.update(seconds=wall, peak_rss_mib=out.get("peak_rss_mib"), stages=out.get("stages"),
                materializations=out.get("materializations"), load=out.get("load"), startup_s=out.get("startup_s"),
-               runs_s=out.get("runs_s"))
+               runs_s=out.get("runs_s"), cpu_s=out.get("cpu_s"))
     if out.get("rows") not in (None, flights):
         row["note"] = f"read {out['rows']:,} flights"
     print(f"  scale {scale}: {variant} {wall:.1f} s, peak {row['peak_rss_mib']} MiB, load {row['load']}",
@@ -234,7 +247,7 @@ def report(results: list[dict]) -> None:
     graphs = {r["scale"]: r for r in results if r["variant"] == "graph" and r.get("seconds")}
     print()
     print(f"{'scale':>5} {'variant':8} {'flights':>11} {'wall s':>8} {'flights/s':>10} {'peak MiB':>9} "
-          f"{'startup s':>9} {'net s':>7} {'net x floor':>11} {'load':>5}  note")
+          f"{'startup s':>9} {'net s':>7} {'net x floor':>11} {'load':>5} {'cpu s':>6}  note")
     for r in results:
         base = floor.get(r["scale"])
         seconds, startup = r.get("seconds"), r.get("startup_s")
@@ -243,7 +256,7 @@ def report(results: list[dict]) -> None:
         rate = r["rows"] / seconds if seconds and r.get("rows") else None
         print(f"{r['scale']:>5} {r['variant']:8} {_fmt(r.get('rows'), '11,'):>11} {_fmt(seconds, '8.1f', '     n/a'):>8} "
               f"{_fmt(rate, '10,.0f'):>10} {_fmt(r.get('peak_rss_mib'), '9.0f'):>9} {_fmt(startup, '9.1f'):>9} "
-              f"{_fmt(net, '7.1f'):>7} {_fmt(ratio, '10.2f') + 'x' if ratio else '':>11} {_fmt(r.get('load'), '5.1f'):>5}"
+              f"{_fmt(net, '7.1f'):>7} {_fmt(ratio, '10.2f') + 'x' if ratio else '':>11} {_fmt(r.get('load'), '5.1f'):>5} {_fmt(r.get('cpu_s'), '6.1f'):>6}"
               f"  {r.get('note', '')}{_query_note(r)}")
     staged = [r for r in results if r.get("stages")]
     if staged:
@@ -324,7 +337,10 @@ def main() -> None:
                         help="add results written earlier with --json (e.g. a long scale run done separately)")
     parser.add_argument("--graph", nargs=2, metavar=("FIRST", "LAST"), help=argparse.SUPPRESS)
     parser.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--step-times", type=float, metavar="PROCESS_STARTED", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step_times is not None:
+        return print(json.dumps(_step_times(args.step_times)))
     if args.graph:
         return graph(*args.graph, selection=SCHEDULED if args.scheduled else MAIN)
     plan = _plan(args)

@@ -32,9 +32,11 @@ from dagster._serdes import ConfigurableClassData
 from resources.sqlite_storage import fast_engine
 
 _BATCHED = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
-_IN_ORDER = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_FAILED_TO_MATERIALIZE}
+_IN_ORDER = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
+             DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
 """Stored event by event as the parent does, but in two transactions a batch instead of two an event: a range
-run's planned partitions (one event each, 730 for a year of days) are reported as one batch at its creation."""
+run's planned partitions (one event each, 730 for a year of days) and its planned checks are reported as one batch
+at its creation."""
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
@@ -95,13 +97,20 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _store_in_order(self, events: Sequence[EventLogEntry], run_id: str) -> None:
         """What the parent's `store_event` does for each asset event (the run's shard, then the index shard with
-        the event's tags and the asset's row), one event after the other, within one transaction a shard."""
+        the event's tags and the asset's row; for a planned check, its execution row), in the batch's order, within
+        one transaction a shard."""
         statements = [self.prepare_insert_event(event) for event in events]
         with self.run_connection(run_id) as conn:
             for statement in statements:
                 conn.execute(statement)
+        checks: list[tuple[EventLogEntry, int]] = []
         with self.index_transaction() as conn:
             for event, statement in zip(events, statements, strict=True):
                 event_id = conn.execute(statement).inserted_primary_key[0]
+                if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                    checks.append((event, event_id))  # its execution row is written by the parent's own method
+                    continue
                 self._store_asset_event_tags(conn, [event], [event_id])
                 self._store_asset_event(conn, event, event_id)
+        for event, event_id in checks:
+            self.store_asset_check_event(event, event_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import (AssetKey, BackfillPolicy, DagsterEventType, DagsterInstance, DailyPartitionsDefinition, MaterializeResult, asset,
+from dagster import (AssetCheckResult, AssetKey, BackfillPolicy, DagsterEventType, DagsterInstance, DailyPartitionsDefinition, MaterializeResult, asset, asset_check,
                      materialize)
 
 from resources.event_log import BatchedSqliteEventLogStorage
@@ -19,13 +19,18 @@ def days(context) -> MaterializeResult:
     return MaterializeResult(metadata={"first": context.partition_key_range.start})
 
 
+@asset_check(asset=days)
+def days_have_a_first(context) -> AssetCheckResult:
+    return AssetCheckResult(passed=True)
+
+
 def _range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     with DagsterInstance.get() as instance:
-        result = materialize([days], instance=instance, tags={"dagster/asset_partition_range_start": "2013-01-01",
+        result = materialize([days, days_have_a_first], instance=instance, tags={"dagster/asset_partition_range_start": "2013-01-01",
                                                              "dagster/asset_partition_range_end": "2013-02-28"})
         assert result.success
         key = AssetKey("days")
@@ -42,6 +47,8 @@ def _range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
                            and e.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED),
             "planned_info": [(info.run_id == result.run_id) if (info := instance.get_latest_planned_materialization_info(
                 key, day)) else None for day in ("2013-01-01", "2013-02-28")],
+            "checks": [(r.status.value, r.run_id == result.run_id) for r in instance.event_log_storage
+                       .get_asset_check_execution_history(days_have_a_first.check_key, limit=10)],
             "attempts_without": instance.event_log_storage
             .get_latest_asset_partition_materialization_attempts_without_materializations(key),
         }
@@ -58,13 +65,14 @@ def test_a_range_run_reads_back_the_same_through_the_batched_log(tmp_path: Path,
 
     monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", counted)
     batched = _range_run(tmp_path / "batched", LOCAL_INSTANCE_YAML, monkeypatch)
-    assert batches.count(59) == 2  # the run's 59 planned partitions, then the step's 59 materializations
+    assert batches[:2] == [60, 59]  # 59 planned partitions and 1 planned check, then 59 materializations
     default = _range_run(tmp_path / "default", "telemetry:\n  enabled: false\n", monkeypatch)
     assert batched.pop("storage") == "BatchedSqliteEventLogStorage"
     assert default.pop("storage") == "SqliteEventLogStorage"
     assert batched == default
     assert len(batched["partitions"]) == 59 and batched["run_events"] == 59 and batched["planned"] == 59
     assert batched["planned_info"] == [True, True] and batched["attempts_without"] == {}
+    assert batched["checks"][0] == ("SUCCEEDED", True) and len(batched["checks"]) == 10  # as Dagster plans: a day each
     assert batched["latest"] == ("2013-02-28", True)
 
 
