@@ -16,6 +16,7 @@ calls; the tests in tests/core/test_event_log.py read the events back through th
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,8 @@ from dagster._serdes import ConfigurableClassData
 
 from resources.sqlite_storage import fast_engine
 
+MAX_ENGINES = 16
+"""Shards with an engine (and its one idle connection) kept open, least recently used closed first."""
 _BATCHED = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
 _IN_ORDER = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
              DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
@@ -56,13 +59,22 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     self._initdb(engine)
                     self._initialized_dbs.add(shard)
                 self._engines[shard] = engine
+                while len(self._engines) > MAX_ENGINES:  # a daemon writes to thousands of run shards over time
+                    self._engines.popitem(last=False)[1].dispose()
+            self._engines.move_to_end(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def dispose(self) -> None:
+        super().dispose()
+        with self._db_lock:
+            while self._engines:
+                self._engines.popitem()[1].dispose()
+
     @property
-    def _engines(self) -> dict[str, Engine]:
+    def _engines(self) -> OrderedDict[str, Engine]:
         if not hasattr(self, "_engine_cache"):
-            self._engine_cache: dict[str, Engine] = {}
+            self._engine_cache: OrderedDict[str, Engine] = OrderedDict()
         return self._engine_cache
 
     @classmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from dagster import Field, StringSource
 from dagster._core.storage.runs import SqliteRunStorage
@@ -43,13 +44,18 @@ _lock = threading.Lock()
 _inherited: list[sqlite3.Connection] = []
 
 
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def _forget_after_fork() -> None:
     """A forked child must not use (nor close) its parent's SQLite connections: it keeps them unused and
-    opens its own."""
+    opens its own, the keepers' and the engines' pools alike (SQLAlchemy's advice: `dispose(close=False)`)."""
     global _lock
     _lock = threading.Lock()
     _inherited.extend(_keepers.values())
     _keepers.clear()
+    for engine in list(_engines):
+        engine.dispose(close=False)
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
@@ -77,9 +83,12 @@ def _keep_open(path: str) -> None:
 
 
 def fast_engine(conn_string: str) -> Engine:
-    """A NullPool engine as Dagster's storages make them (every use its own connection, so processes and
-    threads share nothing), with the two settings above."""
-    engine = create_engine(conn_string, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    """An engine with the two settings above that keeps one idle connection: Dagster's storages open a new one
+    for every use (NullPool), ~0.1 ms more each, and a year's run opens thousands. A pooled connection serves one
+    thread at a time; a forked child gets none of its parent's (`_forget_after_fork`); `dispose` closes it."""
+    engine = create_engine(conn_string, poolclass=QueuePool, pool_size=1, max_overflow=16,
+                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+    _engines.add(engine)
     event.listen(engine, "connect", _relaxed_sync)
     database = make_url(conn_string).database
     if database and database != ":memory:":
@@ -109,3 +118,8 @@ class FastSqliteRunStorage(SqliteRunStorage):
             self._fast_engine = fast_engine(self._conn_string)
         with self._fast_engine.connect() as conn, conn.begin():
             yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if hasattr(self, "_fast_engine"):
+            self._fast_engine.dispose()

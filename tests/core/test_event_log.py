@@ -1,4 +1,5 @@
-"""The batched SQLite event log: a range run's materializations written together read back as the default's do."""
+"""The batched SQLite event log: a range run's planned and materialization events written together read back as the
+default's do, and its shards' engines stay bounded."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def _range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
     (home / "dagster.yaml").write_text(yaml)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    # One planned event a partition (the code location asks for one a run): the batch to store in order.
+    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
     with DagsterInstance.get() as instance:
         result = materialize([days, days_have_a_first], instance=instance, tags={"dagster/asset_partition_range_start": "2013-01-01",
                                                              "dagster/asset_partition_range_end": "2013-02-28"})
@@ -86,6 +89,8 @@ def _failed_range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) ->
     (home / "dagster.yaml").write_text(yaml)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    # One planned event a partition (the code location asks for one a run): the batch to store in order.
+    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
     with DagsterInstance.get() as instance:
         result = materialize([broken_days], instance=instance, raise_on_error=False,
                              tags={"dagster/asset_partition_range_start": "2013-01-01",
@@ -108,3 +113,18 @@ def test_a_failed_range_run_leaves_its_days_planned_and_failed_as_the_default_lo
     default = _failed_range_run(tmp_path / "default", "telemetry:\n  enabled: false\n", monkeypatch)
     assert batched == default
     assert batched["planned"] == 31 and len(batched["attempts"]) == 31 and not batched["materialized"]
+
+
+def test_shard_engines_are_bounded_and_closed_with_the_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resources import event_log
+
+    monkeypatch.setattr(event_log, "MAX_ENGINES", 2)
+    (tmp_path / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with DagsterInstance.get() as instance:
+        for day in ("2013-01-01", "2013-01-02", "2013-01-03"):  # three run shards and the index
+            assert materialize([days], instance=instance, partition_key=day).success
+        storage = instance.event_log_storage
+        assert len(storage._engines) == 2 and "index" in storage._engines
+        assert instance.get_materialized_partitions(AssetKey("days")) == {"2013-01-01", "2013-01-02", "2013-01-03"}
+    assert not storage._engines

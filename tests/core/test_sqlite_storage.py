@@ -61,6 +61,27 @@ def test_a_forked_child_writes_with_connections_of_its_own(tmp_path: Path) -> No
         assert conn.execute(text("SELECT x FROM t")).scalars().all() == [42]
 
 
+def test_a_forked_child_does_not_share_the_parents_pooled_connection(tmp_path: Path) -> None:
+    engine = fast_engine(_wal_database(tmp_path / "p.db"))
+    with engine.connect() as conn:
+        parent_connection = id(conn.connection.dbapi_connection)
+    with engine.connect() as conn:  # the pool hands the same connection back
+        assert id(conn.connection.dbapi_connection) == parent_connection
+
+    def write_with_the_parents_engine() -> None:
+        with engine.connect() as conn, conn.begin():
+            assert id(conn.connection.dbapi_connection) != parent_connection
+            conn.execute(text("INSERT INTO t VALUES (7)"))
+
+    child = multiprocessing.get_context("fork").Process(target=write_with_the_parents_engine)
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    with engine.connect() as conn:  # the parent's pooled connection still works and sees the child's write
+        assert id(conn.connection.dbapi_connection) == parent_connection
+        assert conn.execute(text("SELECT x FROM t")).scalars().all() == [7]
+
+
 @asset
 def one() -> int:
     return 1
