@@ -102,8 +102,9 @@ downstream of them in the main job (the reference snapshots are change capture's
 
 
 def graph(first: str, last: str, selection: str = MAIN) -> None:
-    """The graph: `tributary run` over [first, last] in this process, so the peak RSS printed is the run's own."""
-    import resource
+    """The graph: `tributary run` over [first, last] in this process, so the peak RSS printed is the run's own;
+    the process then ends as the `tributary` console script does (`pipelines/core/fast_exit.py`)."""
+    from pipelines.core import fast_exit  # first, as in the console script
 
     import psutil
 
@@ -116,6 +117,7 @@ def graph(first: str, last: str, selection: str = MAIN) -> None:
         # The stage times are read from the event log by another process (`--step-times`): reading them here
         # would add an instance and the runs' logs to the graph's own time.
         print(json.dumps({"peak_rss_mib": round(peak, 1), "process_started": psutil.Process().create_time()}))
+    fast_exit.arm(0)  # a failed run raised above and exits as Python does
 
 
 def _step_times(process_started: float) -> dict:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pipelines.core import fast_exit  # first: its exit hook must be registered before any other module's
+
 import contextlib
 import datetime as dt
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -434,5 +435,19 @@ def _register_stages() -> None:
 
 _register_stages()
 
+
+def console() -> None:
+    """The `tributary` console script: `main`, then the process ends without the interpreter's teardown
+    (`pipelines/core/fast_exit.py`)."""
+    failure: BaseException | None = None
+    try:
+        main()
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        fast_exit.arm(fast_exit.exit_code(failure))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
