@@ -19,6 +19,7 @@ from assets.partitions import days_in_run, monthly_partitions, months
 from pipelines.core import delta
 from pipelines.core.lake import Lake
 from pipelines.core.checks import SuiteChecker
+from pipelines.core.progress import Every
 from pipelines.core.quality import QualityReport
 
 
@@ -148,18 +149,18 @@ def write_months(
     note: Callable[[], str] | None = None,
 ) -> RangeWritten:
     """The run's months one by one: `build` a month's rows from its days, overwrite exactly those days of `rel`
-    on `column` (a rerun replaces, never appends) and add them to `checker`; one progress line per month, or
-    per year on long backfills (`note` adds to it)."""
+    on `column` (a rerun replaces, never appends) and add them to `checker`; a progress line for the first and
+    the last month and every 5 s between (`note` adds to it)."""
     batches = months(days_in_run(context))
     rows, version, preview = 0, None, None
-    started = time.monotonic()
+    started, report = time.monotonic(), Every()
     for n, days in enumerate(batches, start=1):
         df = build(days)
         version = delta.overwrite_range(the_lake, rel, df, column=column, first=days[0], last=days[-1])
         checker.add(df)
         rows += df.height
         preview = df if preview is None else preview
-        if len(batches) <= 24 or n % 12 == 0 or n == len(batches):
+        if report.due(last=n == len(batches)):
             context.log.info(f"{rel}: {n}/{len(batches)} months, through {days[-1]}, {rows:,} rows"
                              f"{note() if note else ''} (Delta version {version}), "
                              f"{rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")

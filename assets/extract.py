@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, Definitions, Material
 
 from assets.common import table_metadata
 from assets.partitions import daily_partitions, days_in_run, months
+from pipelines.core.progress import Every
 from pipelines.extract.extraction import SOURCE, extract, extract_range
 from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES, TABLES
 from resources.lake import LakeResource
@@ -30,7 +31,7 @@ def _partitioned_asset(table: str):
         days = days_in_run(context)
         engine = source_db.get_engine(tables=[table])
         the_lake = lake.get_lake()
-        started = time.monotonic()
+        started, report = time.monotonic(), Every()
         rows = 0
         last = None
         done = 0
@@ -39,6 +40,8 @@ def _partitioned_asset(table: str):
             for chunk in months(days):
                 for last in extract_range(conn, the_lake, table, first=chunk[0], last=chunk[-1], run_id=context.run_id):
                     rows, done = rows + last.rows, done + 1
+                if not report.due(last=done == len(days)):
+                    continue
                 elapsed = time.monotonic() - started
                 context.log.info(
                     f"{table}: {done}/{len(days)} days, {rows:,} rows, {rows / max(elapsed, 1e-9):,.0f} rows/s"

@@ -26,3 +26,20 @@ def step(what: str) -> Iterator[None]:
     yield
     if on_terminal():
         click.echo(f"{what}: done in {time.monotonic() - started:.1f}s", err=True)
+
+
+class Every:
+    """When a long loop should report: its first and last pieces, and at most one in between every `seconds`.
+
+    A run's log lines are events in the instance (a few ms each on the embedded one): a year's range run reported
+    each of its months, ~70 lines, where a line every few seconds tells a person as much."""
+
+    def __init__(self, seconds: float = 5.0, clock=time.monotonic) -> None:
+        self.seconds, self._clock, self._last = seconds, clock, None
+
+    def due(self, *, last: bool = False) -> bool:
+        now = self._clock()
+        if last or self._last is None or now - self._last >= self.seconds:
+            self._last = now
+            return True
+        return False

@@ -64,3 +64,15 @@ def test_search_says_what_it_waits_for_on_a_terminal_only() -> None:
     piped = subprocess.run([*TRIBUTARY, "search", "fluid leak", "--k", "1"], capture_output=True, text=True,
                            timeout=600)
     assert piped.returncode == 0 and piped.stdout == stdout and "search: " not in piped.stderr
+
+
+def test_every_reports_the_first_and_last_pieces_and_one_per_interval_between() -> None:
+    from pipelines.core.progress import Every
+
+    now = [0.0]
+    every = Every(5.0, clock=lambda: now[0])
+    due = []
+    for n in range(1, 13):  # a piece every 2 s
+        due.append(every.due(last=n == 12))
+        now[0] += 2.0
+    assert [n for n, d in enumerate(due, start=1) if d] == [1, 4, 7, 10, 12]
