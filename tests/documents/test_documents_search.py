@@ -1,9 +1,11 @@
-"""Search: known-answer queries find their document in the top 3; hits are joined to the plane and its flights."""
+"""Search: known-answer queries find their document in the top 3 (hybrid and cosine alone); the words BM25 counts;
+the hybrid ranks by the side and symptom the embeddings blur; hits are joined to the plane and its flights."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -11,7 +13,7 @@ from pipelines.core import delta
 from pipelines.documents import DocumentError
 from pipelines.documents.embed import chunk_text, embed_texts
 from pipelines.synthetic.documents import generate
-from pipelines.documents.search import SearchIndex, render, search
+from pipelines.documents.search import Bm25, SearchIndex, render, search, terms
 from pipelines.documents.text import extract_texts
 from pipelines.core.lake import Lake
 from pipelines.extract.source import load_nycflights13
@@ -32,14 +34,16 @@ def indexed(ocr_engine, embedder):
     return corpus, texts, embeddings, SearchIndex.from_frames(embeddings, texts)
 
 
-def test_known_answer_queries_find_their_document_in_the_top_3(indexed, embedder) -> None:
+@pytest.mark.parametrize("hybrid", [True, False], ids=["hybrid", "cosine"])
+def test_known_answer_queries_find_their_document_in_the_top_3(indexed, embedder, hybrid: bool) -> None:
     corpus, _, _, index = indexed
     queries = corpus.known_queries()
     assert len(queries) >= 80
     found = 0
     misses = []
     for q in queries:
-        top = [t for t, _, _ in index.top_k(embedder.encode([q.query]).vectors[0], 3)]
+        top = [t for t, _, _ in index.top_k(embedder.encode([q.query]).vectors[0], 3,
+                                            text=q.query if hybrid else None)]
         if set(top) & set(q.answers):
             found += 1
         else:
@@ -141,3 +145,53 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     out = io.BytesIO()
     frame.write_parquet(out)
     return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("LH MLG actuator weeping skydrol", ["left", "main", "land", "gear", "actuator", "leak", "hydraulic",
+                                             "fluid"]),
+        ("#1 eng bleed vlv INOP", ["number", "1", "engine", "ble", "valve", "inoperative"]),
+        ("No. 2 GCU", ["number", "2", "generator", "control", "unit"]),
+        ("R/H tyre worn; F/O pitot heat", ["right", "tire", "worn", "first", "officer", "pitot", "heat"]),
+        ("Leaking seals on the cracked brackets", ["leak", "seal", "crack", "bracket"]),
+        ("system B", ["system", "b"]),
+    ],
+)
+def test_terms_map_abbreviations_and_synonyms_to_the_documents_words(text: str, words: list[str]) -> None:
+    assert terms(text) == words
+
+
+def test_bm25_weighs_rare_terms_over_common_ones() -> None:
+    bm25 = Bm25([["left", "pump", "leak"], ["right", "pump", "leak"], ["right", "pump", "noise"], []])
+    scores = bm25.scores(["left", "pump"])
+    assert scores[0] > scores[1] == scores[2] > 0 and scores[3] == 0
+    assert bm25.scores(["noise"])[2] > bm25.scores(["pump"])[2]  # "noise" is in one document, "pump" in three
+    assert not bm25.scores(["absent"]).any()
+
+
+def _toy_index(texts: list[tuple[str, str, str]]) -> SearchIndex:
+    """Texts (text id, tail, text), one chunk each, all with the same vector: the cosine cannot tell them apart."""
+    vectors = np.tile(np.eye(1, 384, dtype=np.float32), (len(texts), 1))
+    chunks = pl.DataFrame({"text_id": [t for t, _, _ in texts], "chunk": [0] * len(texts),
+                           "chunk_text": [x for _, _, x in texts]})
+    meta = pl.DataFrame({"text_id": [t for t, _, _ in texts], "tailnum": [tail for _, tail, _ in texts]})
+    return SearchIndex(vectors, chunks, meta)
+
+
+def test_hybrid_ranks_by_the_words_where_the_cosine_ties() -> None:
+    index = _toy_index([
+        ("a", "N1", "Hydraulic fluid leak found at the right main landing gear actuator"),
+        ("b", "N2", "Hydraulic fluid leak found at the left main landing gear actuator"),
+        ("c", "N2", "Left main landing gear actuator worn beyond limits"),
+        ("d", "N3", "Lavatory smoke detector inoperative during functional test"),
+    ])
+    query = np.eye(1, 384, dtype=np.float32)[0]
+    hybrid = index.top_k(query, 3, text="LH MLG actuator weeping skydrol")
+    assert [t for t, _, _ in hybrid] == ["b", "a", "c"]
+    assert hybrid[0][1] > hybrid[1][1] > hybrid[2][1]
+    assert hybrid[0][2].startswith("Hydraulic fluid leak found at the left")
+    assert [t for t, _, _ in index.top_k(query, 2, text="RH MLG jack weeping", tailnum="N2")] == ["b", "c"]
+    assert index.top_k(query, 3, text="LH MLG", tailnum="N9") == []
+    assert len(index.top_k(query, 9, text="nothing in common")) == 4
