@@ -182,7 +182,7 @@ def _publish(lake: Lake, table: SourceTable, label: str, run_id: str, batches: I
     rel = f"{raw_dir(table_name, label)}/{run_id}.parquet"
     rows = 0
     newest: dt.datetime | None = None
-    preview = pl.DataFrame(schema=table.columns)
+    preview: pl.DataFrame | None = None  # a day's first rows (an empty frame is built only for an empty day)
     file = _DayFile(lake, rel, table)
     try:
         for batch in batches:
@@ -192,7 +192,9 @@ def _publish(lake: Lake, table: SourceTable, label: str, run_id: str, batches: I
             rows += batch.height
             batch_newest = batch["updated_at"].max()
             newest = batch_newest if newest is None or batch_newest > newest else newest
-            if preview.height < preview_rows:
+            if preview is None:
+                preview = batch.head(preview_rows)
+            elif preview.height < preview_rows:
                 preview = pl.concat([preview, batch.head(preview_rows - preview.height)])
         file.close()
     except BaseException:
@@ -218,7 +220,7 @@ def _publish(lake: Lake, table: SourceTable, label: str, run_id: str, batches: I
         path=rel,
         uri=lake.uri(rel),
         source_updated_at=manifest["source_updated_at"],
-        preview=preview,
+        preview=pl.DataFrame(schema=table.columns) if preview is None else preview,
     )
 
 
