@@ -271,7 +271,7 @@ def standardize_flights(
         .join(side("origin"), on="origin", how="left")
         .join(side("dest"), on="dest", how="left")
         .join(_weather_lookup(weather), on=["origin", "time_hour"], how="left")
-        .join(_plane_lookup(planes), on="tailnum", how="left")
+        .join(_plane_lookup(planes, tailnums=typed["tailnum"]), on="tailnum", how="left")
         .with_columns(
             sched_dep_local=day_start + pl.duration(minutes=minutes["sched_dep_time"]),
             dep_local=day_start + pl.duration(minutes=minutes["dep_time"] + dep_days.round().cast(pl.Int64) * 1440),
@@ -582,9 +582,12 @@ def _weather_lookup(weather: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def _plane_lookup(planes: pl.DataFrame) -> pl.LazyFrame:
+def _plane_lookup(planes: pl.DataFrame, *, tailnums: pl.Series) -> pl.LazyFrame:
+    """The planes of `tailnums` only: the fleet table grows with the data (332,200 planes at scale 100), and
+    de-duplicating all of it for every month cost 0.6 s a month there, against 0.1 s for the month's flights."""
     return (
         planes.lazy()
+        .filter(pl.col("tailnum").is_in(tailnums.drop_nulls().unique().implode()))
         .select(
             "tailnum",
             pl.lit(True).alias("plane_known"),
