@@ -21,7 +21,7 @@ import click
 from pipelines.core.errors import Failure, OneLineGroup, one_line_errors, run_failure_reason
 from pipelines.core.instance import local_instance_home
 from pipelines.core.lake import LakeError
-from resources.profiles import ProfileError
+from resources.profiles import ProfileError, full_exit
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -446,7 +446,7 @@ def console() -> None:
         failure = exc
         raise
     finally:
-        fast_exit.arm(fast_exit.exit_code(failure))
+        fast_exit.arm(fast_exit.exit_code(failure), teardown=full_exit())
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TRIBUTARY_HOME", ".tributary", "Folder of local state: source database, lake, Dagster instance, MLflow."),
     Variable("TRIBUTARY_MAX_CONCURRENT", "2", "localstack, aws: steps of one run executed at once (multiprocess executor)."),
     Variable("TRIBUTARY_PARTITIONS_END", "2014-01-01", "First day after the data (exclusive); a seed at --scale N needs 2013+N."),
+    Variable("TRIBUTARY_FULL_EXIT", "0", "`tributary` commands: 1 keeps Python's teardown at exit (skipped by default, after "
+             "the atexit hooks: it took 1.2 s after a year's run; `pipelines/core/fast_exit.py`)."),
     # lake and source database
     Variable("TRIBUTARY_LAKE_ROOT", f"local: {_HOME}/lake; localstack: s3://tributary-lake",
              "Lake root: folder, file:// URI or s3://bucket[/prefix]."),
@@ -165,6 +167,11 @@ def number(name: str, default: float, kind: type = float) -> Any:
     if value <= 0:
         raise ValueError(f"{name} must be positive, not {raw}")
     return value
+
+
+def full_exit() -> bool:
+    """TRIBUTARY_FULL_EXIT=1: the `tributary` command lets Python tear itself down at exit."""
+    return setting("TRIBUTARY_FULL_EXIT") == "1"
 
 
 def current_profile() -> Profile:

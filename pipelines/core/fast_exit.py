@@ -7,7 +7,7 @@ command is committed by then. The console script (`pipelines.cli.console`) arms 
 the hook below is registered before any other module's, so it runs after all of them (atexit is last in, first
 out) and after Python has joined the non-daemon threads: it shuts logging down, flushes the standard streams and
 ends the process with `os._exit`. Disarmed (tests, `main()` called as a function) it does nothing;
-`TRIBUTARY_FULL_EXIT=1` or a running coverage measurement keep the full teardown.
+`TRIBUTARY_FULL_EXIT=1` (read by the console script) or a running coverage measurement keep the full teardown.
 
 Written by hand: Python has no switch for skipping its teardown.
 """
@@ -21,9 +21,10 @@ import sys
 _code: list[int] = []
 
 
-def arm(code: int) -> None:
-    """End the process with `code` once the atexit hooks have run."""
-    _code.append(code)
+def arm(code: int, *, teardown: bool = False) -> None:
+    """End the process with `code` once the atexit hooks have run (`teardown`: let Python finish as usual)."""
+    if not teardown:
+        _code.append(code)
 
 
 def exit_code(exc: BaseException | None) -> int:
@@ -36,7 +37,7 @@ def exit_code(exc: BaseException | None) -> int:
 
 
 def _leave() -> None:
-    if not _code or os.environ.get("TRIBUTARY_FULL_EXIT") == "1" or "coverage" in sys.modules:
+    if not _code or "coverage" in sys.modules:
         return
     if (logging := sys.modules.get("logging")) is not None:
         logging.shutdown()
