@@ -6,10 +6,13 @@ What is added to the library's own pipeline, because real scans and typed forms 
 - orientation, once per page: a page whose text boxes stand upright is turned a quarter (`quarter_turns`),
   and a page whose lines the classifier mostly reads as upside down is turned a half (`upright`); the
   classifier alone flips the odd line of a noisy upright page;
-- spaces: the recognizer drops some spaces between words. Each recognized character comes with its column in
-  the recognizer's output, whose unit is a fixed share of the line's height (the crop is scaled to 48 px high,
-  a column is 8 px), so a gap is measured in line heights: a rule that holds for proportional and monospace
-  fonts alike (`restore_spaces`);
+- spaces: the recognizer drops some spaces between words: its best reading of the columns between two
+  characters is "nothing" even where it gives a space a fair chance. A space is put back where the model gives
+  one at least `SPACE_PROB` in a column between two characters at least `SPACE_MIN_GAP` line heights apart,
+  or where the characters lie more than `SPACE_GAP` line heights apart. Each recognized character comes with
+  its column in the recognizer's output, whose unit is a fixed share of the line's height (the crop is scaled
+  to 48 px high, a column is 8 px), so gaps hold for proportional and monospace fonts alike
+  (`restore_spaces`);
 - reading order: the page's skew is estimated from the boxes and undone; boxes that overlap vertically form a
   line; a blank vertical gutter running down a block of prose splits it into columns read one after the
   other (`reading_order`).
@@ -39,8 +42,14 @@ MODEL_FILES = {
 """The three models inside the rapidocr wheel (`rapidocr/models/`), named so rapidocr never looks them up."""
 COLUMN = 8 / 48
 """One column of the recognizer's output, in line heights (a line is scaled to 48 px high, a column is 8 px)."""
-SPACE_GAP = 0.75
+SPACE_GAP = 1.5
 """Characters whose columns lie more than this many line heights apart have a space between them."""
+SPACE_PROB = 0.05
+"""...as have two characters at least `SPACE_MIN_GAP` apart when a column between them gives a space this much."""
+SPACE_MIN_GAP = 0.5
+"""(line heights) Closer characters are not split however the model hesitates: one glyph can span 3 columns."""
+NO_SPACE_BEFORE = ".,"
+"""A period or comma closes the word before it: the model's hesitation is not enough to set it apart."""
 DET_SIDE = 1600
 """The detector reads a page scaled down to this longest side (never up)."""
 GUTTER = 1.5
@@ -103,20 +112,25 @@ class OcrEngine:
 
         OrtInferSession._init_sess_opts = staticmethod(no_spinning)
         try:
-            ocr = RapidOCR(params={
-                "Global.log_level": "critical",
-                "Global.model_root_dir": str(paths["det"].parent),
-                "Det.model_path": str(paths["det"]), "Cls.model_path": str(paths["cls"]),
-                "Rec.model_path": str(paths["rec"]),
-                "Det.limit_type": "max", "Det.limit_side_len": DET_SIDE,
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            })
+            ocr = RapidOCR(
+                params={
+                    "Global.log_level": "critical",
+                    "Global.model_root_dir": str(paths["det"].parent),
+                    "Det.model_path": str(paths["det"]),
+                    "Cls.model_path": str(paths["cls"]),
+                    "Rec.model_path": str(paths["rec"]),
+                    "Det.limit_type": "max",
+                    "Det.limit_side_len": DET_SIDE,
+                    "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                }
+            )
             # The three stages, loaded now rather than on the first page; they are called one by one so the
             # page-level decisions above sit between them.
             self._det, self._cls, self._rec = ocr._load_det_model(), ocr._load_cls_model(), ocr._load_rec_model()
         finally:
             OrtInferSession._init_sess_opts = staticmethod(original)
+        self._rec.postprocess_op = _KeepSpaceProbs(self._rec.postprocess_op)
 
     def read(self, image: Image.Image) -> OcrResult:
         started = time.perf_counter()
@@ -151,8 +165,24 @@ class OcrEngine:
             if confidence < self.min_confidence or not text.strip():
                 continue
             cols = [c for word in info.word_cols for c in word]
-            lines.append((box, restore_spaces(text, cols), float(confidence)))
+            lines.append((box, restore_spaces(text, cols, info.space_probs), float(confidence)))
         return lines
+
+
+class _KeepSpaceProbs:
+    """rapidocr's CTC decoder, which also keeps each line's probability of a space in every output column
+    (`space_probs` on the line's word info): the decoder itself keeps only the best reading of each column."""
+
+    def __init__(self, decoder) -> None:
+        if decoder.character[-1] != " ":
+            raise RuntimeError("the recognizer's last class is not a space: an unexpected rapidocr version")
+        self.decoder = decoder
+
+    def __call__(self, preds: np.ndarray, return_word_box: bool = False, **kwargs):
+        line_results, word_results = self.decoder(preds, return_word_box, **kwargs)
+        for info, probs in zip(word_results, preds[:, :, -1], strict=False):
+            info.space_probs = np.asarray(probs, dtype=np.float32)
+        return line_results, word_results
 
 
 def quarter_turns(boxes: np.ndarray) -> bool:
@@ -176,24 +206,39 @@ def shared_engine(threads: int = 0) -> OcrEngine:
     return OcrEngine(threads=threads or None)
 
 
-def restore_spaces(text: str, cols: Sequence[int], *, gap: float = SPACE_GAP) -> str:
-    """The recognized line with a space wherever two characters lie more than `gap` line heights apart.
+def restore_spaces(
+    text: str, cols: Sequence[int], space_probs: Sequence[float] | None = None, *, gap: float = SPACE_GAP
+) -> str:
+    """The recognized line with a space put back between two characters where the model gives a space at least
+    `SPACE_PROB` in a column between them (if they lie at least `SPACE_MIN_GAP` line heights apart and the
+    second is not in `NO_SPACE_BEFORE`), or where they lie more than `gap` line heights apart.
 
-    `cols` holds the recognizer's column of each non-space character of `text`; the model's own spaces stay.
-    The gap is measured in line heights, not in the line's usual character pitch, so it holds for a
-    proportional font (where an "i" and a "W" have different pitches) as for a monospace one.
+    `cols` holds the recognizer's column of each non-space character of `text`, `space_probs` the probability
+    of a space in each column of its output; the model's own spaces stay. Gaps are measured in line heights,
+    not in the line's usual character pitch, so they hold for a proportional font (where an "i" and a "W" have
+    different pitches) as for a monospace one.
     """
     chars = [c for c in text if not c.isspace()]
     if len(chars) != len(cols):  # not the recognizer's own output: keep the text as it is
         return " ".join(text.split())
+    probs = np.zeros(0, np.float32) if space_probs is None else np.asarray(space_probs, dtype=np.float32)
     out: list[str] = []
     i = 0
     for c in text:
         if c.isspace():
             out.append(" ")
             continue
-        if i and out[-1] != " " and (cols[i] - cols[i - 1]) * COLUMN > gap:
-            out.append(" ")
+        if i and out[-1] != " ":
+            apart = (cols[i] - cols[i - 1]) * COLUMN
+            between = probs[cols[i - 1] + 1 : cols[i]]
+            hesitant = (
+                len(between)
+                and float(between.max()) >= SPACE_PROB
+                and apart >= SPACE_MIN_GAP - 1e-9
+                and c not in NO_SPACE_BEFORE
+            )
+            if apart > gap or hesitant:
+                out.append(" ")
         out.append(c)
         i += 1
     return " ".join("".join(out).split())
@@ -289,8 +334,12 @@ def _read(boxes: Sequence[_Box], width: float) -> list[str]:
     inside = [b for r in rows[start:end] for b in r]
     before = [" ".join(b.text for b in row) for row in rows[:start]]
     after = _read([b for r in rows[end:] for b in r], width)
-    return (before + _read([b for b in inside if b.x1 <= cut], width)
-            + _read([b for b in inside if b.x0 >= cut], width) + after)
+    return (
+        before
+        + _read([b for b in inside if b.x1 <= cut], width)
+        + _read([b for b in inside if b.x0 >= cut], width)
+        + after
+    )
 
 
 def reading_order(items: Sequence[tuple[np.ndarray, str]]) -> str:
@@ -300,6 +349,8 @@ def reading_order(items: Sequence[tuple[np.ndarray, str]]) -> str:
     boxes = _deskewed(items)
     width = GUTTER * float(np.median([b.height for b in boxes]))
     return "\n".join(_read(boxes, width))
+
+
 def normalize(text: str) -> str:
     """Whitespace as OCR can know it: one space between words, one newline between non-empty lines."""
     return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())

@@ -65,11 +65,12 @@ def test_cer_normalizes_whitespace_only() -> None:
 @pytest.mark.parametrize(
     ("text", "cols", "expected"),
     [
-        # A column is 1/6 of the line's height: 6 columns apart is a full height, more than a space.
-        ("Tailnumber", [0, 2, 4, 6, 12, 14, 16, 18, 20, 22], "Tail number"),
+        # A column is 1/6 of the line's height: 10 columns apart is 1.7 heights, more than a space.
+        ("Tailnumber", [0, 2, 4, 6, 16, 18, 20, 22, 24, 26], "Tail number"),
+        ("Tailnumber", [0, 2, 4, 6, 8, 10, 12, 14, 16, 18], "Tailnumber"),
         # Proportional type: a narrow "i" beside a wide "W" moves the pitch, not the gap between words.
-        ("Will Wait", [0, 4, 5, 6, 12, 16, 18, 19], "Will Wait"),
-        ("WillWait", [0, 4, 5, 6, 12, 16, 18, 19], "Will Wait"),
+        ("Will Wait", [0, 4, 5, 6, 16, 20, 22, 23], "Will Wait"),
+        ("WillWait", [0, 4, 5, 6, 16, 20, 22, 23], "Will Wait"),
         ("ab cd", [0, 2, 4, 6], "ab cd"),  # the model's own space is kept, not doubled
         ("abc", [0, 2, 4], "abc"),
         ("", [], ""),
@@ -80,6 +81,27 @@ def test_spaces_come_back_from_gaps_measured_in_line_heights(text: str, cols: li
     assert restore_spaces(text, cols) == expected
 
 
+def _probs(length: int, spaces: dict[int, float]) -> list[float]:
+    return [spaces.get(i, 0.001) for i in range(length)]
+
+
+@pytest.mark.parametrize(
+    ("text", "cols", "spaces", "expected"),
+    [
+        # "TEL : 07" printed with air around the colon: the model's best reading is "TEL:07", but it gives a
+        # space a fair chance (0.05 or more) in the columns on each side of the colon.
+        ("TEL:07", [0, 2, 4, 7, 10, 12], {6: 0.1, 8: 0.3}, "TEL : 07"),
+        ("TEL:07", [0, 2, 4, 7, 10, 12], {6: 0.04, 8: 0.01}, "TEL:07"),  # too little doubt: as read
+        ("ADJUSTMENT", [0, 2, 4, 6, 8, 10, 12, 14, 16, 18], {9: 0.9}, "ADJUSTMENT"),  # 2 columns: one glyph
+        ("32.", [0, 2, 5], {4: 0.5}, "32."),  # a period closes the word before it
+    ],
+)
+def test_spaces_come_back_where_the_model_gives_a_space_a_fair_chance(
+    text: str, cols: list[int], spaces: dict[int, float], expected: str
+) -> None:
+    assert restore_spaces(text, cols, _probs(cols[-1] + 1, spaces)) == expected
+
+
 def _box(x: float, y: float, w: float = 200, h: float = 30, degrees: float = 0.0) -> np.ndarray:
     angle = np.deg2rad(degrees)
     pts = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float32)
@@ -88,8 +110,12 @@ def _box(x: float, y: float, w: float = 200, h: float = 30, degrees: float = 0.0
 
 
 def test_reading_order_undoes_the_skew() -> None:
-    items = [(_box(600, 40, degrees=2), "Date: 2013"), (_box(40, 40, degrees=2), "Tail: N1"),
-             (_box(40, 82, degrees=2), "ATA: 32"), (_box(300, 40, degrees=2), "Station: EWR")]
+    items = [
+        (_box(600, 40, degrees=2), "Date: 2013"),
+        (_box(40, 40, degrees=2), "Tail: N1"),
+        (_box(40, 82, degrees=2), "ATA: 32"),
+        (_box(300, 40, degrees=2), "Station: EWR"),
+    ]
     assert reading_order(items) == "Tail: N1 Station: EWR Date: 2013\nATA: 32"
 
 
@@ -104,8 +130,13 @@ def test_two_columns_of_prose_are_read_one_after_the_other() -> None:
 
 def test_labels_and_their_values_stay_on_one_line() -> None:
     """A receipt's label column and value column are not prose: each line is read across."""
-    rows = [("TOTAL SALES (EXCLUDING GST) :", "80.91"), ("DISCOUNT :", "0.00"), ("TOTAL GST :", "0.00"),
-            ("ROUNDING", "-0.01"), ("CASH :", "100.00")]
+    rows = [
+        ("TOTAL SALES (EXCLUDING GST) :", "80.91"),
+        ("DISCOUNT :", "0.00"),
+        ("TOTAL GST :", "0.00"),
+        ("ROUNDING", "-0.01"),
+        ("CASH :", "100.00"),
+    ]
     items = [(_box(40, 40 * i, w=300), label) for i, (label, _) in enumerate(rows)]
     items += [(_box(600, 40 * i, w=80), value) for i, (_, value) in enumerate(rows)]
     assert reading_order(items).splitlines() == [f"{label} {value}" for label, value in rows]
@@ -117,10 +148,13 @@ def test_page_orientation_is_decided_by_most_lines() -> None:
     assert quarter_turns(tall) and not quarter_turns(tall[::-1][:2]) and not quarter_turns(np.zeros((0, 4, 2)))
 
 
-@pytest.mark.parametrize(("predicted", "truth", "scores"), [
-    ("TOTAL 10.00\ncash 10.00", "TOTAL : 10.00\nCASH 10.00", (4, 4, 5)),
-    ("", "A B", (0, 0, 2)),
-])
+@pytest.mark.parametrize(
+    ("predicted", "truth", "scores"),
+    [
+        ("TOTAL 10.00\ncash 10.00", "TOTAL : 10.00\nCASH 10.00", (4, 4, 5)),
+        ("", "A B", (0, 0, 2)),
+    ],
+)
 def test_word_scores_are_bags_of_upper_case_words(predicted: str, truth: str, scores: tuple) -> None:
     assert word_scores(predicted, truth) == scores
 
