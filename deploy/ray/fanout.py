@@ -50,15 +50,16 @@ def month_chunks(start: dt.date, end: dt.date) -> list[tuple[str, str]]:
     return [(m.isoformat(), m.isoformat()) for m in months]
 
 
-LAUNCH_ATTEMPTS = 4
+LAUNCH_ATTEMPTS = 5
 
 
 def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name: str, first: str, last: str,
            tags: dict[str, str]) -> str:
     """One partition-range run of `job_name`, started by the instance's launcher; returns its run id.
 
-    The launcher submits a Ray job over the head's HTTP API, which can drop a connection on a busy head: the
-    run is then marked failed and a new one launched (a few times, with backoff) instead of failing the fan-out."""
+    The launcher submits a Ray job over the head's HTTP API, which can drop a connection or miss its version
+    check on a busy head: the run is then marked failed and a new one launched (up to 5 times, with backoff
+    2-16 s) instead of failing the fan-out."""
     recon_job = repo.get_reconstructable_job(job_name)
     for attempt in range(LAUNCH_ATTEMPTS):
         run = instance.create_run_for_job(
@@ -71,7 +72,9 @@ def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name:
             # RayRunLauncher never reads.
             instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
             return run.run_id
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, ConnectionError) as exc:
+            # requests' own error, or Ray's SDK giving up on the head's version check ("Failed to connect to
+            # Ray at address"): both seen on a head slowed by CPU busy-loops beside it.
             current = instance.get_run_by_id(run.run_id)
             if current is not None and current.status not in DONE:
                 instance.report_run_failed(current)
