@@ -25,13 +25,18 @@ def days_have_a_first(context) -> AssetCheckResult:
     return AssetCheckResult(passed=True)
 
 
-def _range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+def _instance_home(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance home with `yaml`, batched event writes, and one planned event a partition (the code location
+    asks for one a run): the batch the log stores in order."""
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
-    # One planned event a partition (the code location asks for one a run): the batch to store in order.
     monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
+
+
+def _range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    _instance_home(home, yaml, monkeypatch)
     with DagsterInstance.get() as instance:
         result = materialize([days, days_have_a_first], instance=instance, tags={"dagster/asset_partition_range_start": "2013-01-01",
                                                              "dagster/asset_partition_range_end": "2013-02-28"})
@@ -85,12 +90,7 @@ def broken_days(context) -> MaterializeResult:
 
 
 def _failed_range_run(home: Path, yaml: str, monkeypatch: pytest.MonkeyPatch) -> dict:
-    home.mkdir()
-    (home / "dagster.yaml").write_text(yaml)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
-    # One planned event a partition (the code location asks for one a run): the batch to store in order.
-    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
+    _instance_home(home, yaml, monkeypatch)
     with DagsterInstance.get() as instance:
         result = materialize([broken_days], instance=instance, raise_on_error=False,
                              tags={"dagster/asset_partition_range_start": "2013-01-01",
