@@ -100,28 +100,30 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date, *, at_once: bool = 
         result = fn(scan_snapshot(lake, table).collect(), run_id=run_id)
         delta.overwrite(lake, f"standardized/{table}", result.good)
         delta.overwrite(lake, f"quarantine/{table}", result.quarantine)
-    for chunk in pieces:
-        raw = scan_days(lake, "weather", chunk).collect()
-        result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=run_id)
-        delta.overwrite_range(lake, "standardized/weather", result.good, column="obs_date",
-                              first=chunk[0], last=chunk[-1])
-        delta.overwrite_range(lake, "quarantine/weather", _quarantine_with_day(result.quarantine, raw),
-                              column="partition_date", first=chunk[0], last=chunk[-1])
+    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
+        for chunk in pieces:
+            raw = scan_days(lake, "weather", chunk).collect()
+            result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=run_id)
+            delta.overwrite_range(lake, "standardized/weather", result.good, column="obs_date",
+                                  first=chunk[0], last=chunk[-1])
+            delta.overwrite_range(lake, "quarantine/weather", _quarantine_with_day(result.quarantine, raw),
+                                  column="partition_date", first=chunk[0], last=chunk[-1])
     refs = {name: delta.scan(lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
     good = 0
-    for chunk in pieces:
-        raw = scan_days(lake, "flights", chunk).collect()
-        weather = (
-            delta.scan(lake, "standardized/weather")
-            .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
-            .collect()
-        )
-        result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=run_id, **refs)
-        delta.overwrite_range(lake, "standardized/flights", result.good, column="flight_date",
-                              first=chunk[0], last=chunk[-1])
-        delta.overwrite_range(lake, "quarantine/flights", _quarantine_with_day(result.quarantine, raw),
-                              column="partition_date", first=chunk[0], last=chunk[-1])
-        good += result.good.height
+    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
+        for chunk in pieces:
+            raw = scan_days(lake, "flights", chunk).collect()
+            weather = (
+                delta.scan(lake, "standardized/weather")
+                .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
+                .collect()
+            )
+            result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=run_id, **refs)
+            delta.overwrite_range(lake, "standardized/flights", result.good, column="flight_date",
+                                  first=chunk[0], last=chunk[-1])
+            delta.overwrite_range(lake, "quarantine/flights", _quarantine_with_day(result.quarantine, raw),
+                                  column="partition_date", first=chunk[0], last=chunk[-1])
+            good += result.good.height
     stage("standardize")
 
     # warehouse: dimensions (MERGE), the fact and route KPIs by month chunk, carrier KPIs recomputed whole
@@ -132,17 +134,19 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date, *, at_once: bool = 
     delta.merge(lake, "warehouse/dim_carrier", warehouse.dim_carrier(refs["airlines"]), keys=["carrier"])
     delta.overwrite(lake, "warehouse/dim_date", warehouse.dim_date(first, last))
     fact_rows = 0
-    for chunk in pieces:
-        flights = delta.scan(lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
-        df = warehouse.fact_flights(flights).collect()
-        delta.overwrite_range(lake, "warehouse/fact_flights", df, column="flight_date",
-                              first=chunk[0], last=chunk[-1])
-        fact_rows += df.height
-    for chunk in pieces:
-        fact = delta.scan(lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
-        df = warehouse.route_daily_kpis(fact).collect()
-        delta.overwrite_range(lake, "warehouse/route_daily_kpis", df, column="flight_date",
-                              first=chunk[0], last=chunk[-1])
+    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
+        for chunk in pieces:
+            flights = delta.scan(lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
+            df = warehouse.fact_flights(flights).collect()
+            delta.overwrite_range(lake, "warehouse/fact_flights", df, column="flight_date",
+                                  first=chunk[0], last=chunk[-1])
+            fact_rows += df.height
+    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
+        for chunk in pieces:
+            fact = delta.scan(lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
+            df = warehouse.route_daily_kpis(fact).collect()
+            delta.overwrite_range(lake, "warehouse/route_daily_kpis", df, column="flight_date",
+                                  first=chunk[0], last=chunk[-1])
     kpis = warehouse.carrier_monthly_kpis(delta.scan(lake, "warehouse/fact_flights")).collect(engine="streaming")
     delta.overwrite(lake, "warehouse/carrier_monthly_kpis", kpis.sort("carrier", "year", "month"))
     stage("warehouse")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import polars as pl
 import pyarrow as pa
@@ -27,12 +29,38 @@ def storage_options(lake: Lake) -> dict[str, str]:
     return opts
 
 
-def open_table(lake: Lake, rel: str) -> DeltaTable | None:
-    """The Delta table at a lake path, or None when it does not exist yet."""
+_KEPT: ContextVar[dict[str, DeltaTable] | None] = ContextVar("tributary_delta_kept", default=None)
+
+
+@contextmanager
+def kept_open() -> Iterator[None]:
+    """Within the block, each table is opened once and then brought up to date incrementally.
+
+    Opening a table reads its last checkpoint, which lists every file: 0.05 s for a century's 1,200 files,
+    paid by every scan and write of a month. Bringing an open table up to date reads only the commits since
+    (a few ms), including other writers' commits. Meant for a step's run of months, in which no table is deleted
+    and created again (a handle would not notice that).
+    """
+    token = _KEPT.set({})
     try:
-        return DeltaTable(lake.uri(rel), storage_options=storage_options(lake))
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
+def open_table(lake: Lake, rel: str) -> DeltaTable | None:
+    """The Delta table at a lake path (its latest version), or None when it does not exist yet."""
+    kept, uri = _KEPT.get(), lake.uri(rel)
+    if kept is not None and uri in kept:
+        kept[uri].update_incremental()
+        return kept[uri]
+    try:
+        table = DeltaTable(uri, storage_options=storage_options(lake))
     except TableNotFoundError:
         return None
+    if kept is not None:
+        kept[uri] = table
+    return table
 
 
 def version(lake: Lake, rel: str) -> int | None:
@@ -41,7 +69,10 @@ def version(lake: Lake, rel: str) -> int | None:
 
 
 def scan(lake: Lake, rel: str, *, version: int | None = None) -> pl.LazyFrame:
-    """A lazy scan of a Delta table (projection and predicates pushed down to the files)."""
+    """A lazy scan of a Delta table (projection and predicates pushed down to the files); of its handle when it
+    is kept open (`kept_open`)."""
+    if version is None and _KEPT.get() is not None and (table := open_table(lake, rel)) is not None:
+        return pl.scan_delta(table)
     return pl.scan_delta(lake.uri(rel), version=version, storage_options=storage_options(lake) or None)
 
 

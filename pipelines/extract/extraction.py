@@ -142,7 +142,6 @@ class _DayFile:
 
     def __init__(self, lake: Lake, rel: str, table: SourceTable) -> None:
         self.lake, self.rel, self.table = lake, rel, table
-        self.schema = arrow_schema(table)
         self.first: pl.DataFrame | None = None
         self.writer: pq.ParquetWriter | None = None
 
@@ -155,6 +154,11 @@ class _DayFile:
             self.writer.write_table(self._arrow(self.first))
             self.first = None
         self.writer.write_table(self._arrow(batch))
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """Only a day in several batches needs it (building it cost a year's extraction 0.1 s)."""
+        return arrow_schema(self.table)
 
     def _arrow(self, batch: pl.DataFrame) -> pa.Table:
         data = batch.to_arrow(compat_level=pl.CompatLevel.newest())  # string views as polars holds them: no copy
@@ -300,9 +304,13 @@ def _days_of(batches: Iterator[pl.DataFrame]) -> Iterator[tuple[dt.date, pl.Data
     for batch in batches:
         if batch.height == 0:
             continue
-        keyed = batch.with_columns(pl.date("year", "month", "day").alias("_day"))
-        for (day,), rows in keyed.partition_by("_day", as_dict=True, maintain_order=True).items():
-            yield day, rows.drop("_day")
+        # The batch is in day order, so each day is a slice of it: zero-copy, where partitioning it by day and
+        # dropping the key column ran two polars queries a day.
+        days = batch.select(pl.date("year", "month", "day").alias("day").rle()).unnest("day")
+        start = 0
+        for length, day in days.iter_rows():
+            yield day, batch.slice(start, length)
+            start += length
 
 
 def extract_range(
@@ -333,6 +341,9 @@ def extract_range(
 
         yield _publish(lake, table, day.isoformat(), run_id, rows_of_day(), preview_rows=preview_rows)
         day += dt.timedelta(days=1)
+    if pending is not None:  # never silently: rows the day-ordered walk did not take would be lost
+        raise RuntimeError(f"extract {table_name}: the source returned rows of {pending[0]} out of day order "
+                           f"(or outside {first}..{last}); they were not published")
 
 
 def current_file(lake: Lake, table_name: str, date: str | None = None) -> str | None:

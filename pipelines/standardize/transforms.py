@@ -632,6 +632,9 @@ def _resolve_zones(
         .otherwise(pl.lit(TZ_SOURCE_UNKNOWN)),
     )
     first, last = first or dt.date(2000, 1, 1), last or dt.date(2000, 1, 1)
+    # Whole calendar years: a month's chunk then reuses its year's cached changes (`_zone_changes` is 0.01 s a
+    # zone, a year's months asked for every zone twelve times); more segments than the chunk needs change nothing.
+    first, last = dt.date(first.year, 1, 1), dt.date(last.year, 12, 31)
     keys: list[int] = [-1]
     offsets: list[int | None] = [None]
     for index, name in enumerate(names):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
 from pipelines.core import delta
 from pipelines.core.lake import Lake
@@ -43,6 +44,22 @@ def test_scan_reads_an_earlier_version(lake: Lake) -> None:
     delta.overwrite(lake, "w/o", pl.DataFrame({"x": [2]}))
     assert delta.scan(lake, "w/o", version=0).collect()["x"].to_list() == [1]
     assert delta.scan(lake, "w/o").collect()["x"].to_list() == [2]
+
+
+def test_kept_open_reuses_one_handle_and_sees_every_writers_commits(lake: Lake) -> None:
+    delta.overwrite_range(lake, "w/h", pl.DataFrame({"d": [D1], "x": [1]}), column="d", first=D1, last=D1)
+    with delta.kept_open():
+        handle = delta.open_table(lake, "w/h")
+        assert delta.open_table(lake, "w/h") is handle
+        other = DeltaTable(lake.uri("w/h"), storage_options=delta.storage_options(lake))  # another writer
+        write_deltalake(other, pl.DataFrame({"d": [D2], "x": [2]}).to_arrow(), mode="append")
+        assert delta.scan(lake, "w/h").sort("d").collect()["x"].to_list() == [1, 2]
+        assert delta.overwrite_range(lake, "w/h", pl.DataFrame({"d": [D2], "x": [20]}), column="d",
+                                     first=D2, last=D2) == 2
+        assert delta.scan(lake, "w/h").sort("d").collect()["x"].to_list() == [1, 20]
+        assert delta.scan(lake, "w/h", version=1).sort("d").collect()["x"].to_list() == [1, 2]
+        assert delta.open_table(lake, "w/h") is handle and handle.version() == 2
+    assert delta.open_table(lake, "w/h") is not handle
 
 
 def test_a_day_partitioned_table_is_refused_then_migrated_in_place(lake: Lake) -> None:

@@ -213,3 +213,17 @@ def test_a_range_publishes_days_without_rows_empty(engine: sa.Engine, lake: Lake
                                      run_id="r2"))
         conn.rollback()
     assert [(d.date, d.rows > 0) for d in days] == [("2013-12-30", False), ("2013-12-31", True)]
+
+
+def test_rows_out_of_day_order_stop_a_range_instead_of_being_lost(engine: sa.Engine, lake: Lake,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    first, last = dt.date(2013, 12, 30), dt.date(2013, 12, 31)
+    with engine.connect() as conn:
+        in_order = list(ex._range_batches(conn, TABLES["flights"], first, last, 100_000))
+        shuffled = [batch.sort("day", descending=True) for batch in in_order]  # the 31st before the 30th
+        monkeypatch.setattr(ex, "_range_batches", lambda *_args: iter(shuffled))
+        with pytest.raises(RuntimeError, match="rows of 2013-12-30 out of day order"):
+            list(ex.extract_range(conn, lake, "flights", first=first, last=last, run_id="r"))
+        monkeypatch.setattr(ex, "_range_batches", lambda *_args: iter(in_order))
+        days = list(ex.extract_range(conn, lake, "flights", first=first, last=last, run_id="r"))
+    assert sum(d.rows for d in days) == sum(b.height for b in in_order) > 0
