@@ -39,6 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rss import memory_mib  # noqa: E402 - benchmarks/ (the script's own folder)
+
 
 def _models(root: Path):
     from pipelines.synthetic.warehouse_2013 import features_2013, register_sample_models
@@ -51,15 +53,6 @@ def _models(root: Path):
     versions = register_sample_models(features, settings, rounds=(60, 120), train_sample=60_000)
     holdout = split(features, TimeSplit.latest(features["flight_date"])).holdout
     return settings, versions, holdout
-
-
-def _memory_mib(field: str = "VmHWM") -> float:
-    """This process's peak (VmHWM) or current (VmRSS) resident memory. Not getrusage's ru_maxrss: Linux keeps
-    that across exec, so a child of the training process would report the training's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 def _loadavg() -> str:
@@ -97,14 +90,14 @@ def _fleet_child(spec: dict) -> None:
     by_number = {r.release: r for r in repo.releases()}
     factory, target = by_number[spec["factory"]], by_number[spec["target"]]
     factory_bytes = (root / "targets" / f"{factory.sha256}.{factory.path}").read_bytes()
-    before = _memory_mib("VmRSS")
+    before = memory_mib("VmRSS")
     result = simulate_million(root, root_json=repo.root_bytes(), factory=(factory, factory_bytes), target=target,
                               devices=spec["devices"], real_agents=spec["real_agents"], faults=spec["faults"],
                               fail_rate=spec["fail_rate"], workers=spec["workers"], lake=Lake(spec["status_lake"]),
                               progress=lambda line: print(line, file=sys.stderr))
     from pipelines.edge import status as device_status
 
-    peak = _memory_mib()
+    peak = memory_mib()
     table = device_status.read(Lake(spec["status_lake"]))
     print(json.dumps({**result.figures, "rss_mib_after_imports": before, "peak_rss_mib": peak,
                       "device_status_table_rows": table.height,

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from rss import memory_mib  # benchmarks/ (the script's own folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TABLES = ("flights", "weather")
@@ -48,8 +50,6 @@ def _run(cmd: list[str], env: dict) -> tuple[float, float, str]:
 
 def plain(dsn: str, out_dir: str, first: str, last: str) -> None:
     """The floor: the same per-day queries and Parquet writes, with polars alone and no orchestration."""
-    import resource
-
     import polars as pl
 
     engine = sa.create_engine(dsn)
@@ -67,22 +67,18 @@ def plain(dsn: str, out_dir: str, first: str, last: str) -> None:
                 frame.write_parquet(target / "plain.parquet", compression="zstd")
                 rows += frame.height
             day += dt.timedelta(days=1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rows": rows, "peak_rss_mib": round(peak, 1)}))
+    print(json.dumps({"rows": rows, "peak_rss_mib": memory_mib()}))
 
 
 def graph(first: str, last: str) -> None:
     """The graph: `tributary run` in this process, so the peak RSS printed is the run's own."""
-    import resource
-
     from pipelines.cli import main
 
     try:
         main(["run", "--select", "key:raw/flights or key:raw/weather", "--from", first, "--to", last],
              standalone_mode=False)
     finally:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"peak_rss_mib": round(peak, 1)}))
+        print(json.dumps({"peak_rss_mib": memory_mib()}))
 
 
 def _source_rows(dsn: str) -> int:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import sys
 import time
 import uuid
@@ -42,6 +41,8 @@ import pandas as pd
 import sqlalchemy as sa
 from deltalake import DeltaTable, write_deltalake
 from pandas.tseries.holiday import USFederalHolidayCalendar
+
+from rss import memory_mib  # benchmarks/ (the script's own folder)
 
 CHUNK_DAYS = 31
 FLIGHT_KEY = ["year", "month", "day", "carrier", "flight", "sched_dep_time", "origin"]
@@ -410,7 +411,7 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date) -> dict:
 def main(argv: list[str]) -> None:
     home, dsn, first, last = argv
     out = run(Path(home), dsn, dt.date.fromisoformat(first), dt.date.fromisoformat(last))
-    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mib"] = memory_mib()
     print(json.dumps(out))
 
 

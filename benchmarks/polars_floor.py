@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import sys
 import time
 import uuid
@@ -35,6 +34,7 @@ from pipelines.core.lake import Lake  # noqa: E402
 from pipelines.extract.raw import PARTITION_DATE, scan_days, scan_snapshot  # noqa: E402
 from pipelines.extract.source import PARTITIONED_TABLES, SNAPSHOT_TABLES  # noqa: E402
 from pipelines.extract.sourcedb import create_engine  # noqa: E402
+from rss import memory_mib  # noqa: E402 - benchmarks/ (the script's own folder)
 
 def _days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
@@ -158,7 +158,7 @@ def main(argv: list[str]) -> None:
     at_once = "--at-once" in argv
     home, dsn, first, last = [a for a in argv if a != "--at-once"]
     out = run(Path(home), dsn, dt.date.fromisoformat(first), dt.date.fromisoformat(last), at_once=at_once)
-    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mib"] = memory_mib()
     print(json.dumps(out))
 
 

@@ -46,6 +46,8 @@ import time
 import uuid
 from pathlib import Path
 
+from rss import memory_mib  # benchmarks/ (the script's own folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("day", "graph", "floor", "at-once", "pandas")
@@ -113,7 +115,7 @@ def graph(first: str, last: str, selection: str = MAIN) -> None:
     try:
         main(["run", "--from", first, "--to", last, "--select", selection], standalone_mode=False)
     finally:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = memory_mib()
         # The stage times are read from the event log by another process (`--step-times`): reading them here
         # would add an instance and the runs' logs to the graph's own time.
         print(json.dumps({"peak_rss_mib": round(peak, 1), "process_started": psutil.Process().create_time()}))
