@@ -48,7 +48,7 @@ def _dimension(rel: str, key: str, build, upstream: str):
     def _dim(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         the_lake = lake.get_lake()
         df = build(the_lake, delta.scan(the_lake, standardized(upstream)).collect(), run_months(context))
-        version = delta.merge(the_lake, rel, df, keys=[key])
+        version = delta.merge(the_lake, rel, df, keys=[key], only_changed=True)
         report = check(df, name, suites.dimension(key))
         return MaterializeResult(
             metadata=delta_metadata(rows=df.height, uri=the_lake.uri(rel), version=version,

@@ -24,6 +24,10 @@ def test_overwrite_range_replaces_only_its_days_and_reruns_are_idempotent(lake: 
     out = delta.scan(lake, "w/t").sort("d", "x").collect()
     assert out.rows() == [(D1, 1), (D2, 20), (D2, 21), (D3, 3)]
     assert delta.version(lake, "w/t") == 2
+    table = delta.open_table(lake, "w/t")  # file statistics on the range column only
+    assert table.metadata().configuration == {delta.STATS_COLUMNS: "d"}
+    assert "min.d" in table.get_add_actions(flatten=True).schema.names
+    assert "min.x" not in table.get_add_actions(flatten=True).schema.names
 
 
 def test_overwrite_range_refuses_rows_outside_the_range(lake: Lake) -> None:
@@ -37,6 +41,20 @@ def test_merge_upserts_on_the_key(lake: Lake) -> None:
     for _ in range(2):
         delta.merge(lake, "w/k", pl.DataFrame({"k": ["b", "c"], "v": [3, 4]}), keys=["k"])
     assert delta.scan(lake, "w/k").sort("k").collect().rows() == [("a", 1), ("b", 3), ("c", 4)]
+
+
+def test_merge_of_only_changed_rows_commits_nothing_when_nothing_changed(lake: Lake) -> None:
+    dim = pl.DataFrame({"k": ["a", "b", "c"], "v": [1.0, None, 3.0]})
+    assert delta.merge(lake, "w/d", dim, keys=["k"], only_changed=True) == 0
+    assert delta.merge(lake, "w/d", dim, keys=["k"], only_changed=True) == 0  # nulls equal nulls: no commit
+    changed = pl.DataFrame({"k": ["a", "b", "c", "d"], "v": [1.0, 2.0, 3.0, 4.0]})
+    assert delta.changed_rows(changed, delta.scan(lake, "w/d"))["k"].to_list() == ["b", "d"]
+    assert delta.merge(lake, "w/d", changed, keys=["k"], only_changed=True) == 1
+    assert delta.scan(lake, "w/d").sort("k").collect().rows() == [("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]
+    wider = changed.with_columns(w=pl.lit("x"))  # a new column: every row is upserted
+    assert delta.changed_rows(wider, delta.scan(lake, "w/d")).height == 4
+    assert delta.merge(lake, "w/d", wider, keys=["k"], only_changed=True) == 2
+    assert delta.scan(lake, "w/d").select("w").unique().collect()["w"].to_list() == ["x"]
 
 
 def test_scan_reads_an_earlier_version(lake: Lake) -> None:
