@@ -117,7 +117,10 @@ def test_rerunning_a_partition_leaves_every_table_unchanged(seeded_sqlite: str, 
         before, after = first[t], delta.scan(lake, t).collect()
         drop = [c for c in ("run_id",) if c in before.columns]
         assert after.drop(drop).sort(after.columns[0:3]).equals(before.drop(drop).sort(before.columns[0:3])), t
-        assert delta.version(lake, t) > versions[t]
+        if t.startswith("warehouse/dim_"):  # a dimension upserts only what changed: here nothing, so no commit
+            assert delta.version(lake, t) == versions[t], t
+        else:
+            assert delta.version(lake, t) > versions[t], t
 
 
 def test_route_kpis_match_a_direct_computation(seeded_sqlite: str, tmp_path: Path) -> None:
