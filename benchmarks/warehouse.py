@@ -112,13 +112,17 @@ def graph(first: str, last: str, selection: str = MAIN) -> None:
 
     from pipelines.cli import main
 
+    # Read before the runs, on the clock their events are stamped with: psutil derives it from the boot time,
+    # which moves when the system clock is stepped, and a step of 23 s during a scale-100 run made the stage
+    # times skip the first run.
+    process_started = psutil.Process().create_time()
     try:
         main(["run", "--from", first, "--to", last, "--select", selection], standalone_mode=False)
     finally:
         peak = memory_mib()
         # The stage times are read from the event log by another process (`--step-times`): reading them here
         # would add an instance and the runs' logs to the graph's own time.
-        print(json.dumps({"peak_rss_mib": round(peak, 1), "process_started": psutil.Process().create_time()}))
+        print(json.dumps({"peak_rss_mib": round(peak, 1), "process_started": process_started}))
     fast_exit.arm(0)  # a failed run raised above and exits as Python does
 
 
