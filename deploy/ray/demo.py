@@ -53,6 +53,9 @@ def start_head(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple[subpr
            "--runtime-env-agent-port", str(renv), "--min-worker-port", str(worker),
            "--max-worker-port", str(min(worker + 50, 65535)), "--num-cpus", "2",
            "--temp-dir", str(tmp / "ray"), "--disable-usage-stats", "--include-dashboard", "true"]
+    # The dashboard (which serves job submission) gives each of its modules 30 s to start and exits when one
+    # is late: beside a loaded test suite (load 22) MetricsHead was. They get as long as the caller waits.
+    env = {**env, "RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": str(max(timeout, 30.0))}
     head = subprocess.Popen(cmd, env=env, stdout=open(tmp / "head.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
                             start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
