@@ -50,7 +50,7 @@ def month_chunks(start: dt.date, end: dt.date) -> list[tuple[str, str]]:
     return [(m.isoformat(), m.isoformat()) for m in months]
 
 
-LAUNCH_ATTEMPTS = 5
+LAUNCH_ATTEMPTS = 8
 
 
 def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name: str, first: str, last: str,
@@ -58,8 +58,8 @@ def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name:
     """One partition-range run of `job_name`, started by the instance's launcher; returns its run id.
 
     The launcher submits a Ray job over the head's HTTP API, which can drop a connection or miss its version
-    check on a busy head: the run is then marked failed and a new one launched (up to 5 times, with backoff
-    2-16 s) instead of failing the fan-out."""
+    check on a busy head: the run is then marked failed and a new one launched (up to 8 times, with backoff
+    2-30 s, about 2 minutes in all: at load 124 a head stayed unreachable through 30 s of retries) instead of failing the fan-out."""
     recon_job = repo.get_reconstructable_job(job_name)
     for attempt in range(LAUNCH_ATTEMPTS):
         run = instance.create_run_for_job(
@@ -81,7 +81,7 @@ def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name:
             if attempt == LAUNCH_ATTEMPTS - 1:
                 raise
             print(f"launching {job_name} {first}..{last} failed ({exc}); retrying", file=sys.stderr, flush=True)
-            time.sleep(2 ** (attempt + 1))
+            time.sleep(min(2 ** (attempt + 1), 30))
     raise AssertionError("unreachable")
 
 
