@@ -150,8 +150,8 @@ def write_months(
 ) -> RangeWritten:
     """The run's months one by one: `build` a month's rows from its days, overwrite exactly those days of `rel`
     on `column` (a rerun replaces, never appends) and add them to `checker`, with the tables kept open across
-    the months (`delta.kept_open`); a progress line for the first and
-    the last month and every 5 s between (`note` adds to it)."""
+    the months (`delta.kept_open`); a progress line for the first and the last month and every 5 s between
+    (`note` adds to it)."""
     batches = months(days_in_run(context))
     rows, version, preview = 0, None, None
     started, report = time.monotonic(), Every()

@@ -18,6 +18,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +65,20 @@ def _codes(lake: Lake, *columns: str) -> list[str]:
         pl.concat([flights.select(pl.col(c).alias("code")) for c in columns])
         .drop_nulls().unique().collect(engine="streaming")["code"].to_list()
     )
+
+
+def _by_month(lake: Lake, pieces: list[list[dt.date]], source: str, target: str,
+              build: Callable[[pl.LazyFrame], pl.LazyFrame]) -> int:
+    """As the graph's warehouse steps: each month of `source` built into `target` by a range overwrite on
+    `flight_date`, the tables kept open across the months (`write_months`); the rows written."""
+    rows = 0
+    with delta.kept_open():
+        for chunk in pieces:
+            month = delta.scan(lake, source).filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
+            df = build(month).collect()
+            delta.overwrite_range(lake, target, df, column="flight_date", first=chunk[0], last=chunk[-1])
+            rows += df.height
+    return rows
 
 
 def run(home: Path, dsn: str, first: dt.date, last: dt.date, *, at_once: bool = False) -> dict:
@@ -133,20 +148,8 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date, *, at_once: bool = 
                 warehouse.dim_plane(refs["planes"], include_tailnums=_codes(lake, "tailnum")), keys=["tailnum"])
     delta.merge(lake, "warehouse/dim_carrier", warehouse.dim_carrier(refs["airlines"]), keys=["carrier"])
     delta.overwrite(lake, "warehouse/dim_date", warehouse.dim_date(first, last))
-    fact_rows = 0
-    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
-        for chunk in pieces:
-            flights = delta.scan(lake, "standardized/flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
-            df = warehouse.fact_flights(flights).collect()
-            delta.overwrite_range(lake, "warehouse/fact_flights", df, column="flight_date",
-                                  first=chunk[0], last=chunk[-1])
-            fact_rows += df.height
-    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
-        for chunk in pieces:
-            fact = delta.scan(lake, "warehouse/fact_flights").filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
-            df = warehouse.route_daily_kpis(fact).collect()
-            delta.overwrite_range(lake, "warehouse/route_daily_kpis", df, column="flight_date",
-                                  first=chunk[0], last=chunk[-1])
+    fact_rows = _by_month(lake, pieces, "standardized/flights", "warehouse/fact_flights", warehouse.fact_flights)
+    _by_month(lake, pieces, "warehouse/fact_flights", "warehouse/route_daily_kpis", warehouse.route_daily_kpis)
     kpis = warehouse.carrier_monthly_kpis(delta.scan(lake, "warehouse/fact_flights")).collect(engine="streaming")
     delta.overwrite(lake, "warehouse/carrier_monthly_kpis", kpis.sort("carrier", "year", "month"))
     stage("warehouse")
