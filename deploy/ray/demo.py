@@ -42,9 +42,25 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def start_head(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple[subprocess.Popen, str]:
+def start_head(tmp: Path, env: dict[str, str], *, timeout: float, attempts: int = 3) -> tuple[subprocess.Popen, str]:
     """`ray start --head --block` in its own session (so that the whole head stops with one signal), on loopback
-    ports of its own; returns it and its job-submission address once the dashboard answers."""
+    ports of its own; returns it and its job-submission address once the dashboard answers. The free ports are
+    free when chosen, not when Ray binds them (another process took one beside the whole test suite): a head
+    that exits on a port conflict is started again on new ports."""
+    for attempt in range(attempts):
+        try:
+            return _start_head_once(tmp, env, timeout=timeout)
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """The head exited because a port chosen for it was taken before it bound it."""
+
+
+def _start_head_once(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple[subprocess.Popen, str]:
     gcs, dash, client, agent, metrics, renv = free_ports(6)
     worker = free_ports(1)[0]
     cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
@@ -63,7 +79,9 @@ def start_head(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple[subpr
     while time.monotonic() < deadline:
         if head.poll() is not None:
             log = (tmp / "head.log").read_text(errors="replace").strip().splitlines()
-            raise RuntimeError(f"the Ray head exited ({head.returncode}): {log[-1] if log else 'no output'}")
+            taken = any("port is not used by multiple components" in line for line in log)
+            error = PortTaken if taken else RuntimeError
+            raise error(f"the Ray head exited ({head.returncode}): {log[-1] if log else 'no output'}")
         try:
             with urllib.request.urlopen(f"{address}/api/version", timeout=5):
                 return head, address
