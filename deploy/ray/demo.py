@@ -163,8 +163,8 @@ def demo(args: argparse.Namespace, tmp: Path) -> int:
         print(out.stdout, end="")
         print(f"through Ray: {time.monotonic() - fanned:.1f}s wall", flush=True)
         if out.returncode:
-            print(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "error: the fan-out failed",
-                  file=sys.stderr)
+            # the fan-out's last lines: its retries (launches, commits) say what went wrong before the error
+            print("\n".join(out.stderr.strip().splitlines()[-15:]) or "error: the fan-out failed", file=sys.stderr)
             return 1
     finally:
         stop_head(head)

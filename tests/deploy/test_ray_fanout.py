@@ -50,19 +50,36 @@ _REPO = SimpleNamespace(get_reconstructable_job=lambda name: SimpleNamespace(
     get_definition=lambda: None, get_python_origin=lambda: None))
 
 
+class _Clock:
+    """time.monotonic and time.sleep of the fan-out, with no real wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _clocked(monkeypatch: pytest.MonkeyPatch):
+    fanout, clock = _fanout(), _Clock()
+    monkeypatch.setattr(fanout.time, "sleep", clock.sleep)
+    monkeypatch.setattr(fanout.time, "monotonic", lambda: clock.now)
+    return fanout, clock
+
+
 def test_a_dropped_connection_and_a_failed_version_check_are_launched_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    fanout = _fanout()
-    monkeypatch.setattr(fanout.time, "sleep", lambda _: None)
+    fanout, _ = _clocked(monkeypatch)
     instance = _Instance([requests.exceptions.ConnectionError("RemoteDisconnected"),
                           ConnectionError("Failed to connect to Ray at address: http://127.0.0.1:1.")])
-    assert fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {}) == "run-2"
+    assert fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {}, deadline=600) == "run-2"
     assert instance.failed == ["run-0", "run-1"]  # the runs whose submission failed do not stay in flight
 
 
-def test_a_head_that_never_answers_fails_after_the_last_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    fanout = _fanout()
-    monkeypatch.setattr(fanout.time, "sleep", lambda _: None)
-    instance = _Instance([ConnectionError("Failed to connect")] * fanout.LAUNCH_ATTEMPTS)
-    with pytest.raises(ConnectionError):
-        fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {})
-    assert len(instance.failed) == fanout.LAUNCH_ATTEMPTS
+def test_a_head_that_never_answers_is_retried_until_the_deadline_then_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    fanout, clock = _clocked(monkeypatch)
+    instance = _Instance([ConnectionError("Failed to connect")] * 100)
+    with pytest.raises(ConnectionError, match=r"main_days 2013-01-01\.\.2013-01-07: the Ray head was still "
+                                              r"unreachable after 24 attempt"):
+        fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {}, deadline=600)
+    assert len(instance.failed) == 24  # pauses of 2, 4, 8, 16 s, then of 30 s: the 24th attempt is at 600 s
+    assert clock.now <= 600
