@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -142,30 +142,36 @@ def write_months(
     context: AssetExecutionContext,
     the_lake: Lake,
     rel: str,
-    build: Callable[[list[dt.date]], pl.DataFrame],
+    build: Callable[[list[dt.date]], pl.DataFrame | Mapping[str, pl.DataFrame]],
     *,
     column: str,
     checker: SuiteChecker,
     note: Callable[[], str] | None = None,
+    also: Mapping[str, str] | None = None,
 ) -> RangeWritten:
-    """The run's months one by one: `build` a month's rows from its days, overwrite exactly those days of `rel`
-    on `column` (a rerun replaces, never appends) and add them to `checker`, with the tables kept open across
-    the months (`delta.kept_open`); a progress line for the first and the last month and every 5 s between
-    (`note` adds to it)."""
+    """The run's months one by one: `build` a month's rows from its days and add them to `checker`; overwrite
+    exactly those days of `rel` on `column` (a rerun replaces, never appends), a year of months a commit
+    (`delta.write_months`); a progress line for the first and the last month and every 5 s between (`note` adds
+    to it). With `also` (table -> its date column), `build` returns each table's rows by name, `rel` among them,
+    and those tables are written in the same commits' groups."""
     batches = months(days_in_run(context))
+
+    def frames(days: list[dt.date]) -> Mapping[str, pl.DataFrame]:
+        built = build(days)
+        return built if isinstance(built, Mapping) else {rel: built}
+
     rows, version, preview = 0, None, None
     started, report = time.monotonic(), Every()
-    with delta.kept_open():  # a century's table costs 0.05 s an open, and each month scans and writes several
-        for n, days in enumerate(batches, start=1):
-            df = build(days)
-            version = delta.overwrite_range(the_lake, rel, df, column=column, first=days[0], last=days[-1])
-            checker.add(df)
-            rows += df.height
-            preview = df if preview is None else preview
-            if report.due(last=n == len(batches)):
-                context.log.info(f"{rel}: {n}/{len(batches)} months, through {days[-1]}, {rows:,} rows"
-                                 f"{note() if note else ''} (Delta version {version}), "
-                                 f"{rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
+    written = delta.write_months(the_lake, batches, {rel: column, **(also or {})}, frames)
+    for n, (days, built, version) in enumerate(written, start=1):
+        df = built[rel]
+        checker.add(df)
+        rows += df.height
+        preview = df if preview is None else preview
+        if report.due(last=n == len(batches)):
+            context.log.info(f"{rel}: {n}/{len(batches)} months, through {days[-1]}, {rows:,} rows"
+                             f"{note() if note else ''} (Delta version {version}), "
+                             f"{rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
     if preview is None:
         raise ValueError(f"{rel}: the run holds no day of data (its months lie after the last daily partition)")
     return RangeWritten(uri=the_lake.uri(rel), rows=rows, version=version, preview=preview, single=len(batches) == 1)

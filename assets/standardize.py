@@ -80,11 +80,11 @@ def _standardize_range(
     max_quarantine_share: float,
 ) -> MaterializeResult:
     """The run's months: the raw days extracted so far -> `transform` -> range overwrite of the table and of its
-    quarantine; one quality report and one quarantine share for the whole run."""
+    quarantine (in the same commit groups); one quality report and one quarantine share for the whole run."""
     bad_chunks: list[pl.DataFrame] = []
     checker = SuiteChecker(f"standardized_{table}", suite)
 
-    def build(days: list[dt.date]) -> pl.DataFrame:
+    def build(days: list[dt.date]) -> dict[str, pl.DataFrame]:
         missing: list[dt.date] = []
         raw = scan_days(the_lake, table, days, missing_ok=True, skipped=missing).collect()
         if missing:
@@ -93,13 +93,12 @@ def _standardize_range(
                                 f"{', ...' if len(missing) > 3 else ''}); the month holds the others")
         result = transform(raw.drop(PARTITION_DATE), days)
         bad = _quarantine_with_day(result.quarantine, raw)
-        delta.overwrite_range(the_lake, quarantined(table), bad, column=QUARANTINE_PARTITION,
-                              first=days[0], last=days[-1])
         bad_chunks.append(bad)
-        return result.good
+        return {standardized(table): result.good, quarantined(table): bad}
 
-    written = write_months(context, the_lake, standardized(table), build, column=column,
-                           checker=checker, note=lambda: f", {sum(q.height for q in bad_chunks):,} quarantined")
+    written = write_months(context, the_lake, standardized(table), build, column=column, checker=checker,
+                           also={quarantined(table): QUARANTINE_PARTITION},
+                           note=lambda: f", {sum(q.height for q in bad_chunks):,} quarantined")
     bad = pl.concat(bad_chunks)
     metadata = written.metadata()
     metadata.update(quarantine_metadata(bad))

@@ -69,16 +69,14 @@ def _codes(lake: Lake, *columns: str) -> list[str]:
 
 def _by_month(lake: Lake, pieces: list[list[dt.date]], source: str, target: str,
               build: Callable[[pl.LazyFrame], pl.LazyFrame]) -> int:
-    """As the graph's warehouse steps: each month of `source` built into `target` by a range overwrite on
-    `flight_date`, the tables kept open across the months (`write_months`); the rows written."""
-    rows = 0
-    with delta.kept_open():
-        for chunk in pieces:
-            month = delta.scan(lake, source).filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
-            df = build(month).collect()
-            delta.overwrite_range(lake, target, df, column="flight_date", first=chunk[0], last=chunk[-1])
-            rows += df.height
-    return rows
+    """As the graph's warehouse steps: each month of `source` built into `target` and written by range overwrites
+    on `flight_date`, a year a commit (`delta.write_months`, as the graph's `write_months`); the rows written."""
+
+    def month(chunk: list[dt.date]) -> dict[str, pl.DataFrame]:
+        rows = delta.scan(lake, source).filter(pl.col("flight_date").is_between(chunk[0], chunk[-1]))
+        return {target: build(rows).collect()}
+
+    return sum(built[target].height for _, built, _ in delta.write_months(lake, pieces, {target: "flight_date"}, month))
 
 
 def run(home: Path, dsn: str, first: dt.date, last: dt.date, *, at_once: bool = False) -> dict:
@@ -115,30 +113,30 @@ def run(home: Path, dsn: str, first: dt.date, last: dt.date, *, at_once: bool = 
         result = fn(scan_snapshot(lake, table).collect(), run_id=run_id)
         delta.overwrite(lake, f"standardized/{table}", result.good)
         delta.overwrite(lake, f"quarantine/{table}", result.quarantine)
-    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
-        for chunk in pieces:
-            raw = scan_days(lake, "weather", chunk).collect()
-            result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=run_id)
-            delta.overwrite_range(lake, "standardized/weather", result.good, column="obs_date",
-                                  first=chunk[0], last=chunk[-1])
-            delta.overwrite_range(lake, "quarantine/weather", _quarantine_with_day(result.quarantine, raw),
-                                  column="partition_date", first=chunk[0], last=chunk[-1])
+
+    def weather_month(chunk: list[dt.date]) -> dict[str, pl.DataFrame]:
+        raw = scan_days(lake, "weather", chunk).collect()
+        result = standardize.standardize_weather(raw.drop(PARTITION_DATE), run_id=run_id)
+        return {"standardized/weather": result.good, "quarantine/weather": _quarantine_with_day(result.quarantine, raw)}
+
+    # as the graph's `write_months`: a year a commit, the quarantine in the same groups
+    for _ in delta.write_months(lake, pieces, {"standardized/weather": "obs_date",
+                                               "quarantine/weather": "partition_date"}, weather_month):
+        pass
     refs = {name: delta.scan(lake, f"standardized/{name}").collect() for name in ("airports", "planes", "airlines")}
-    good = 0
-    with delta.kept_open():  # as the graph's `write_months`: the tables open across the months
-        for chunk in pieces:
-            raw = scan_days(lake, "flights", chunk).collect()
-            weather = (
-                delta.scan(lake, "standardized/weather")
-                .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
-                .collect()
-            )
-            result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=run_id, **refs)
-            delta.overwrite_range(lake, "standardized/flights", result.good, column="flight_date",
-                                  first=chunk[0], last=chunk[-1])
-            delta.overwrite_range(lake, "quarantine/flights", _quarantine_with_day(result.quarantine, raw),
-                                  column="partition_date", first=chunk[0], last=chunk[-1])
-            good += result.good.height
+
+    def flights_month(chunk: list[dt.date]) -> dict[str, pl.DataFrame]:
+        raw = scan_days(lake, "flights", chunk).collect()
+        weather = (
+            delta.scan(lake, "standardized/weather")
+            .filter(pl.col("obs_date").is_between(chunk[0] - dt.timedelta(days=1), chunk[-1] + dt.timedelta(days=1)))
+            .collect()
+        )
+        result = standardize.standardize_flights(raw.drop(PARTITION_DATE), weather=weather, run_id=run_id, **refs)
+        return {"standardized/flights": result.good, "quarantine/flights": _quarantine_with_day(result.quarantine, raw)}
+
+    good = sum(built["standardized/flights"].height for _, built, _ in delta.write_months(
+        lake, pieces, {"standardized/flights": "flight_date", "quarantine/flights": "partition_date"}, flights_month))
     stage("standardize")
 
     # warehouse: dimensions (MERGE), the fact and route KPIs by month chunk, carrier KPIs recomputed whole

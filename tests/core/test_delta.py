@@ -110,3 +110,58 @@ def test_month_writes_leave_one_file_per_month(tmp_path: Path) -> None:
                                   first=first, last=days[-1])
     assert len(delta.open_table(lake, "w/t").file_uris()) == 2
     assert delta.scan(lake, "w/t").collect().height == 56
+
+
+def _month(year: int, month: int) -> list[dt.date]:
+    first = dt.date(year, month, 1)
+    after = (first + dt.timedelta(days=32)).replace(day=1)
+    return [first + dt.timedelta(days=i) for i in range((after - first).days)]
+
+
+def test_commit_groups_are_calendar_years_with_the_last_month_alone() -> None:
+    run = [_month(2013, m) for m in (11, 12)] + [_month(2014, m) for m in range(1, 13)]
+    groups = delta.commit_groups(run)
+    assert [[m[0] for m in g] for g in groups] == [
+        [dt.date(2013, 11, 1), dt.date(2013, 12, 1)],
+        [dt.date(2014, m, 1) for m in range(1, 12)],
+        [dt.date(2014, 12, 1)],
+    ]
+    assert delta.commit_groups(run[:1]) == [run[:1]]
+    assert delta.commit_groups([]) == []
+
+
+def test_write_months_commits_a_year_a_file_and_a_rerun_of_one_month_replaces_only_it(lake: Lake) -> None:
+    """A two-year range run: one commit (one file) a year of each table, the run's last month apart; every month
+    is still yielded as it is built; a later month's rerun replaces its rows only."""
+    run = [_month(y, m) for y in (2013, 2014) for m in range(1, 13)]
+
+    def build(days: list[dt.date]) -> dict[str, pl.DataFrame]:
+        main = pl.DataFrame({"d": days, "x": [1] * len(days)})
+        return {"w/main": main, "w/side": main.head(1).rename({"d": "p"})}
+
+    out = list(delta.write_months(lake, run, {"w/main": "d", "w/side": "p"}, build))
+    assert [days[0] for days, _, _ in out] == [m[0] for m in run]
+    assert [version for _, _, version in out if version is not None][0] == 0
+    assert out[-1][2] == 2  # three commits: 2013, 2014 to November, December
+    for name, rows in (("w/main", 730), ("w/side", 24)):
+        table = delta.open_table(lake, name)
+        assert (len(table.file_uris()), table.version()) == (3, 2)
+        assert delta.scan(lake, name).collect().height == rows
+    march = _month(2013, 3)
+    again = list(delta.write_months(lake, [march], {"w/main": "d", "w/side": "p"},
+                                    lambda days: {"w/main": pl.DataFrame({"d": days[:2], "x": [7, 7]}),
+                                                  "w/side": pl.DataFrame({"p": days[:1], "x": [7]})}))
+    assert len(again) == 1
+    main = delta.scan(lake, "w/main").collect()
+    assert main.height == 730 - 31 + 2
+    assert main.filter(pl.col("d").is_between(march[0], march[-1]))["x"].to_list() == [7, 7]
+    assert main.filter(pl.col("x") == 1).height == 730 - 31
+
+
+def test_write_months_commits_early_past_the_row_bound(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delta, "COMMIT_ROWS", 59)  # January and February, a day a row
+    run = [_month(2013, m) for m in range(1, 7)]
+    versions = [v for _, _, v in delta.write_months(
+        lake, run, {"w/t": "d"}, lambda days: {"w/t": pl.DataFrame({"d": days, "x": [1] * len(days)})})]
+    assert versions == [None, 0, 0, 1, 2, 3]  # Jan-Feb, Mar-Apr, May (the year's group ends), June alone
+    assert delta.scan(lake, "w/t").collect().height == sum(len(m) for m in run)
