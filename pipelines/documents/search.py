@@ -22,6 +22,7 @@ import functools
 import json
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -33,6 +34,7 @@ from pipelines.core import delta
 from pipelines.documents import DOCUMENT_EMBEDDINGS, DOCUMENT_TEXT, DocumentError
 from pipelines.documents.embed import DIM, Embedder
 from pipelines.documents.index import PLANE_FIELDS, TEXT_FIELDS, read_current
+from pipelines.documents.vocabulary import Vocabulary
 from pipelines.core.lake import Lake
 from pipelines.warehouse import DIM_PLANE, FACT_FLIGHTS
 from pipelines.extract.extraction import current_file
@@ -91,6 +93,7 @@ STOPWORDS = frozenset("a an the of on in at from to and or is are was were be be
                       "into out s".split())
 _PHRASES = tuple((re.compile(p), r) for p, r in PHRASES)
 _WORD = re.compile(r"[a-z0-9]+")
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
 _SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
 
 
@@ -102,13 +105,31 @@ def _stem(word: str) -> str:
     return word
 
 
-def terms(text: str) -> list[str]:
-    """The words BM25 counts: lower case, abbreviations and synonyms mapped (`PHRASES`, `WORDS`), stop words out,
-    stemmed. One-character words stay ("number 1", "system B"; but "a" is a stop word)."""
+def words(text: str) -> list[str]:
+    """A text's words as BM25 reads them, before stemming: lower case, abbreviations and synonyms mapped
+    (`PHRASES`, `WORDS`), stop words out. One-character words stay ("number 1", "system B"; but "a" is a stop
+    word)."""
     text = text.lower()
     for pattern, replacement in _PHRASES:
         text = pattern.sub(replacement, text)
-    return [_stem(w) for word in _WORD.findall(text) for w in WORDS.get(word, word).split() if w not in STOPWORDS]
+    return [w for word in _WORD.findall(text) for w in WORDS.get(word, word).split() if w not in STOPWORDS]
+
+
+def terms(text: str) -> list[str]:
+    """The terms BM25 counts: `words`, stemmed."""
+    return [_stem(w) for w in words(text)]
+
+
+def query_terms(text: str, vocabulary: Vocabulary) -> dict[str, float]:
+    """A query's terms, weighed: a word no chunk holds counts as what the index's own words read it as
+    (`Vocabulary.readings`: an acronym, an abbreviation, a misspelling), or as itself (matching nothing)."""
+    out: dict[str, float] = {}
+    capitals = {t.lower() for t in _TOKEN.findall(text) if len(t) > 1 and t.isupper()}
+    for word in words(text):
+        for reading, weight in (vocabulary.readings(word, capitals=word in capitals) or {word: 1.0}).items():
+            term = _stem(reading)
+            out[term] = out.get(term, 0.0) + weight
+    return out
 
 
 class Bm25:
@@ -136,12 +157,15 @@ class Bm25:
         weights = tf_values * (k1 + 1) / (tf_values + norm) * idf[col]
         self.matrix = sparse.csc_matrix((weights, (row, col)), shape=(n, len(self.vocabulary)), dtype=np.float32)
 
-    def scores(self, query: list[str]) -> np.ndarray:
-        """One score per document: the sum of the query terms' weights (a repeated term counts again)."""
-        cols = [self.vocabulary[t] for t in query if t in self.vocabulary]
-        if not cols:
+    def scores(self, query: list[str] | dict[str, float]) -> np.ndarray:
+        """One score per document: the sum of the query terms' weights (a repeated term counts again), each times
+        its weight in the query when the query is weighed."""
+        weighed = query if isinstance(query, dict) else dict(Counter(query))
+        known = [(self.vocabulary[t], w) for t, w in weighed.items() if t in self.vocabulary]
+        if not known:
             return np.zeros(self.matrix.shape[0], dtype=np.float32)
-        return np.asarray(self.matrix[:, cols].sum(axis=1), dtype=np.float32).ravel()
+        cols, weights = zip(*known, strict=True)
+        return np.asarray(self.matrix[:, list(cols)] @ np.asarray(weights, np.float32), dtype=np.float32).ravel()
 
 
 
@@ -191,9 +215,18 @@ class SearchIndex:
         """Where each text's chunks start, when they are contiguous (as `from_frames` sorts them)."""
 
     @functools.cached_property
+    def _chunk_words(self) -> list[list[str]]:
+        return [words(c) for c in self._chunk_text]
+
+    @functools.cached_property
     def bm25(self) -> Bm25:
         """BM25 over the chunks' `terms`, built on the first query that has its text."""
-        return Bm25([terms(c) for c in self._chunk_text])
+        return Bm25([[_stem(w) for w in chunk] for chunk in self._chunk_words])
+
+    @functools.cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The chunks' own words, to read a query's words that no chunk holds (`query_terms`)."""
+        return Vocabulary(self._chunk_words, _stem)
 
     @functools.cached_property
     def _centre(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -282,7 +315,7 @@ class SearchIndex:
 
     def _hybrid_top_k(self, dense: np.ndarray, text: str, k: int) -> list[tuple[str, float, str]]:
         """Each text's best chunk by cosine and by BM25, standardized over the candidate texts, then weighed."""
-        lexical = self.bm25.scores(terms(text))
+        lexical = self.bm25.scores(query_terms(text, self.vocabulary))
         n = len(self._text_ids)
         if self._text_starts is not None:
             best_dense = np.maximum.reduceat(dense, self._text_starts)
