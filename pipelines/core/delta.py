@@ -161,8 +161,9 @@ def overwrite_range(
     """Replace exactly the rows of [first, last] on `column` with `df`, in one commit; return the version.
 
     Re-running the same range gives the same table: the old rows of the range are replaced, not added to. The
-    table is not partitioned: a month's write is one file, and the predicate drops the range's old files by
-    their statistics, so a century stays ~1,200 files a table instead of 36,500 day folders.
+    table is not partitioned: a write is one file (a month, or a year's months from `write_months`), and the
+    predicate finds the range's old files by their statistics (a file also holding rows outside the range is
+    rewritten with those rows only), so a century is ~100 files a table instead of 36,500 day folders.
     """
     outside = df.filter((pl.col(column) < first) | (pl.col(column) > last)).height
     if outside:
