@@ -162,8 +162,8 @@ def overwrite_range(
 
     Re-running the same range gives the same table: the old rows of the range are replaced, not added to. The
     table is not partitioned: a write is one file (a month, or a year's months from `write_months`), and the
-    predicate finds the range's old files by their statistics (a file also holding rows outside the range is
-    rewritten with those rows only), so a century is ~100 files a table instead of 36,500 day folders.
+    predicate finds the range's old files by their statistics (a file that also holds rows outside the range is
+    rewritten without the range's rows), so a century is ~100 files a table instead of 36,500 day folders.
     """
     outside = df.filter((pl.col(column) < first) | (pl.col(column) > last)).height
     if outside:
