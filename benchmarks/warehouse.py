@@ -48,6 +48,11 @@ from pathlib import Path
 
 from rss import memory_mib  # benchmarks/ (the script's own folder)
 
+STARTED = time.time()
+"""When this script began, on the clock the runs' events are stamped with (the interpreter's own start, some
+30 ms, is not in it): psutil's process start time is rounded to the whole second of the boot time, which made a
+start-up up to 1 s too long."""
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("day", "graph", "floor", "at-once", "pandas")
@@ -107,15 +112,11 @@ def graph(first: str, last: str, selection: str = MAIN) -> None:
     """The graph: `tributary run` over [first, last] in this process, so the peak RSS printed is the run's own;
     the process then ends as the `tributary` console script does (`pipelines/core/fast_exit.py`)."""
     from pipelines.core import fast_exit  # first, as in the console script
-
-    import psutil
-
     from pipelines.cli import main
 
-    # Read before the runs, on the clock their events are stamped with: psutil derives it from the boot time,
-    # which moves when the system clock is stepped, and a step of 23 s during a scale-100 run made the stage
-    # times skip the first run.
-    process_started = psutil.Process().create_time()
+    # Read before the runs, on the clock their events are stamped with (a step of the system clock by 23 s
+    # during a scale-100 run made stage times read after the run skip its first run).
+    process_started = STARTED
     try:
         main(["run", "--from", first, "--to", last, "--select", selection], standalone_mode=False)
     finally:
