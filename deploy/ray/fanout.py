@@ -50,14 +50,23 @@ def month_chunks(start: dt.date, end: dt.date) -> list[tuple[str, str]]:
     return [(m.isoformat(), m.isoformat()) for m in months]
 
 
+TRANSIENT = ("No available agent", "try again later")
+"""What Ray's job API says when a submission should simply be made again."""
+
+
+def _transient(exc: Exception) -> bool:
+    return any(phrase in str(exc) for phrase in TRANSIENT)
+
+
 def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name: str, first: str, last: str,
            tags: dict[str, str], *, deadline: float) -> str:
     """One partition-range run of `job_name`, started by the instance's launcher; returns its run id.
 
     The launcher submits a Ray job over the head's HTTP API, which can drop a connection or miss its version
-    check on a busy head: the run is then marked failed and a new one launched, with backoff 2-30 s, until the
-    fan-out's deadline, instead of failing the fan-out. A fixed budget was not enough: a head beside the whole
-    test suite and two CPU busy-loops stayed unreachable through 30 s of retries, then through 2 minutes."""
+    check on a busy head, or find its job agent not registered yet: the run is then marked failed and a new one
+    launched, with backoff 2-30 s, until the fan-out's deadline, instead of failing the fan-out. A fixed budget
+    was not enough: a head beside the whole test suite and two CPU busy-loops stayed unreachable through 30 s
+    of retries, then through 2 minutes. Any other error fails at once."""
     recon_job = repo.get_reconstructable_job(job_name)
     attempt = 0
     while True:
@@ -71,9 +80,12 @@ def launch(instance: DagsterInstance, repo: ReconstructableRepository, job_name:
             # RayRunLauncher never reads.
             instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
             return run.run_id
-        except (requests.exceptions.ConnectionError, ConnectionError) as exc:
-            # requests' own error, or Ray's SDK giving up on the head's version check ("Failed to connect to
-            # Ray at address"): both seen on a head slowed by CPU busy-loops beside it.
+        except (requests.exceptions.ConnectionError, ConnectionError, RuntimeError) as exc:
+            # requests' own error, Ray's SDK giving up on the head's version check ("Failed to connect to Ray at
+            # address"), or the head answering 500 "No available agent to submit job, please try again later"
+            # (its node's job agent not registered yet): all seen on a head slowed by CPU busy-loops beside it.
+            if isinstance(exc, RuntimeError) and not _transient(exc):
+                raise
             current = instance.get_run_by_id(run.run_id)
             if current is not None and current.status not in DONE:
                 instance.report_run_failed(current)

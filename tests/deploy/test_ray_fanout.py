@@ -70,9 +70,19 @@ def _clocked(monkeypatch: pytest.MonkeyPatch):
 def test_a_dropped_connection_and_a_failed_version_check_are_launched_again(monkeypatch: pytest.MonkeyPatch) -> None:
     fanout, _ = _clocked(monkeypatch)
     instance = _Instance([requests.exceptions.ConnectionError("RemoteDisconnected"),
-                          ConnectionError("Failed to connect to Ray at address: http://127.0.0.1:1.")])
-    assert fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {}, deadline=600) == "run-2"
-    assert instance.failed == ["run-0", "run-1"]  # the runs whose submission failed do not stay in flight
+                          ConnectionError("Failed to connect to Ray at address: http://127.0.0.1:1."),
+                          RuntimeError("Request failed with status code 500: No available agent to submit job, "
+                                       "please try again later..")])
+    assert fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {}, deadline=600) == "run-3"
+    assert instance.failed == ["run-0", "run-1", "run-2"]  # the runs whose submission failed do not stay in flight
+
+
+def test_any_other_error_of_the_launcher_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    fanout, clock = _clocked(monkeypatch)
+    instance = _Instance([RuntimeError("Request failed with status code 400: bad entrypoint")])
+    with pytest.raises(RuntimeError, match="bad entrypoint"):
+        fanout.launch(instance, _REPO, "main_days", "2013-01-01", "2013-01-07", {}, deadline=600)
+    assert clock.now == 0
 
 
 def test_a_head_that_never_answers_is_retried_until_the_deadline_then_named(monkeypatch: pytest.MonkeyPatch) -> None:
