@@ -44,23 +44,38 @@ def free_ports(n: int) -> list[int]:
 
 def start_head(tmp: Path, env: dict[str, str], *, timeout: float, attempts: int = 3) -> tuple[subprocess.Popen, str]:
     """`ray start --head --block` in its own session (so that the whole head stops with one signal), on loopback
-    ports of its own; returns it and its job-submission address once the dashboard answers. The free ports are
-    free when chosen, not when Ray binds them (another process took one beside the whole test suite): a head
-    that exits on a port conflict is started again on new ports."""
-    for attempt in range(attempts):
+    ports of its own; returns it and its job-submission address once the dashboard answers.
+
+    A head that exits while it starts is started again, on new ports, up to `attempts` times, each exit's reason
+    printed: beside the whole test suite a chosen free port was taken before Ray bound it, and once the head
+    exited (1) with one of its processes gone while two Ray clusters and two busy-loops shared the 2 cores."""
+    for attempt in range(1, attempts + 1):
         try:
-            return _start_head_once(tmp, env, timeout=timeout)
-        except PortTaken:
-            if attempt == attempts - 1:
+            return _start_head_once(tmp / f"ray-{attempt}", env, timeout=timeout)
+        except HeadExited as exc:
+            print(f"attempt {attempt} of {attempts}: {exc}", file=sys.stderr, flush=True)
+            if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
 
 
-class PortTaken(RuntimeError):
-    """The head exited because a port chosen for it was taken before it bound it."""
+class HeadExited(RuntimeError):
+    """The head exited while it started; the message says why, from its own output and its session's logs."""
+
+
+def _why(log: list[str], temp: Path, lines: int = 12) -> str:
+    """The head's last output line and its session logs' last error lines: `ray start` prints only that one of
+    its processes ended, the process's own log says why."""
+    found = [f"{path.name}: {line.strip()}" for path in sorted(temp.glob("session_*/logs/*"))
+             if path.is_file() and path.suffix in (".err", ".log", ".out")
+             for line in path.read_text(errors="replace").splitlines()[-200:]
+             if any(word in line for word in ("ERROR", "Error", "FATAL", "Traceback", "died", "exited", "timed out"))]
+    last = log[-1] if log else "no output"
+    return "; ".join([last, *found[-lines:]])
 
 
 def _start_head_once(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple[subprocess.Popen, str]:
+    tmp.mkdir(parents=True, exist_ok=True)
     gcs, dash, client, agent, metrics, renv = free_ports(6)
     worker = free_ports(1)[0]
     cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
@@ -80,8 +95,8 @@ def _start_head_once(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple
         if head.poll() is not None:
             log = (tmp / "head.log").read_text(errors="replace").strip().splitlines()
             taken = any("port is not used by multiple components" in line for line in log)
-            error = PortTaken if taken else RuntimeError
-            raise error(f"the Ray head exited ({head.returncode}): {log[-1] if log else 'no output'}")
+            reason = "a chosen port was taken before Ray bound it" if taken else _why(log, tmp / "ray")
+            raise HeadExited(f"the Ray head exited ({head.returncode}): {reason}")
         try:
             with urllib.request.urlopen(f"{address}/api/version", timeout=5):
                 return head, address
