@@ -169,7 +169,8 @@ def write_months(
         rows += df.height
         preview = df if preview is None else preview
         if report.due(last=n == len(batches)):
-            committed = f"Delta version {version}" if version is not None else "not committed yet: a year's months are one commit"
+            committed = (f"Delta version {version}" if version is not None
+                         else "not committed yet: a year's months are one commit")
             context.log.info(f"{rel}: {n}/{len(batches)} months, through {days[-1]}, {rows:,} rows"
                              f"{note() if note else ''} ({committed}), "
                              f"{rows / max(time.monotonic() - started, 1e-9):,.0f} rows/s")
