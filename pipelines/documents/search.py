@@ -3,7 +3,8 @@
 A text has two scores, each from its best chunk: the cosine of the chunk's embedding with the query's, and the
 chunk's BM25 over words normalized by `terms` (standard abbreviations of maintenance write-ups such as LH, MLG,
 INOP, and common synonyms of the trade, mapped to the words documents use, in `PHRASES` and `WORDS`: general
-domain vocabulary, not taken from any test query). Each score is standardized over the candidate texts (z-score)
+domain vocabulary, not taken from any test query; a query word no chunk holds is read from the index's own
+words, `vocabulary`). Each score is standardized over the candidate texts (z-score)
 and a text ranks by `DENSE_WEIGHT` x dense + (1 - `DENSE_WEIGHT`) x lexical. The embeddings carry meaning the words
 miss ("shuddering" for vibration); the words carry what the embeddings blur: which side, which engine, which
 symptom. In the hybrid the cosine is taken after the mean of the index's chunk vectors is subtracted from chunk and
@@ -122,7 +123,7 @@ def terms(text: str) -> list[str]:
 
 def query_terms(text: str, vocabulary: Vocabulary) -> dict[str, float]:
     """A query's terms, weighed: a word no chunk holds counts as what the index's own words read it as
-    (`Vocabulary.readings`: an acronym, an abbreviation, a misspelling), or as itself (matching nothing)."""
+    (`Vocabulary.readings`: an acronym or a shortening), or as itself (matching nothing)."""
     out: dict[str, float] = {}
     capitals = {t.lower() for t in _TOKEN.findall(text) if len(t) > 1 and t.isupper()}
     for word in words(text):
