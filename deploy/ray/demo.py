@@ -97,6 +97,11 @@ def _start_head_once(tmp: Path, env: dict[str, str], *, timeout: float) -> tuple
             taken = any("port is not used by multiple components" in line for line in log)
             reason = "a chosen port was taken before Ray bound it" if taken else _why(log, tmp / "ray")
             raise HeadExited(f"the Ray head exited ({head.returncode}): {reason}")
+        # Up means `ray start` says so (its node registered) and the dashboard answers: the dashboard answers
+        # first, and under load the node then missed Ray's fixed 30-s registration wait and the head exited.
+        if "Ray runtime started" not in (tmp / "head.log").read_text(errors="replace"):
+            time.sleep(1)
+            continue
         try:
             with urllib.request.urlopen(f"{address}/api/version", timeout=5):
                 return head, address
