@@ -5,24 +5,17 @@ head's two ways of failing a submission happen on demand, which a live head does
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import requests
 from dagster import DagsterRunStatus
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.ray_scripts import load
 
 
 def _fanout():
-    spec = importlib.util.spec_from_file_location("ray_fanout", ROOT / "deploy" / "ray" / "fanout.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ray_fanout"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load("fanout")
 
 
 class _Instance:

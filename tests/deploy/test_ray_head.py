@@ -5,21 +5,15 @@ demand, which a live head does only under load."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.ray_scripts import load
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location("ray_demo", ROOT / "deploy" / "ray" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ray_demo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load("demo")
 
 
 def test_a_head_that_exits_is_started_again_and_its_session_logs_say_why(
