@@ -111,9 +111,14 @@ def test_tail_filter_and_bad_input(indexed, embedder, tmp_path: Path) -> None:
         ("one two\nthree", ["one two three"]),
         ("\n".join(["w " * 10] * 3), ["w " * 9 + "w", "w " * 9 + "w", "w " * 9 + "w"]),
         (" ".join(["x"] * 40), [" ".join(["x"] * 16), " ".join(["x"] * 16), " ".join(["x"] * 8)]),
+        # a finding's sentence is kept whole: not "... found on the number" + "2 engine cowl latch ..."
+        ("Record WO-1 for N1 at EWR on 2013-02-19, by J. Alvarez. Loose fasteners found on the number 2 engine "
+         "cowl latch. Torqued.", ["Record WO-1 for N1 at EWR on 2013-02-19, by J. Alvarez.",
+                                  "Loose fasteners found on the number 2 engine cowl latch. Torqued."]),
+        ("A. b. C d.", ["A. b. C d."]),  # a capital after the full stop ends a sentence, a lower-case word does not
     ],
 )
-def test_chunks_keep_whole_lines(text: str, chunks: list[str]) -> None:
+def test_chunks_keep_whole_lines_and_sentences(text: str, chunks: list[str]) -> None:
     assert chunk_text(text) == [c.strip() for c in chunks]
 
 
@@ -150,13 +155,19 @@ def _parquet(frame: pl.DataFrame) -> bytes:
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("LH MLG actuator weeping skydrol", ["left", "main", "land", "gear", "actuator", "leak", "hydraulic",
-                                             "fluid"]),
-        ("#1 eng bleed vlv INOP", ["number", "1", "engine", "ble", "valve", "inoperative"]),
-        ("No. 2 GCU", ["number", "2", "generator", "control", "unit"]),
-        ("R/H tyre worn; F/O pitot heat", ["right", "tire", "worn", "first", "officer", "pitot", "heat"]),
+        ("LH MLG actuator weeping skydrol", ["left", "main", "land", "gear", "actuat", "leak", "hydraul", "fluid"]),
+        ("#1 eng bleed vlv INOP", ["number1", "engin", "bleed", "valv", "inop"]),
+        ("No. 2 GCU", ["number2", "generat", "control", "unit"]),
+        ("R/H tyre worn; F/O pitot heat", ["right", "tire", "wear", "first", "offic", "pitot", "heat"]),
         ("Leaking seals on the cracked brackets", ["leak", "seal", "crack", "bracket"]),
         ("system B", ["system", "b"]),
+        # the side is one term, wherever the number stands; a part number's "-2" is not a side
+        ("engine two cowl latch, P/N 12-345-2", ["number2", "engin", "cowl", "latch", "p", "n", "12", "345", "2"]),
+        # symptoms: a failure is inoperative, unless it comes and goes
+        ("GCU failed", ["generat", "control", "unit", "inop"]),
+        ("eng 1 gen fails intermittently", ["number1", "engin", "generat", "intermitt"]),
+        ("brakes running hot, over-temp", ["brake", "overheat", "overheat"]),
+        ("corroded, rusty", ["corros", "corros"]),
     ],
 )
 def test_terms_map_abbreviations_and_synonyms_to_the_documents_words(text: str, words: list[str]) -> None:
