@@ -63,19 +63,30 @@ PHRASES: tuple[tuple[str, str], ...] = (
     (r"\bnot working\b", " inoperative "),
     # symptoms, as crews, mechanics and analysts word them; intermittent first, so that "fails intermittently"
     # is not also read as a failure
-    (r"\bintermittent(?:ly)?\s+fail\w*|\bfail\w*\s+intermittent(?:ly)?|\bon and off\b|\b(?:cuts|cutting) (?:in and )?out\b",
-     " intermittent "),
+    (r"\bintermittent(?:ly)?\s+fail\w*|\bfail\w*\s+intermittent(?:ly)?|\bon and off\b|\boff and on\b"
+     r"|\b(?:cuts|cutting|drops|dropping) (?:in and )?out\b|\bnow and (?:then|again)\b|\bcomes and goes\b"
+     r"|\bsometimes\b|\bsporadic(?:ally)?\b|\berratic(?:ally)?\b", " intermittent "),
     (r"\b(?:stopped|stops|ceased) (?:working|functioning|operating)\b|\bnot (?:functioning|operating|operative)\b"
-     r"|\bno function\b|\b(?:does|did|do)(?:n'?t| not) work\b|\bwon'?t work\b", " inoperative "),
-    (r"\b(?:too|very|running|runs|getting|gets|overly|excessively) hot\b|\bhot (?:light|warning|caution)\b|\bover[- ]?temp(?:erature)?s?\b"
+     r"|\bno function\b|\b(?:does|did|do)(?:n'?t| not) (?:work|do anything)\b|\bwon'?t work\b"
+     r"|\b(?:does|gave|gives|did) nothing\b|\bno output\b", " inoperative "),
+    (r"\b(?:too|very|running|runs|getting|gets|overly|excessively) hot\b|\bhot (?:light|warning|caution)\b"
+     r"|\bhot to the touch\b|\bover[- ]?temp(?:erature)?s?\b|\bhigh temp(?:erature)?s?\b|\btemp(?:erature)? (?:way |very )?(?:up|high)\b"
      r"|\boverheat\w*", " overheat "),
-    # sides: "#2 engine", "engine 2", "eng two" and "No. 2" are one side, read as one term (a part number's
-    # trailing "-2" is not a side)
-    (r"\b(?:engine|eng)\s*(?:number\s*)?(one|two|three|four|[1-4])\b", r" number \1 engine "),
+    # sides: "#2 engine", "engine 2", "E2", "engine position 2", "second engine" and "No. 2" are one side, read as
+    # one term (a part number's trailing "-2" is not a side); the captain has the left seat, the first officer
+    # the right; "LHS"/"RHS" are left and right hand side; "LT"/"RT" opening a query or a clause are sides ("ldg lt"
+    # is a light)
+    (r"\b(?:e|eng|engine)\s*(?:number|no\.?|#|pos(?:ition)?\.?)?\s*(one|two|three|four|[1-4])\b", r" number \1 engine "),
+    (r"\b(first|second|third|fourth) (?:engine|eng)\b", lambda m: f" number {ORDINALS[m[1]]} engine "),
     (r"\bnumber (one|two|three|four)\b", lambda m: f" number {NUMBERS[m[1]]} "),
     (r"\bnumber (\d)\b", r" number\1 "),
+    (r"\bleft(?:-| )seat\b", " captain "), (r"\bright(?:-| )seat\b|\bsecond pilot'?s?\b", " first officer "),
+    (r"\b(?:nearer|near|nearest|closest to|towards?) the nose\b", " forward "),
+    (r"\b(?:nearer|near|nearest|closest to|towards?) the tail\b", " aft "),
+    (r"(?:^|(?<=[,;:(]))\s*lt\b", " left "), (r"(?:^|(?<=[,;:(]))\s*rt\b", " right "),
 )
 NUMBERS = {"one": "1", "two": "2", "three": "3", "four": "4"}
+ORDINALS = {"first": "1", "second": "2", "third": "3", "fourth": "4"}
 WORDS: dict[str, str] = {
     # sides and positions
     "lh": "left", "rh": "right", "l": "left", "r": "right", "port": "left", "starboard": "right", "stbd": "right",
@@ -112,7 +123,11 @@ WORDS: dict[str, str] = {
     "corroding": "corrosion", "rusty": "corrosion", "rusted": "corrosion", "worn": "wear", "wearing": "wear",
     "hit": "damage", "struck": "damage", "dent": "damage", "dented": "damage", "dinged": "damage", "ram": "actuator",
     "split": "crack", "hairline": "crack", "rub": "chafing", "rubs": "chafing", "rubbing": "chafing",
-    "rubbed": "chafing", "back": "aft",
+    "rubbed": "chafing", "back": "aft", "lhs": "left", "rhs": "right", "vibs": "vibration", "vibes": "vibration",
+    "judder": "vibration", "juddering": "vibration", "bashed": "damage", "dmg": "damage", "nicked": "damage",
+    "gouged": "damage", "racket": "noise", "whine": "noise", "whining": "noise", "squeal": "noise",
+    "squealing": "noise", "grinding": "noise", "howling": "noise", "noisy": "noise", "leakage": "leak",
+    "escaping": "leak", "lite": "light",
 }
 STOPWORDS = frozenset("a an the of on in at from to and or is are was were be been for with by it its this that as "
                       "into out s".split())

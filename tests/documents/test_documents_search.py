@@ -163,6 +163,10 @@ def _parquet(frame: pl.DataFrame) -> bytes:
         ("eng 1 gen fails intermittently", ["number1", "engin", "generat", "intermitt"]),
         ("brakes running hot, over-temp", ["brake", "overheat", "overheat"]),
         ("corroded, rusty", ["corros", "corros"]),
+        ("E2 GCU temp way up", ["number2", "engin", "generat", "control", "unit", "overheat"]),
+        ("second engine fan blade", ["number2", "engin", "fan", "blade"]),
+        ("left seat O2 mask", ["captain", "oxygen", "mask"]),
+        ("LT ldg lt drops out now and then", ["left", "land", "light", "intermitt", "intermitt"]),  # a side, then a light
     ],
 )
 def test_terms_map_abbreviations_and_synonyms_to_the_documents_words(text: str, words: list[str]) -> None:
