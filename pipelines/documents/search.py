@@ -4,7 +4,7 @@ A text has two scores, each from its best chunk: the cosine of the chunk's embed
 chunk's BM25 over words normalized by `terms` (standard abbreviations of maintenance write-ups such as LH, MLG,
 INOP, common synonyms of the trade and the ways crews word a symptom ("failed", "running hot", "shaking"),
 mapped to the words documents use, in `PHRASES` and `WORDS`: general domain vocabulary, grown on the benchmark's
-development query sets and never on its held-out one; a side such as "#2 engine" or "engine two" is one term,
+development query sets (each blind set only after its one score); a side such as "#2 engine" or "engine two" is one term,
 "number2"; words are stemmed by Snowball's English stemmer; a query word no chunk holds is read from the index's own
 words, `vocabulary`). Each score is standardized over the candidate texts (z-score)
 and a text ranks by `DENSE_WEIGHT` x dense + (1 - `DENSE_WEIGHT`) x lexical. The embeddings carry meaning the words
@@ -26,6 +26,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -53,7 +54,7 @@ BM25_K1, BM25_B = 1.2, 0.75
 
 # Abbreviations and synonyms of maintenance write-ups and tech logs -> the words documents use. Applied alike to
 # texts and queries, before stemming. Phrases first (they hold '/', '#' or several words), then single words.
-PHRASES: tuple[tuple[str, str], ...] = (
+PHRASES: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = (
     (r"\bl/h\b", " left "), (r"\br/h\b", " right "), (r"\bf/o\b", " first officer "), (r"\bu/s\b", " inoperative "),
     (r"\ba/c\b", " aircraft air conditioning "), (r"#\s*(\d)\b", r" number \1 "), (r"\bno\.?\s*(\d)\b", r" number \1 "),
     (r"\bflight deck\b", " cockpit "), (r"\bco-?pilot'?s?\b", " first officer "), (r"\bde-?ic(?:e|ing)\b", " anti ice "),
@@ -146,8 +147,8 @@ def _stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """A text's words as BM25 reads them, before stemming: lower case, abbreviations and synonyms mapped
-    (`PHRASES`, `WORDS`), stop words out. One-character words stay ("number 1", "system B"; but "a" is a stop
-    word)."""
+    (`PHRASES`, `WORDS`), a numbered side joined ("number1"), stop words out. One-character words stay ("system
+    B", "P/N 12-345-2"; but "a" is a stop word)."""
     text = text.lower()
     for pattern, replacement in _PHRASES:
         text = pattern.sub(replacement, text)
